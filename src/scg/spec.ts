@@ -8,25 +8,22 @@
  */
 import * as t from 'io-ts';
 
-/** A whole number ≥ 0 (io-ts has no such codec built in). */
-interface NonNegativeIntBrand {
-  readonly NonNegativeInt: unique symbol;
-}
-export const NonNegativeInt = t.brand(
-  t.number,
-  (n): n is t.Branded<number, NonNegativeIntBrand> => Number.isInteger(n) && n >= 0,
-  'NonNegativeInt',
-);
+/**
+ * A whole number at least `min`, as a plain `number` type (not a branded one), so that graphs written
+ * in code need no casts; files are still checked when decoded.
+ */
+const wholeNumberAtLeast = (min: number, name: string): t.Type<number, number, unknown> =>
+  new t.Type<number, number, unknown>(
+    name,
+    (u): u is number => typeof u === 'number' && Number.isInteger(u) && u >= min,
+    (u, c) => (typeof u === 'number' && Number.isInteger(u) && u >= min ? t.success(u) : t.failure(u, c)),
+    t.identity,
+  );
 
+/** A whole number ≥ 0. */
+export const NonNegativeInt = wholeNumberAtLeast(0, 'NonNegativeInt');
 /** A whole number ≥ 1. */
-interface PositiveIntBrand {
-  readonly PositiveInt: unique symbol;
-}
-export const PositiveInt = t.brand(
-  t.number,
-  (n): n is t.Branded<number, PositiveIntBrand> => Number.isInteger(n) && n >= 1,
-  'PositiveInt',
-);
+export const PositiveInt = wholeNumberAtLeast(1, 'PositiveInt');
 
 /**
  * A distribution family of a stochastic node.

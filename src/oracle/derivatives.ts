@@ -1,0 +1,79 @@
+/**
+ * Derivatives of every order of a scalar function of a flat parameter vector, by nested reverse-mode
+ * autodiff. Used by the exactness oracle, where the parameter vector is small (tens of entries), so
+ * full Hessians and third-derivative slices are affordable.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** A scalar function of one flat parameter vector. */
+export type ScalarFn = (theta: tf.Tensor) => tf.Scalar;
+
+export type Matrix = number[][];
+
+const dot = (a: tf.Tensor, b: tf.Tensor): tf.Scalar => tf.sum(tf.mul(a, b));
+
+const basis = (d: number, i: number): tf.Tensor1D => tf.oneHot(tf.tensor1d([i], 'int32'), d).reshape([d]) as tf.Tensor1D;
+
+const read = (x: tf.Tensor): number[] => Array.from(x.dataSync());
+
+/** ∇f(θ). */
+export const gradient = (f: ScalarFn, theta: readonly number[]): number[] =>
+  tf.tidy(() => read(tf.grad(f)(tf.tensor1d([...theta]))));
+
+/** The directional derivative θ ↦ ∇f(θ)·v, itself a scalar function (to be differentiated again). */
+export const directional = (f: ScalarFn, v: readonly number[]): ScalarFn => {
+  const g = tf.grad(f);
+  return (theta) => dot(g(theta), tf.tensor1d([...v]));
+};
+
+/** ∇²f(θ), row i = ∇(∇f·e_i). */
+export const hessian = (f: ScalarFn, theta: readonly number[]): Matrix => {
+  const d = theta.length;
+  return Array.from({ length: d }, (_, i) =>
+    tf.tidy(() => {
+      const e = read(basis(d, i));
+      return gradient(directional(f, e), theta);
+    }),
+  );
+};
+
+/** The third derivative contracted with u in its first slot: M[j][k] = Σ_i ∂³f/∂θ_i∂θ_j∂θ_k · u_i. */
+export const thirdDerivative = (f: ScalarFn, theta: readonly number[], u: readonly number[]): Matrix =>
+  hessian(directional(f, u), theta);
+
+/**
+ * The Jacobian of a vector function g: θ → [n], n × d, column by column through the double-backward
+ * trick (a Jacobian-vector product is the derivative, with respect to w, of the vector-Jacobian
+ * product wᵀJ), so that it costs d passes rather than n.
+ */
+export const jacobian = (g: (theta: tf.Tensor) => tf.Tensor, theta: readonly number[]): Matrix => {
+  const d = theta.length;
+  const columns = Array.from({ length: d }, (_, j) =>
+    tf.tidy(() => {
+      const theta0 = tf.tensor1d([...theta]);
+      const n = g(theta0).shape[0];
+      const vjp = (w: tf.Tensor) => tf.grad((th: tf.Tensor) => dot(g(th), w))(theta0);
+      const ej = basis(d, j);
+      return read(tf.grad((w: tf.Tensor) => dot(vjp(w), ej))(tf.zeros([n]) as tf.Tensor1D));
+    }),
+  );
+  const n = columns[0]?.length ?? 0;
+  return Array.from({ length: n }, (_, r) => columns.map((c) => c[r]!));
+};
+
+/** Largest absolute entry. */
+export const maxAbs = (xs: readonly number[] | Matrix): number =>
+  Math.max(0, ...(xs as Array<number | number[]>).flat().map((x) => Math.abs(x)));
+
+/** Entry-wise a − b. */
+export const subtract = <T extends number[] | Matrix>(a: T, b: T): T =>
+  (a as Array<number | number[]>).map((x, i) =>
+    Array.isArray(x) ? x.map((y, j) => y - (b[i] as number[])[j]!) : x - (b[i] as number),
+  ) as T;
+
+/** max|a − b| / max|b|: the error of a against the reference b, relative to b's scale. */
+export const relativeError = (a: readonly number[] | Matrix, b: readonly number[] | Matrix): number => {
+  const scale = maxAbs(b);
+  const err = maxAbs(subtract(a as number[], b as number[]));
+  return scale === 0 ? err : err / scale;
+};

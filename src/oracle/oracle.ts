@@ -1,0 +1,221 @@
+/**
+ * The exactness oracle. On a graph whose outcomes can all be enumerated:
+ *   - the exact objective J(θ) = Σ_τ p_θ(τ)·R(τ) is a closed form, and its derivatives of every order
+ *     come from autodiff of it;
+ *   - an estimator's *expected* k-th derivative is Σ_τ ⊥p(τ)·∇^k L(τ) — exact, no Monte-Carlo noise;
+ *   - the Hessian's decomposition H1 + H2 + H12 + H12ᵀ (ProMP App. B.2, stated for any SCG) is
+ *     computed term by term from per-outcome scores on the explicitly unrolled graph.
+ * So an estimator's bias at each order is a number, and a claim about it is a test.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { exp } from '../ops/index.ts';
+import type { Graph } from '../scg/builder.ts';
+import { isTemporal } from '../scg/spec.ts';
+import type { Params } from '../surrogates/batch.ts';
+import { compile } from '../surrogates/compile.ts';
+import type { Estimator } from '../surrogates/estimators.ts';
+import { evaluateGraph } from '../surrogates/evaluate.ts';
+import { gradient, hessian, jacobian, thirdDerivative, type Matrix, type ScalarFn } from './derivatives.ts';
+import { enumerate, type Enumeration } from './enumerate.ts';
+
+/** A graph at a point: what the oracle differentiates. */
+export interface OracleProblem {
+  readonly graph: Graph;
+  /** The evaluation point θ₀. */
+  readonly params: Readonly<Record<string, { readonly shape: readonly number[]; readonly values: readonly number[] }>>;
+  readonly horizon: number;
+}
+
+/** The parameters of a graph as one flat vector, and back. */
+export interface ParameterLayout {
+  readonly names: readonly string[];
+  readonly shapes: readonly (readonly number[])[];
+  readonly size: number;
+  readonly flat: readonly number[];
+  readonly unflatten: (theta: tf.Tensor) => Params;
+}
+
+export const parameterLayout = (problem: OracleProblem): ParameterLayout => {
+  const nodes = problem.graph.spec.nodes.filter((n) => n.kind === 'parameter');
+  const names = nodes.map((n) => n.name);
+  const shapes = nodes.map((n) => n.shape as readonly number[]);
+  const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
+  const flat = names.flatMap((name, i) => {
+    const p = problem.params[name];
+    if (p === undefined) throw new Error(`the oracle problem has no value for parameter '${name}'`);
+    if (p.values.length !== sizes[i]) throw new Error(`parameter '${name}' has ${p.values.length} values, its shape needs ${sizes[i]}`);
+    return [...p.values];
+  });
+  const unflatten = (theta: tf.Tensor): Params => {
+    const out: Record<string, tf.Tensor> = {};
+    let offset = 0;
+    names.forEach((name, i) => {
+      out[name] = tf.reshape(tf.slice(theta, [offset], [sizes[i]!]), [...shapes[i]!]);
+      offset += sizes[i]!;
+    });
+    return out;
+  };
+  return { names, shapes, size: flat.length, flat, unflatten };
+};
+
+/** Everything the oracle needs about one problem, computed once. */
+export interface Oracle {
+  readonly problem: OracleProblem;
+  readonly layout: ParameterLayout;
+  readonly enumeration: Enumeration;
+  /** p_θ₀(τ) for each outcome. */
+  readonly probabilities: readonly number[];
+  /** θ ↦ J(θ), the exact objective. */
+  readonly exact: ScalarFn;
+  /** θ ↦ Σ_τ ⊥p(τ)·L(τ; θ): the estimator's expected surrogate, whose derivatives at θ₀ are its expected derivatives. */
+  readonly expected: (estimator: Estimator) => ScalarFn;
+  /** Releases the enumerated batch. */
+  readonly dispose: () => void;
+}
+
+const sumPerSample = (x: tf.Tensor): tf.Tensor => (x.rank === 2 ? tf.sum(x, 1) : x);
+
+export const oracle = (problem: OracleProblem): Oracle => {
+  const layout = parameterLayout(problem);
+  const enumeration = enumerate(problem.graph, problem.horizon);
+  const batch = enumeration.batch;
+  const logProbability = (params: Params): tf.Tensor => {
+    const ev = evaluateGraph(problem.graph, params, batch);
+    const parts = [...ev.logProbs.values()].map(sumPerSample);
+    return parts.length === 0 ? tf.zeros([enumeration.outcomes]) : tf.addN(parts);
+  };
+  const returns = (params: Params): tf.Tensor => {
+    const ev = evaluateGraph(problem.graph, params, batch);
+    const parts = [...ev.costs.values()].map(sumPerSample);
+    return parts.length === 0 ? tf.zeros([enumeration.outcomes]) : tf.addN(parts);
+  };
+  const exact: ScalarFn = (theta) => {
+    const params = layout.unflatten(theta);
+    return tf.sum(tf.mul(exp(logProbability(params)), returns(params)));
+  };
+  const probabilities = tf.tidy(() => Array.from(tf.exp(logProbability(layout.unflatten(tf.tensor1d([...layout.flat])))).dataSync()));
+  const expected = (estimator: Estimator): ScalarFn => {
+    const surrogate = compile(problem.graph, estimator);
+    return (theta) => tf.sum(tf.mul(tf.tensor1d([...probabilities]), surrogate.perSample(layout.unflatten(theta), batch)));
+  };
+  const dispose = () => Object.values(batch.values).forEach((t) => t.dispose());
+  return { problem, layout, enumeration, probabilities, exact, expected, dispose };
+};
+
+/** The Hessian of J at θ₀ split into its four terms (costs must not depend on θ directly). */
+export interface HessianTerms {
+  /** E[Σ_w ∇ℓ_w ∇ℓ_wᵀ Q_w] */
+  readonly h1: Matrix;
+  /** E[Σ_w ∇²ℓ_w Q_w] */
+  readonly h2: Matrix;
+  /** H12 + H12ᵀ = E[Σ_{w≠w′} ∇ℓ_w ∇ℓ_w′ᵀ Q_{w,w′}], Q_{w,w′} the costs both influence. */
+  readonly h12: Matrix;
+}
+
+/** Whether some cost depends on the parameters other than through sampling (then the decomposition does not apply). */
+export const costsDependOnParameters = (o: Oracle): boolean =>
+  gradient((theta) => {
+    const ev = evaluateGraph(o.problem.graph, o.layout.unflatten(theta), o.enumeration.batch);
+    // 0·Σθ keeps θ connected to the result: tf.grad refuses a function that does not depend on its input.
+    return tf.addN([tf.mul(tf.sum(theta), 0), ...[...ev.costs.values()].map((c) => tf.sum(c))]) as tf.Scalar;
+  }, o.layout.flat).some((g) => g !== 0);
+
+export const hessianTerms = (o: Oracle): HessianTerms => {
+  const { graph } = o.problem;
+  const { enumeration: en, layout } = o;
+  const B = en.outcomes;
+  const d = layout.size;
+  const byName = new Map(graph.spec.nodes.map((n) => [n.name, n]));
+  const scored = en.stochastic.filter((i) => {
+    const n = byName.get(i.node);
+    return n?.kind === 'stochastic' && n.family?.type === 'categorical';
+  });
+  const costInstances = graph.spec.nodes
+    .filter((n) => n.kind === 'cost')
+    .flatMap((n) => (isTemporal(n) ? Array.from({ length: en.horizon }, (_, t) => ({ node: n.name, step: t })) : [{ node: n.name, step: 0 }]));
+
+  // ℓ of each scored instance as one long vector [instances × B], and each cost instance's values at θ₀.
+  const instanceLogProbs = (theta: tf.Tensor): tf.Tensor => {
+    const ev = evaluateGraph(graph, layout.unflatten(theta), en.batch);
+    const columns = scored.map((i) => {
+      const lp = ev.logProbs.get(i.node)!;
+      return lp.rank === 2 ? tf.reshape(tf.slice(lp, [0, i.step], [B, 1]), [B]) : lp;
+    });
+    return columns.length === 0 ? tf.zeros([0]) : tf.concat(columns);
+  };
+  const costValues: number[][] = tf.tidy(() => {
+    const ev = evaluateGraph(graph, layout.unflatten(tf.tensor1d([...layout.flat])), en.batch);
+    return costInstances.map((c) => {
+      const v = ev.costs.get(c.node)!;
+      const column = v.rank === 2 ? tf.slice(v, [0, c.step], [B, 1]) : v;
+      return Array.from(column.dataSync());
+    });
+  });
+  const influences = (i: { node: string; step: number }, c: { node: string; step: number }) =>
+    en.ancestors.get(en.instanceKey(c))?.has(en.instanceKey(i)) === true;
+  const influenced = scored.map((i) => costInstances.map((c) => influences(i, c)));
+  // Q[i][b]: costs instance i influences; Q2(i, j)[b]: costs both influence.
+  const q = influenced.map((row) => Array.from({ length: B }, (_, b) => row.reduce((s, inf, ci) => s + (inf ? costValues[ci]![b]! : 0), 0)));
+  const qBoth = (i: number, j: number, b: number) =>
+    costInstances.reduce((s, _, ci) => s + (influenced[i]![ci] && influenced[j]![ci] ? costValues[ci]![b]! : 0), 0);
+
+  const jac = scored.length === 0 ? [] : jacobian(instanceLogProbs, layout.flat); // [instances·B][d]
+  const score = (i: number, b: number): number[] => jac[i * B + b]!;
+  const zero = (): Matrix => Array.from({ length: d }, () => new Array<number>(d).fill(0));
+  const h1 = zero();
+  const h12 = zero();
+  const p = o.probabilities;
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < scored.length; i++) {
+      const gi = score(i, b);
+      for (let j = 0; j < scored.length; j++) {
+        const weight = p[b]! * (i === j ? q[i]![b]! : qBoth(i, j, b));
+        if (weight === 0) continue;
+        const gj = score(j, b);
+        const target = i === j ? h1 : h12;
+        for (let r = 0; r < d; r++) for (let s = 0; s < d; s++) target[r]![s]! += weight * gi[r]! * gj[s]!;
+      }
+    }
+  }
+  const pConst = tf.tidy(() => tf.keep(tf.tensor1d([...p])));
+  const qConst = tf.tidy(() => tf.keep(tf.tensor1d(q.flat())));
+  const h2 = hessian((theta) => tf.sum(tf.mul(tf.mul(instanceLogProbs(theta), qConst), tf.tile(pConst, [scored.length]))), layout.flat);
+  pConst.dispose();
+  qConst.dispose();
+  return { h1, h2, h12 };
+};
+
+/** A fixed pseudo-random generator (mulberry32), so that the oracle's directions are reproducible. */
+export const seededUniform = (seed: number): (() => number) => {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+};
+
+/** Unit-length directions for the third derivative, fixed by the seed. */
+export const directions = (d: number, count: number, seed = 7): number[][] => {
+  const u = seededUniform(seed);
+  return Array.from({ length: count }, () => {
+    const v = Array.from({ length: d }, () => u() * 2 - 1);
+    const norm = Math.hypot(...v);
+    return v.map((x) => x / norm);
+  });
+};
+
+/** Derivatives of orders 1–3 of a scalar function at θ₀: the gradient, the Hessian, and D³f[u, ·, ·] for each u. */
+export interface Derivatives {
+  readonly order1: number[];
+  readonly order2: Matrix;
+  readonly order3: Matrix[];
+}
+
+export const derivatives = (f: ScalarFn, theta: readonly number[], us: readonly number[][], maxOrder: 1 | 2 | 3 = 3): Derivatives => ({
+  order1: gradient(f, theta),
+  order2: maxOrder >= 2 ? hessian(f, theta) : [],
+  order3: maxOrder >= 3 ? us.map((u) => thirdDerivative(f, theta, u)) : [],
+});

@@ -1,0 +1,131 @@
+/**
+ * The built-in enumerable graphs of the exactness oracle, each declared with the same builder a user
+ * uses: a 3-step MDP chain (categorical actions from a tabular policy, random transitions,
+ * state-dependent rewards) and a non-chain DAG (one stochastic node depending on another, an
+ * independent one, two costs). Each comes with an evaluation point and baselines.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { lag, scg, type NodeContext, type ParentValues } from '../scg/builder.ts';
+import type { Baselines } from '../surrogates/estimators.ts';
+import { seededUniform, type OracleProblem } from './oracle.ts';
+
+export interface BuiltinProblem extends OracleProblem {
+  readonly name: string;
+  readonly description: string;
+  /** Baselines for the estimators that use them: functions of each node's parents only. */
+  readonly baselines: Baselines;
+}
+
+/** rows of a fixed table selected by categorical values: table[index] for each entry of `index`. */
+export const lookup = (table: tf.Tensor2D | tf.Tensor, index: tf.Tensor): tf.Tensor => {
+  const rows = table.shape[0]!;
+  const width = table.shape[1]!;
+  const flat = tf.reshape(tf.oneHot(tf.cast(tf.reshape(index, [-1]), 'int32'), rows), [-1, rows]);
+  return tf.reshape(tf.matMul(flat, tf.reshape(table, [rows, width])), [...index.shape, width]);
+};
+
+/** A table lookup that yields one number per entry (the width-1 case of lookup). */
+const lookupScalar = (values: readonly number[], index: tf.Tensor): tf.Tensor =>
+  tf.reshape(lookup(tf.tensor2d(values.map((v) => [v])), index), index.shape);
+
+/** Normal-ish values from a seed: fixed tables and evaluation points that are not special. */
+const gaussianNumbers = (n: number, seed: number, scale = 1): number[] => {
+  const u = seededUniform(seed);
+  return Array.from({ length: n }, () => scale * Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u()));
+};
+
+const states = 2;
+const actions = 3;
+
+/**
+ * s_t ~ P(·|s_{t−1}, a_{t−1}) (initial distribution at t = 0), a_t ~ softmax(θ[s_t]), r_t = R[s_t, a_t].
+ * The policy is the only parametrised distribution; the transitions are fixed categorical tables, so
+ * every trajectory can be enumerated: (2·3)³ = 216 outcomes.
+ */
+export const mdpChain = (): BuiltinProblem => {
+  const horizon = 3;
+  const initialLogits = [0.3, -0.2];
+  const transitionLogits = gaussianNumbers(states * actions * states, 11); // [s·A + a][s′]
+  const rewards = gaussianNumbers(states * actions, 12); // [s·A + a]
+  const stateValues = [0.4, -0.3];
+  const graph = scg({ name: 'mdp-chain', horizon })
+    .parameter('theta', { shape: [states, actions], label: '\\theta' })
+    .stochastic('s', {
+      temporal: true,
+      label: 's_t',
+      family: { type: 'categorical', categories: states },
+      parents: [lag('s', 1), lag('a', 1)],
+      distribution: (p: ParentValues, { step }: NodeContext) => {
+        // At t = 0 the lagged parents read 0; the initial distribution replaces the transition there.
+        const previous = tf.add(tf.mul(p['s@1']!, actions), p['a@1']!);
+        const transition = lookup(tf.tensor2d(transitionLogits, [states * actions, states]), previous);
+        const first = tf.expandDims(tf.cast(tf.equal(step, 0), 'float32'), -1);
+        const logits = tf.add(tf.mul(first, tf.tensor1d(initialLogits)), tf.mul(tf.sub(1, first), transition));
+        return { logits };
+      },
+    })
+    .stochastic('a', {
+      temporal: true,
+      label: 'a_t',
+      family: { type: 'categorical', categories: actions },
+      parents: ['s', 'theta'],
+      distribution: ({ s, theta }) => ({ logits: lookup(theta, s) }),
+    })
+    .cost('r', {
+      temporal: true,
+      label: 'r_t',
+      parents: ['s', 'a'],
+      fn: ({ s, a }) => lookupScalar(rewards, tf.add(tf.mul(s, actions), a)),
+    })
+    .build();
+  return {
+    name: 'mdp-chain',
+    description: `3-step MDP: ${states} states, ${actions} actions, tabular softmax policy, state-dependent rewards`,
+    graph,
+    horizon,
+    params: { theta: { shape: [states, actions], values: gaussianNumbers(states * actions, 13, 0.7) } },
+    baselines: { a: ({ s }) => lookupScalar(stateValues, s!) },
+  };
+};
+
+/**
+ * x ~ Cat(softmax(φ)), y ~ Cat(softmax(ψ[x])), z ~ Cat(softmax(χ)); c₁ = C₁[x, z], c₂ = C₂[y, z].
+ * Not a chain: y depends on x, z on nothing, and the costs share z but not x and y.
+ */
+export const twoCostDag = (): BuiltinProblem => {
+  const c1 = gaussianNumbers(3 * 2, 21);
+  const c2 = gaussianNumbers(2 * 2, 22);
+  const yBaseline = [0.2, -0.5, 0.1];
+  const graph = scg({ name: 'two-cost-dag' })
+    .parameter('phi', { shape: [3], label: '\\phi' })
+    .parameter('psi', { shape: [3, 2], label: '\\psi' })
+    .parameter('chi', { shape: [2], label: '\\chi' })
+    .stochastic('x', { family: { type: 'categorical', categories: 3 }, parents: ['phi'], distribution: ({ phi }) => ({ logits: phi }) })
+    .stochastic('y', {
+      family: { type: 'categorical', categories: 2 },
+      parents: ['x', 'psi'],
+      distribution: ({ x, psi }) => ({ logits: lookup(psi, x) }),
+    })
+    .stochastic('z', { family: { type: 'categorical', categories: 2 }, parents: ['chi'], distribution: ({ chi }) => ({ logits: chi }) })
+    .cost('c1', { parents: ['x', 'z'], label: 'c_1', fn: ({ x, z }) => lookupScalar(c1, tf.add(tf.mul(x, 2), z)) })
+    .cost('c2', { parents: ['y', 'z'], label: 'c_2', fn: ({ y, z }) => lookupScalar(c2, tf.add(tf.mul(y, 2), z)) })
+    .build();
+  return {
+    name: 'two-cost-dag',
+    description: 'DAG: x → y, independent z, costs c1(x, z) and c2(y, z)',
+    graph,
+    horizon: 1,
+    params: {
+      phi: { shape: [3], values: gaussianNumbers(3, 23, 0.7) },
+      psi: { shape: [3, 2], values: gaussianNumbers(6, 24, 0.7) },
+      chi: { shape: [2], values: gaussianNumbers(2, 25, 0.7) },
+    },
+    baselines: {
+      x: () => tf.scalar(0.3),
+      y: ({ x }) => lookupScalar(yBaseline, x!),
+      z: () => tf.scalar(-0.2),
+    },
+  };
+};
+
+export const builtinProblems = (): readonly BuiltinProblem[] => [mdpChain(), twoCostDag()];

@@ -1,0 +1,244 @@
+/**
+ * The compiler: (graph, estimator) → surrogate(params, batch). Every estimator is assembled from the
+ * same three ingredients, all derived from the graph's influence query:
+ *
+ *   ℓ_w    the log-probability of each sampled node w (per step for temporal nodes);
+ *   S_y    Σ of ℓ_w over the stochastic nodes w that influence y (a cost, or another stochastic node),
+ *          each moved along time by its influence set (a cumulative sum for an RL chain);
+ *   Q_w    Σ of the costs that w influences, moved back along time (the reward-to-go for an RL chain).
+ *
+ * No estimator is written as an RL special case: an RL trajectory, a static DAG or a graph mixing
+ * per-sample and per-step nodes all go through the same rule.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { magicBox, stopGradient } from '../ops/index.ts';
+import type { Graph } from '../scg/builder.ts';
+import { influenceQuery, type Influence, type InfluenceQuery } from '../scg/influence.ts';
+import { isTemporal, type NodeSpec } from '../scg/spec.ts';
+import { validateGraph } from '../scg/validate.ts';
+import type { Batch, Params } from './batch.ts';
+import type { Baselines, Estimator } from './estimators.ts';
+import { evaluateGraph, type Evaluation } from './evaluate.ts';
+import { timeOperator } from './time-operator.ts';
+
+export interface Surrogate {
+  readonly graph: Graph;
+  readonly estimator: Estimator;
+  /** The surrogate of each sample, [B]. Call inside tf.tidy or a gradient function. */
+  readonly perSample: (params: Params, batch: Batch) => tf.Tensor1D;
+  /** The mean over the batch: the scalar whose derivatives are the estimator's. */
+  readonly objective: (params: Params, batch: Batch) => tf.Scalar;
+}
+
+export class GraphError extends Error {
+  override readonly name = 'GraphError';
+  constructor(
+    message: string,
+    readonly problems: readonly string[],
+  ) {
+    super(message);
+  }
+}
+
+/** Refuses a graph with structural problems, or whose functions do not match its structure. */
+export const assertCompilable = (graph: Graph): void => {
+  const problems = validateGraph(graph.spec).map((p) => p.message);
+  for (const n of graph.spec.nodes) {
+    const impl = graph.impls.get(n.name);
+    if (n.kind === 'stochastic' && n.family !== undefined && n.family.type !== 'external' && impl?.kind !== 'distribution') {
+      problems.push(`stochastic node '${n.name}' (${n.family.type}) has no distribution function`);
+    }
+    if (impl !== undefined && (n.kind === 'parameter' || n.kind === 'input')) {
+      problems.push(`${n.kind} node '${n.name}' cannot have a function`);
+    }
+  }
+  for (const name of graph.impls.keys()) {
+    if (!graph.spec.nodes.some((n) => n.name === name)) problems.push(`a function is given for '${name}', which is not a node`);
+  }
+  if (problems.length > 0) {
+    throw new GraphError(`the graph${graph.spec.name ? ` '${graph.spec.name}'` : ''} cannot be compiled:\n  ${problems.join('\n  ')}`, problems);
+  }
+};
+
+/** Sums a [B] or [B, T] tensor to [B]. */
+const perSampleSum = (x: tf.Tensor): tf.Tensor => (x.rank === 2 ? tf.sum(x, 1) : x);
+
+/** x's contribution at y's steps, where x (a quantity living on source's steps) influences y as `inf` says. */
+const carryForward = (inf: Influence, x: tf.Tensor, decay: number): tf.Tensor | undefined => {
+  switch (inf.kind) {
+    case 'none':
+      return undefined;
+    case 'same':
+      return x;
+    case 'broadcast':
+      return tf.expandDims(x, 1);
+    case 'lags':
+      return timeOperator(inf.lags, decay).forward(x);
+  }
+};
+
+/** y's values gathered back onto the source's steps (the transpose of carryForward). */
+const carryBackward = (inf: Influence, y: tf.Tensor): tf.Tensor | undefined => {
+  switch (inf.kind) {
+    case 'none':
+      return undefined;
+    case 'same':
+      return y;
+    case 'broadcast':
+      return tf.sum(y, 1);
+    case 'lags':
+      return timeOperator(inf.lags).backward(y);
+  }
+};
+
+const sumAll = (xs: ReadonlyArray<tf.Tensor | undefined>): tf.Tensor | undefined => {
+  const present = xs.filter((x): x is tf.Tensor => x !== undefined);
+  return present.length === 0 ? undefined : present.length === 1 ? present[0] : tf.addN(present.map((x, _, all) => tf.broadcastTo(x, broadcastShape(all))));
+};
+
+const broadcastShape = (xs: readonly tf.Tensor[]): number[] => {
+  const rank = Math.max(...xs.map((x) => x.rank));
+  return Array.from({ length: rank }, (_, i) => Math.max(...xs.map((x) => x.shape[i - (rank - x.rank)] ?? 1)));
+};
+
+/** What the terms of one evaluation are built from. */
+interface Ingredients {
+  readonly evaluation: Evaluation;
+  readonly query: InfluenceQuery;
+  /** Stochastic nodes that have a log-probability, in declaration order. */
+  readonly scored: readonly NodeSpec[];
+  readonly costNodes: readonly NodeSpec[];
+}
+
+/** S_y: the credit of every scored node that influences `target`, each discounted by decay^lag. */
+const creditInto = (ing: Ingredients, target: string, decay = 1): tf.Tensor | undefined =>
+  sumAll(ing.scored.map((w) => carryForward(ing.query.influence(w.name, target), ing.evaluation.logProbs.get(w.name)!, decay)));
+
+/** Q_w: the costs `w` influences, gathered onto w's steps. */
+const costsInfluencedBy = (ing: Ingredients, w: string): tf.Tensor | undefined =>
+  sumAll(ing.costNodes.map((c) => carryBackward(ing.query.influence(w, c.name), ing.evaluation.costs.get(c.name)!)));
+
+const baselineOf = (ing: Ingredients, baselines: Baselines | undefined, batch: Batch, w: NodeSpec): tf.Tensor | undefined => {
+  const source = baselines?.[w.name];
+  if (source === undefined) return undefined;
+  const raw = source === 'batch' ? batch.baselines?.[w.name] : source(ing.evaluation.parentValues.get(w.name) ?? {}, ing.evaluation.contextOf(w));
+  if (raw === undefined) throw new GraphError(`the estimator reads the baseline of '${w.name}' from the batch, but the batch has none`, []);
+  const shape = isTemporal(w) ? [ing.evaluation.size, ing.evaluation.horizon] : [ing.evaluation.size];
+  // A function may return [B, T, 1] (a one-output network): drop trailing unit axes, then broadcast.
+  let trimmed = raw;
+  while (trimmed.rank > shape.length && trimmed.shape[trimmed.rank - 1] === 1) trimmed = tf.squeeze(trimmed, [trimmed.rank - 1]);
+  const b = tf.broadcastTo(trimmed, shape);
+  const masked = ing.evaluation.mask !== undefined && isTemporal(w) ? tf.mul(b, ing.evaluation.mask) : b;
+  return stopGradient(masked);
+};
+
+/** ⊥(Q_w − b_w): the (advantage-like) weight of w's score, a constant. */
+const weightOf = (ing: Ingredients, baselines: Baselines | undefined, batch: Batch, w: NodeSpec): tf.Tensor | undefined => {
+  const q = costsInfluencedBy(ing, w.name);
+  const b = baselineOf(ing, baselines, batch, w);
+  if (q === undefined && b === undefined) return undefined;
+  const advantage = b === undefined ? q! : q === undefined ? tf.neg(b) : tf.sub(q, b);
+  return stopGradient(advantage);
+};
+
+/** Σ_c c for costs that may depend on the parameters directly; `pathwiseOnly` keeps just their derivative (c − ⊥c). */
+const directCosts = (ing: Ingredients, pathwiseOnly: boolean): tf.Tensor[] =>
+  ing.costNodes.map((c) => {
+    const v = ing.evaluation.costs.get(c.name)!;
+    return perSampleSum(pathwiseOnly ? tf.sub(v, stopGradient(v)) : v);
+  });
+
+const one = (): tf.Tensor => tf.scalar(1);
+
+/** The per-sample terms of each estimator, every one of them a sum over nodes of the graph. */
+const terms = (estimator: Estimator, ing: Ingredients, batch: Batch): tf.Tensor[] => {
+  const logProb = (w: NodeSpec) => ing.evaluation.logProbs.get(w.name)!;
+  const dice = () =>
+    ing.costNodes.map((c) => {
+      const cost = ing.evaluation.costs.get(c.name)!;
+      const credit = creditInto(ing, c.name);
+      return perSampleSum(credit === undefined ? cost : tf.mul(magicBox(credit), cost));
+    });
+  switch (estimator.kind) {
+    case 'dice':
+      return dice();
+    case 'dice-baseline':
+    case 'tmaml': {
+      const controlVariates = ing.scored.flatMap((w) => {
+        const b = baselineOf(ing, estimator.baselines, batch, w);
+        if (b === undefined) return [];
+        const notThis = tf.sub(one(), magicBox(logProb(w)));
+        const ancestors = creditInto(ing, w.name);
+        const past = ancestors === undefined ? one() : magicBox(ancestors);
+        const factor = estimator.kind === 'tmaml' ? tf.sub(one(), past) : past;
+        return [perSampleSum(tf.mul(tf.mul(notThis, factor), b))];
+      });
+      return [...dice(), ...controlVariates];
+    }
+    case 'lvc':
+      return [
+        ...ing.scored.flatMap((w) => {
+          const weight = weightOf(ing, estimator.baselines, batch, w);
+          return weight === undefined ? [] : [perSampleSum(tf.mul(magicBox(logProb(w)), weight))];
+        }),
+        ...directCosts(ing, true),
+      ];
+    case 'pgt':
+      return [
+        ...ing.scored.flatMap((w) => {
+          const weight = weightOf(ing, estimator.baselines, batch, w);
+          return weight === undefined ? [] : [perSampleSum(tf.mul(logProb(w), weight))];
+        }),
+        ...directCosts(ing, false),
+      ];
+    case 'loaded-dice':
+      return [
+        ...ing.scored.flatMap((w) => {
+          const weight = weightOf(ing, estimator.baselines, batch, w);
+          if (weight === undefined) return [];
+          const past = creditInto(ing, w.name, estimator.lambda);
+          const self = logProb(w);
+          const delta = past === undefined ? tf.sub(magicBox(self), one()) : tf.sub(magicBox(tf.add(self, past)), magicBox(past));
+          return [perSampleSum(tf.mul(delta, weight))];
+        }),
+        ...directCosts(ing, true),
+      ];
+  }
+};
+
+/**
+ * Compiles a graph with an estimator. Structural problems are reported here, all at once; shape
+ * problems of a batch are reported at evaluation, naming the node.
+ */
+export const compile = (graph: Graph, estimator: Estimator): Surrogate => {
+  assertCompilable(graph);
+  const needsBaselines = estimator.kind === 'dice-baseline' || estimator.kind === 'tmaml';
+  const baselines = 'baselines' in estimator ? estimator.baselines : undefined;
+  for (const name of Object.keys(baselines ?? {})) {
+    const n = graph.spec.nodes.find((x) => x.name === name);
+    if (n?.kind !== 'stochastic') throw new GraphError(`a baseline is given for '${name}', which is not a stochastic node`, []);
+  }
+  if (needsBaselines && Object.keys(baselines ?? {}).length === 0) {
+    throw new GraphError(`${estimator.kind} needs a baseline for at least one stochastic node`, []);
+  }
+  const scored = graph.spec.nodes.filter((n) => n.kind === 'stochastic' && n.family !== undefined && n.family.type !== 'external');
+  const costNodes = graph.spec.nodes.filter((n) => n.kind === 'cost');
+  // The influence query depends on the horizon, which each batch brings; one per horizon seen.
+  const queries = new Map<number, InfluenceQuery>();
+  const queryFor = (horizon: number) => {
+    let q = queries.get(horizon);
+    if (q === undefined) {
+      q = influenceQuery(graph.spec, horizon);
+      queries.set(horizon, q);
+    }
+    return q;
+  };
+  const perSample = (params: Params, batch: Batch): tf.Tensor1D => {
+    const evaluation = evaluateGraph(graph, params, batch);
+    const ing: Ingredients = { evaluation, query: queryFor(evaluation.horizon), scored, costNodes };
+    const parts = terms(estimator, ing, batch);
+    if (parts.length === 0) return tf.zeros([evaluation.size]);
+    return (parts.length === 1 ? parts[0]! : tf.addN(parts)) as tf.Tensor1D;
+  };
+  return { graph, estimator, perSample, objective: (params, batch) => tf.mean(perSample(params, batch)) as tf.Scalar };
+};

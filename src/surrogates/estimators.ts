@@ -1,0 +1,63 @@
+/**
+ * The gradient estimators a graph can be compiled with, as plain data. What each one means is in
+ * compile.ts; the bias/variance story is in docs/concepts.md.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import type { NodeContext, ParentValues } from '../scg/builder.ts';
+
+/**
+ * Where a stochastic node's baseline comes from: `'batch'` reads `batch.baselines[node]`; a function
+ * computes it from the node's parent values (the same values its distribution receives). A baseline
+ * must not depend on the node's own sample; it is always treated as a constant (stop-gradient).
+ */
+export type BaselineSource = 'batch' | ((parents: ParentValues, context: NodeContext) => tf.Tensor);
+export type Baselines = Readonly<Record<string, BaselineSource>>;
+
+export type Estimator =
+  /** Naive score function (the original MAML implementation): Σ_c c + Σ_w ℓ_w·⊥(Q_w − b_w). Right first derivative only. */
+  | { readonly kind: 'pgt'; readonly baselines?: Baselines }
+  /** DiCE: Σ_c □(Σ_{w∈W_c} ℓ_w)·c. Unbiased at every order. */
+  | { readonly kind: 'dice' }
+  /** DiCE with baselines (Mao et al.): adds Σ_w (1 − □(ℓ_w))·□(Σ_{w′∈W_w} ℓ_w′)·b_w, which evaluates to 0. */
+  | { readonly kind: 'dice-baseline'; readonly baselines: Baselines }
+  /** Low variance curvature (ProMP eq. 9): Σ_w □(ℓ_w)·⊥(Q_w − b_w). Its Hessian drops H12 + H12ᵀ. */
+  | { readonly kind: 'lvc'; readonly baselines?: Baselines }
+  /** Loaded DiCE (Farquhar et al.): Σ_w [□(ℓ_w + V_w) − □(V_w)]·⊥(Q_w − b_w), V_w the λ^lag-discounted credit of w's stochastic ancestors. */
+  | { readonly kind: 'loaded-dice'; readonly lambda: number; readonly baselines?: Baselines }
+  /** TMAML (Liu et al.): DiCE + Σ_w [1 − □(Σ_{w′∈W_w} ℓ_w′)]·[1 − □(ℓ_w)]·b_w, a zero-mean control variate at every order. */
+  | { readonly kind: 'tmaml'; readonly baselines: Baselines };
+
+export type EstimatorKind = Estimator['kind'];
+
+export const estimatorKinds: readonly EstimatorKind[] = ['pgt', 'dice', 'dice-baseline', 'lvc', 'loaded-dice', 'tmaml'];
+
+/** Constructors, so that call sites read as what they are: `estimators.loadedDice(0.5)`. */
+export const estimators = {
+  pgt: (baselines?: Baselines): Estimator => ({ kind: 'pgt', ...(baselines ? { baselines } : {}) }),
+  dice: (): Estimator => ({ kind: 'dice' }),
+  diceBaseline: (baselines: Baselines): Estimator => ({ kind: 'dice-baseline', baselines }),
+  lvc: (baselines?: Baselines): Estimator => ({ kind: 'lvc', ...(baselines ? { baselines } : {}) }),
+  loadedDice: (lambda: number, baselines?: Baselines): Estimator => {
+    if (!(lambda >= 0 && lambda <= 1)) throw new RangeError(`Loaded DiCE needs λ in [0, 1], got ${lambda}`);
+    return { kind: 'loaded-dice', lambda, ...(baselines ? { baselines } : {}) };
+  },
+  tmaml: (baselines: Baselines): Estimator => ({ kind: 'tmaml', baselines }),
+} as const;
+
+/** A short human name: 'Loaded DiCE (λ=0.5)'. */
+export const estimatorName = (e: Estimator): string => {
+  switch (e.kind) {
+    case 'pgt':
+      return 'PGT (naive score function)';
+    case 'dice':
+      return 'DiCE';
+    case 'dice-baseline':
+      return 'DiCE + baseline';
+    case 'lvc':
+      return 'LVC';
+    case 'loaded-dice':
+      return `Loaded DiCE (λ=${e.lambda})`;
+    case 'tmaml':
+      return 'TMAML';
+  }
+};
