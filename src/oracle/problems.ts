@@ -37,16 +37,27 @@ const gaussianNumbers = (n: number, seed: number, scale = 1): number[] => {
 const states = 2;
 const actions = 3;
 
+/** The MDP's fixed tables, exported so that tests can recompute its objective independently. */
+export const mdpTables = () => ({
+  states,
+  actions,
+  horizon: 3,
+  initialLogits: [0.3, -0.2],
+  /** [s·A + a][s′] */
+  transitionLogits: gaussianNumbers(states * actions * states, 11),
+  /** [s·A + a] */
+  rewards: gaussianNumbers(states * actions, 12),
+  /** θ₀, [s][a] row-major */
+  theta: gaussianNumbers(states * actions, 13, 0.7),
+});
+
 /**
  * s_t ~ P(·|s_{t−1}, a_{t−1}) (initial distribution at t = 0), a_t ~ softmax(θ[s_t]), r_t = R[s_t, a_t].
  * The policy is the only parametrised distribution; the transitions are fixed categorical tables, so
  * every trajectory can be enumerated: (2·3)³ = 216 outcomes.
  */
 export const mdpChain = (): BuiltinProblem => {
-  const horizon = 3;
-  const initialLogits = [0.3, -0.2];
-  const transitionLogits = gaussianNumbers(states * actions * states, 11); // [s·A + a][s′]
-  const rewards = gaussianNumbers(states * actions, 12); // [s·A + a]
+  const { horizon, initialLogits, transitionLogits, rewards, theta } = mdpTables();
   const stateValues = [0.4, -0.3];
   const graph = scg({ name: 'mdp-chain', horizon })
     .parameter('theta', { shape: [states, actions], label: '\\theta' })
@@ -83,7 +94,7 @@ export const mdpChain = (): BuiltinProblem => {
     description: `3-step MDP: ${states} states, ${actions} actions, tabular softmax policy, state-dependent rewards`,
     graph,
     horizon,
-    params: { theta: { shape: [states, actions], values: gaussianNumbers(states * actions, 13, 0.7) } },
+    params: { theta: { shape: [states, actions], values: theta } },
     baselines: { a: ({ s }) => lookupScalar(stateValues, s!) },
   };
 };

@@ -120,8 +120,9 @@ export const GraphSpecCodec = t.intersection([
 ]);
 export type GraphSpec = t.TypeOf<typeof GraphSpecCodec>;
 
-/** The parents of any node kind (parameters and inputs have none). */
-export const parentsOf = (n: NodeSpec): readonly ParentRef[] => ('parents' in n ? n.parents : []);
+/** The parents of any node kind (parameters and inputs have none, whatever a file may say). */
+export const parentsOf = (n: NodeSpec): readonly ParentRef[] =>
+  n.kind === 'parameter' || n.kind === 'input' ? [] : n.parents;
 
 /** Whether a node has a time axis. Parameters never do. */
 export const isTemporal = (n: NodeSpec): boolean => n.kind !== 'parameter' && n.temporal === true;
