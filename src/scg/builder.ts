@@ -101,6 +101,10 @@ export class DuplicateNodeError extends Error {
   override readonly name = 'DuplicateNodeError';
 }
 
+export class UndeclaredParentError extends Error {
+  override readonly name = 'UndeclaredParentError';
+}
+
 /**
  * Immutable: every method returns a new builder, so a partly built graph can be shared and extended
  * in two directions without interference.
@@ -181,6 +185,12 @@ export class GraphBuilder<N extends string = never, Pending extends string = nev
 
   /** The finished graph. A type error while a lagged parent names an undeclared node. */
   build(..._check: PendingCheck<N, Pending>): Graph<N> {
+    // The same check at run time, for callers without the type-checker (plain JavaScript, `as any`).
+    const declared = new Set(this.nodes.map((n) => n.name));
+    const undeclared = this.nodes.flatMap((n) =>
+      ('parents' in n ? n.parents : []).filter((p) => !declared.has(p.node)).map((p) => `'${n.name}' → '${p.node}'`),
+    );
+    if (undeclared.length > 0) throw new UndeclaredParentError(`parents never declared: ${undeclared.join(', ')}`);
     const spec: GraphSpec = {
       nodes: [...this.nodes],
       ...(this.meta.name !== undefined ? { name: this.meta.name } : {}),
