@@ -2,6 +2,7 @@
  * The `magicbox` command. Each subcommand lives in its own module and returns an exit status; this
  * file only parses arguments (commander) and selects the tfjs backend for the commands that compute.
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { BackendError, selectBackend } from '../backend.ts';
 import { runValidate, type Output } from './validate.ts';
@@ -12,6 +13,7 @@ const console_: Output = { log: (s) => console.log(s), error: (s) => console.err
 const program = new Command()
   .name('magicbox')
   .description('Meta-RL objectives as stochastic computation graphs, with estimators exact at every derivative order')
+  .version((JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version)
   .showHelpAfterError()
   .exitOverride();
 

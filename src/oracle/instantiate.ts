@@ -93,7 +93,7 @@ export const instantiate = (spec: GraphSpec, name: string): BuiltinProblem => {
   );
   return {
     name,
-    description: `${spec.nodes.length} nodes from ${name}, random linear functions of the parents`,
+    description: `${spec.nodes.length} nodes, every function a fixed random linear map of its parents`,
     graph: graphOf(spec, impls),
     horizon: spec.horizon ?? 3,
     params,

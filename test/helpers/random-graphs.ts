@@ -89,7 +89,7 @@ const blueprint = (flavour: RandomGraphOptions['flavour']) =>
     deterministic: fc.array(deterministicBlueprint, { maxLength: 2 }),
     costs: fc.array(costBlueprint, { minLength: 1, maxLength: 3 }),
   });
-type Blueprint = fc.Arbitrary<ReturnType<typeof blueprint> extends fc.Arbitrary<infer B> ? B : never> extends fc.Arbitrary<infer B> ? B : never;
+type Blueprint = ReturnType<typeof blueprint> extends fc.Arbitrary<infer B> ? B : never;
 
 const ref = (node: string, lag = 0): ParentRef => ({ node, lag });
 
@@ -189,8 +189,12 @@ export const randomGraphArbitrary = (options: RandomGraphOptions = {}): fc.Arbit
   const direct = options.directParameterCosts ?? true;
   return blueprint(options.flavour)
     .map((b) => interpret(b, direct))
-    .filter((g) => g.outcomes <= maxOutcomes);
+    .filter((g) => g.outcomes <= maxOutcomes && parameterCount(g.spec) >= 2);
 };
+
+/** The number of scalar parameters (the oracle's d). */
+export const parameterCount = (spec: GraphSpec): number =>
+  spec.nodes.reduce((acc, n) => (n.kind === 'parameter' ? acc + n.shape.reduce((a, b) => a * b, 1) : acc), 0);
 
 /** Just the specs of `randomGraphArbitrary`. */
 export const graphSpecArbitrary = (options: RandomGraphOptions = {}): fc.Arbitrary<GraphSpec> =>

@@ -1,0 +1,85 @@
+/** The magicbox command as a user runs it: exit statuses, messages, and the JSON report. */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import test from 'ava';
+
+const run = async (...args: string[]) => {
+  try {
+    const { stdout, stderr } = await promisify(execFile)('node', ['bin/magicbox.mjs', ...args], { env: { ...process.env, MAGICBOX_BACKEND: 'wasm' } });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+};
+
+test('verify --json: DiCE, DiCE + baseline and TMAML exact at orders 1-3; LVC and PGT biased at order 2 as predicted', async (t) => {
+  const { code, stdout } = await run('verify', '--json');
+  t.is(code, 0);
+  const report = JSON.parse(stdout) as {
+    backend: string;
+    graphs: Array<{ graph: string; estimators: Array<{ kind: string; orders: Array<{ order: number; relativeError: number; unbiased: boolean; predictedBias?: { matches: boolean } }> }> }>;
+  };
+  t.is(report.backend, 'wasm');
+  t.deepEqual(report.graphs.map((g) => g.graph), ['mdp-chain', 'two-cost-dag']);
+  for (const g of report.graphs) {
+    for (const e of g.estimators) {
+      const exactKinds = ['dice', 'dice-baseline', 'tmaml'];
+      if (exactKinds.includes(e.kind)) t.true(e.orders.every((o) => o.unbiased && o.relativeError < 1e-4), `${g.graph} ${e.kind}`);
+      if (e.kind === 'lvc' || e.kind === 'pgt') {
+        const second = e.orders.find((o) => o.order === 2)!;
+        t.false(second.unbiased);
+        t.true(second.predictedBias?.matches);
+      }
+    }
+  }
+});
+
+test('verify on a user graph file runs the oracle on it; a graph that cannot be enumerated is refused in one line', async (t) => {
+  const ok = await run('verify', 'examples/graphs/categorical-mdp.json');
+  t.is(ok.code, 0);
+  t.regex(ok.stdout, /DiCE\s+\S+ exact\s+\S+ exact\s+\S+ exact/);
+  const external = await run('verify', 'examples/graphs/rl-chain.json');
+  t.is(external.code, 1);
+  t.regex(external.stderr, /'s' is external: verify needs every stochastic node to be categorical/);
+  t.notRegex(external.stderr, /\n\s+at /, 'no stack trace');
+});
+
+test('validate: a cycle exits 1 naming its nodes; a malformed file names the bad fields; a valid file exits 0', async (t) => {
+  const cycle = await run('validate', 'examples/graphs/cycle.json');
+  t.is(cycle.code, 1);
+  t.regex(cycle.stderr, /x → y → z → x/);
+  const malformed = await run('validate', 'examples/graphs/malformed.json');
+  t.is(malformed.code, 1);
+  t.regex(malformed.stderr, /nodes\[3\]\.parents\[0\]\.lag: expected a whole number ≥ 0, got -1/);
+  t.notRegex(malformed.stderr, /\n\s+at /, 'no stack trace');
+  const valid = await run('validate', 'examples/graphs/rl-chain.json');
+  t.is(valid.code, 0);
+  t.regex(valid.stdout, /valid/);
+});
+
+test('validate leaves the file untouched and reports bad JSON syntax without a stack trace', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'magicbox-'));
+  const file = join(dir, 'broken.json');
+  const text = '{ "nodes": [ { "name": "x", ';
+  await writeFile(file, text);
+  const r = await run('validate', file);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /not valid JSON/);
+  t.is(await readFile(file, 'utf8'), text);
+});
+
+test('an unknown command or backend is refused with the valid choices', async (t) => {
+  const r = await run('frobnicate');
+  t.not(r.code, 0);
+  t.regex(r.stderr, /unknown command 'frobnicate'/);
+  const { code, stderr } = await promisify(execFile)('node', ['bin/magicbox.mjs', 'verify'], { env: { ...process.env, MAGICBOX_BACKEND: 'gpu9000' } }).then(
+    () => ({ code: 0, stderr: '' }),
+    (e: { code: number; stderr: string }) => e,
+  );
+  t.is(code, 1);
+  t.regex(stderr, /MAGICBOX_BACKEND=gpu9000 is not a backend magicbox knows; valid: tensorflow-gpu, tensorflow, wasm, cpu/);
+});
