@@ -191,3 +191,29 @@ test('evaluating a surrogate leaves no tensor behind', (t) => {
   for (let i = 0; i < 5; i++) once().dispose();
   t.is(tf.memory().numTensors, before);
 });
+
+test('baselines are really in the sample gradient: DiCE + baseline gives Σ_t ∇ℓ_t (R_≥t − b_t); TMAML keeps DiCE\'s gradient but not its Hessian', (t) => {
+  const tr = randomTrajectories(8, 4, 8);
+  const graph = rlChain();
+  const baselines = { a: stateBaseline };
+  tf.tidy(() => {
+    const batch = batchOf(tr);
+    const theta0 = thetaValue();
+    const gradOf = (e: Estimator) => tf.grad((theta: tf.Tensor) => compile(graph, e).objective({ theta }, batch))(theta0).dataSync();
+    // Hand-written: mean_b Σ_t ∇ℓ_t · (Σ_{t'≥t} r_t' − b(s_t)).
+    const handWritten = tf.grad((theta: tf.Tensor) => {
+      const logits = lookup(theta, tf.tensor2d(tr.s));
+      const logp = tf.sum(tf.mul(logSoftmax(logits), tf.cast(tf.oneHot(tf.cast(tf.tensor2d(tr.a), 'int32'), actions), 'float32')), -1);
+      const advantage = tf.sub(tf.cumsum(tf.tensor2d(tr.r), 1, false, true), tf.mul(tf.tensor2d(tr.s), 0.1));
+      return tf.mean(tf.sum(tf.mul(logp, advantage), 1)) as tf.Scalar;
+    })(theta0).dataSync();
+    const withBaseline = gradOf(estimators.diceBaseline(baselines));
+    t.true(close(withBaseline, handWritten), 'DiCE + baseline gradient');
+    t.false(close(withBaseline, gradOf(estimators.dice()), 1e-3), 'the baseline changes the sample gradient');
+    t.true(close(gradOf(estimators.tmaml(baselines)), gradOf(estimators.dice())), 'TMAML first derivative is DiCE\'s');
+    const v = tf.randomNormal([states, actions], 0, 1, 'float32', 9);
+    const hvp = (e: Estimator) =>
+      tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.grad((th: tf.Tensor) => compile(graph, e).objective({ theta: th }, batch))(x), v)) as tf.Scalar)(theta0).dataSync();
+    t.false(close(hvp(estimators.tmaml(baselines)), hvp(estimators.dice()), 1e-3), 'TMAML adds a control variate to the Hessian');
+  });
+});
