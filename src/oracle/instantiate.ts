@@ -9,7 +9,7 @@ import type { NodeImpl, ParentValues } from '../scg/builder.ts';
 import { graphOf, parentKey } from '../scg/builder.ts';
 import { parentsOf, type GraphSpec, type NodeSpec } from '../scg/spec.ts';
 import type { BaselineSource } from '../surrogates/estimators.ts';
-import { seededUniform } from './oracle.ts';
+import { seededUniform } from '../random.ts';
 import type { BuiltinProblem } from './problems.ts';
 
 export class InstantiationError extends Error {

@@ -17,6 +17,7 @@ import type { Estimator } from '../surrogates/estimators.ts';
 import { evaluateGraph } from '../surrogates/evaluate.ts';
 import { gradient, hessian, jacobian, thirdDerivative, type Matrix, type ScalarFn } from './derivatives.ts';
 import { enumerate, type Enumeration } from './enumerate.ts';
+import { seededUniform } from '../random.ts';
 
 /** A graph at a point: what the oracle differentiates. */
 export interface OracleProblem {
@@ -183,18 +184,6 @@ export const hessianTerms = (o: Oracle): HessianTerms => {
   pConst.dispose();
   qConst.dispose();
   return { h1, h2, h12 };
-};
-
-/** A fixed pseudo-random generator (mulberry32), so that the oracle's directions are reproducible. */
-export const seededUniform = (seed: number): (() => number) => {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 };
 
 /** Unit-length directions for the third derivative, fixed by the seed. */

@@ -7,7 +7,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { lag, scg, type NodeContext, type ParentValues } from '../scg/builder.ts';
 import type { Baselines } from '../surrogates/estimators.ts';
-import { seededUniform, type OracleProblem } from './oracle.ts';
+import type { OracleProblem } from './oracle.ts';
+import { seededNormal } from '../random.ts';
 
 export interface BuiltinProblem extends OracleProblem {
   readonly name: string;
@@ -28,10 +29,10 @@ export const lookup = (table: tf.Tensor2D | tf.Tensor, index: tf.Tensor): tf.Ten
 const lookupScalar = (values: readonly number[], index: tf.Tensor): tf.Tensor =>
   tf.reshape(lookup(tf.tensor2d(values.map((v) => [v])), index), index.shape);
 
-/** Normal-ish values from a seed: fixed tables and evaluation points that are not special. */
+/** Normal values from a seed: fixed tables and evaluation points that are not special. */
 const gaussianNumbers = (n: number, seed: number, scale = 1): number[] => {
-  const u = seededUniform(seed);
-  return Array.from({ length: n }, () => scale * Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u()));
+  const next = seededNormal(seed);
+  return Array.from({ length: n }, () => scale * next());
 };
 
 const states = 2;

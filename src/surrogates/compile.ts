@@ -108,6 +108,8 @@ interface Ingredients {
   /** Stochastic nodes that have a log-probability, in declaration order. */
   readonly scored: readonly NodeSpec[];
   readonly costNodes: readonly NodeSpec[];
+  /** Costs computed by a function (which may depend on the parameters), not read from the batch. */
+  readonly computedCosts: ReadonlySet<string>;
 }
 
 /** S_y: the credit of every scored node that influences `target`, each discounted by decay^lag. */
@@ -121,7 +123,7 @@ const costsInfluencedBy = (ing: Ingredients, w: string): tf.Tensor | undefined =
 const baselineOf = (ing: Ingredients, baselines: Baselines | undefined, batch: Batch, w: NodeSpec): tf.Tensor | undefined => {
   const source = baselines?.[w.name];
   if (source === undefined) return undefined;
-  const raw = source === 'batch' ? batch.baselines?.[w.name] : source(ing.evaluation.parentValues.get(w.name) ?? {}, ing.evaluation.contextOf(w));
+  const raw = source === 'batch' ? batch.baselines?.[w.name] : source(ing.evaluation.parentValuesOf(w), ing.evaluation.contextOf(w));
   if (raw === undefined) throw new GraphError(`the estimator reads the baseline of '${w.name}' from the batch, but the batch has none`, []);
   const shape = isTemporal(w) ? [ing.evaluation.size, ing.evaluation.horizon] : [ing.evaluation.size];
   // A function may return [B, T, 1] (a one-output network): drop trailing unit axes, then broadcast.
@@ -141,12 +143,18 @@ const weightOf = (ing: Ingredients, baselines: Baselines | undefined, batch: Bat
   return stopGradient(advantage);
 };
 
-/** Σ_c c for costs that may depend on the parameters directly; `pathwiseOnly` keeps just their derivative (c − ⊥c). */
+/**
+ * Σ_c c for costs that may depend on the parameters directly; `pathwiseOnly` keeps just their
+ * derivative (c − ⊥c, which evaluates to 0). A cost read from the batch has no such derivative, so it
+ * is left out of the pathwise form rather than adding a term that is zero at every order.
+ */
 const directCosts = (ing: Ingredients, pathwiseOnly: boolean): tf.Tensor[] =>
-  ing.costNodes.map((c) => {
-    const v = ing.evaluation.costs.get(c.name)!;
-    return perSampleSum(pathwiseOnly ? tf.sub(v, stopGradient(v)) : v);
-  });
+  ing.costNodes
+    .filter((c) => !pathwiseOnly || ing.computedCosts.has(c.name))
+    .map((c) => {
+      const v = ing.evaluation.costs.get(c.name)!;
+      return perSampleSum(pathwiseOnly ? tf.sub(v, stopGradient(v)) : v);
+    });
 
 const one = (): tf.Tensor => tf.scalar(1);
 
@@ -223,6 +231,7 @@ export const compile = (graph: Graph, estimator: Estimator): Surrogate => {
   }
   const scored = graph.spec.nodes.filter((n) => n.kind === 'stochastic' && n.family !== undefined && n.family.type !== 'external');
   const costNodes = graph.spec.nodes.filter((n) => n.kind === 'cost');
+  const computedCosts = new Set(costNodes.filter((c) => graph.impls.has(c.name)).map((c) => c.name));
   // The influence query depends on the horizon, which each batch brings; one per horizon seen.
   const queries = new Map<number, InfluenceQuery>();
   const queryFor = (horizon: number) => {
@@ -235,7 +244,7 @@ export const compile = (graph: Graph, estimator: Estimator): Surrogate => {
   };
   const perSample = (params: Params, batch: Batch): tf.Tensor1D => {
     const evaluation = evaluateGraph(graph, params, batch);
-    const ing: Ingredients = { evaluation, query: queryFor(evaluation.horizon), scored, costNodes };
+    const ing: Ingredients = { evaluation, query: queryFor(evaluation.horizon), scored, costNodes, computedCosts };
     const parts = terms(estimator, ing, batch);
     if (parts.length === 0) return tf.zeros([evaluation.size]);
     return (parts.length === 1 ? parts[0]! : tf.addN(parts)) as tf.Tensor1D;

@@ -15,8 +15,8 @@ export interface Evaluation {
   /** Number of time steps (1 when the graph has no temporal node). */
   readonly horizon: number;
   readonly values: ReadonlyMap<string, tf.Tensor>;
-  /** Parent values of each node, as its function received them. */
-  readonly parentValues: ReadonlyMap<string, ParentValues>;
+  /** A node's parent values, as its function receives them (computed on first request: most nodes never need them). */
+  readonly parentValuesOf: (n: NodeSpec) => ParentValues;
   /** Log-probability of each sampled value, [B] or [B, T] (zero on padding); not for `external` nodes. */
   readonly logProbs: ReadonlyMap<string, tf.Tensor>;
   /** Each cost's values, [B] or [B, T] (zero on padding). */
@@ -107,6 +107,8 @@ export const evaluateGraph = (graph: Graph, params: Params, batch: Batch): Evalu
   }
 
   const parentsFor = (n: NodeSpec): ParentValues => {
+    const known = parentValues.get(n.name);
+    if (known !== undefined) return known;
     const out: Record<string, tf.Tensor> = {};
     const childTemporal = isTemporal(n);
     for (const p of parentsOf(n)) {
@@ -123,30 +125,39 @@ export const evaluateGraph = (graph: Graph, params: Params, batch: Batch): Evalu
       if (childTemporal && parent.kind !== 'parameter' && !isTemporal(parent)) x = tf.expandDims(x, 1);
       out[parentKey(p)] = x;
     }
+    parentValues.set(n.name, out);
     return out;
   };
 
-  const perStep: NodeContext = { step: tf.reshape(tf.range(0, horizon), [1, horizon]) };
-  const perSample: NodeContext = { step: tf.scalar(0) };
+  // Built on first use: few functions read the step, and an unused tensor still costs a kernel.
+  const lazyContext = (make: () => tf.Tensor): NodeContext => {
+    let step: tf.Tensor | undefined;
+    return {
+      get step() {
+        step ??= make();
+        return step;
+      },
+    };
+  };
+  const perStep = lazyContext(() => tf.reshape(tf.range(0, horizon), [1, horizon]));
+  const perSample = lazyContext(() => tf.scalar(0));
   const contextOf = (n: NodeSpec): NodeContext => (isTemporal(n) ? perStep : perSample);
   for (const n of topologicalOrder(graph.spec.nodes)) {
     if (n.kind === 'parameter' || n.kind === 'input') continue;
     const context = contextOf(n);
     const sampleShape = isTemporal(n) ? [size, horizon] : [size];
     const impl = graph.impls.get(n.name);
-    const pv = parentsFor(n);
-    parentValues.set(n.name, pv);
     if (n.kind === 'stochastic') {
       if (n.family === undefined || n.family.type === 'external') continue;
       if (impl?.kind !== 'distribution') throw new EvaluationError(`stochastic node '${n.name}' has no distribution function`);
-      const lp = toSampleShape(`log-probability of '${n.name}'`, logProbOf(n.name, n.family, values.get(n.name)!, impl.fn(pv, context)), sampleShape);
+      const lp = toSampleShape(`log-probability of '${n.name}'`, logProbOf(n.name, n.family, values.get(n.name)!, impl.fn(parentsFor(n), context)), sampleShape);
       logProbs.set(n.name, mask !== undefined && isTemporal(n) ? tf.mul(lp, mask) : lp);
       continue;
     }
     let value = values.get(n.name);
     if (impl !== undefined) {
       if (impl.kind !== 'value') throw new EvaluationError(`node '${n.name}' has a distribution but is ${n.kind}`);
-      value = impl.fn(pv, context);
+      value = impl.fn(parentsFor(n), context);
       values.set(n.name, value);
     }
     if (value === undefined) throw new EvaluationError(`no value for ${n.kind} node '${n.name}'`);
@@ -155,5 +166,5 @@ export const evaluateGraph = (graph: Graph, params: Params, batch: Batch): Evalu
       costs.set(n.name, mask !== undefined && isTemporal(n) ? tf.mul(c, mask) : c);
     }
   }
-  return { size, horizon, values, parentValues, logProbs, costs, mask, contextOf };
+  return { size, horizon, values, parentValuesOf: parentsFor, logProbs, costs, mask, contextOf };
 };

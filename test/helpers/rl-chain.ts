@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { lag, scg } from '../../src/scg/builder.ts';
 import { lookup } from '../../src/oracle/problems.ts';
 import type { Batch } from '../../src/surrogates/batch.ts';
-import { seededUniform } from '../../src/oracle/oracle.ts';
+import { seededUniform } from '../../src/random.ts';
 
 export const states = 4;
 export const actions = 2;
