@@ -91,14 +91,10 @@ const carryBackward = (inf: Influence, y: tf.Tensor): tf.Tensor | undefined => {
   }
 };
 
+/** The sum of the contributions that exist ([B] and [B, 1] terms broadcast against [B, T] ones), or undefined. */
 const sumAll = (xs: ReadonlyArray<tf.Tensor | undefined>): tf.Tensor | undefined => {
   const present = xs.filter((x): x is tf.Tensor => x !== undefined);
-  return present.length === 0 ? undefined : present.length === 1 ? present[0] : tf.addN(present.map((x, _, all) => tf.broadcastTo(x, broadcastShape(all))));
-};
-
-const broadcastShape = (xs: readonly tf.Tensor[]): number[] => {
-  const rank = Math.max(...xs.map((x) => x.rank));
-  return Array.from({ length: rank }, (_, i) => Math.max(...xs.map((x) => x.shape[i - (rank - x.rank)] ?? 1)));
+  return present.length === 0 ? undefined : present.reduce((a, b) => tf.add(a, b));
 };
 
 /** What the terms of one evaluation are built from. */
