@@ -1,0 +1,171 @@
+/**
+ * Meta-objectives from graphs. The meta-SCG
+ *
+ *   θ → τ₀ (pre-update trajectories, sampled with π_θ) → θ₁ = U(θ, τ₀) → τ₁ → … → θ_k → τ_k → R
+ *
+ * is itself a graph value (`metaGraph`), so it can be validated and drawn, and the meta-surrogate of a
+ * task is assembled from compiled surrogates of the task's own graph:
+ *
+ *   inner step   θ_{j+1} = θ_j + α ∇ L_inner(θ_j; D_j)        L_inner = compile(task graph, inner estimator)
+ *   formulation I      L_outer(θ_k(θ); D_k)                    credit to τ_j flows through θ_{j+1}: the inner
+ *                                                              estimator's Hessian carries ∇J_pre (ProMP eq. 4)
+ *   formulation II     L_outer(θ_k; D_k) + Σ_j Σ_{τ∈D_j} log π_{θ_j}(τ)·⊥R(D_k)   (E-MAML, ProMP eq. 3)
+ *   naive MAML         L_outer(θ_k; D_k) with the naive inner estimator: no pre-update credit at all
+ *
+ * Each level's data may carry weights (the oracle's exact probabilities) instead of the batch mean.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { stopGradient } from '../ops/index.ts';
+import { scg, type Graph } from '../scg/builder.ts';
+import type { Batch, Params } from '../surrogates/batch.ts';
+import { compile, type Surrogate } from '../surrogates/compile.ts';
+import { estimatorName, type Estimator } from '../surrogates/estimators.ts';
+import { evaluateGraph } from '../surrogates/evaluate.ts';
+
+export type Formulation = 'I' | 'II' | 'naive-maml';
+export const formulations: readonly Formulation[] = ['I', 'II', 'naive-maml'];
+
+/** One level's data: a batch, and how its samples are weighted (default: the batch mean). */
+export interface LevelData {
+  readonly batch: Batch;
+  /**
+   * Weights of the samples as a function of the parameters that sampled them (already stop-gradiented
+   * by the caller or not: they are always treated as constants). The oracle passes θ ↦ p_θ(τ).
+   */
+  readonly weights?: (params: Params) => tf.Tensor;
+}
+
+/** The outer objective: a scalar to maximise from the adapted parameters and the post-update data. */
+export type OuterObjective = (adapted: Params, data: LevelData) => tf.Scalar;
+
+export interface MetaObjectiveOptions {
+  readonly formulation: Formulation;
+  /** The inner estimator (formulation II and naive MAML use the naive one, PGT). */
+  readonly inner: Estimator;
+  /** Inner step size α. */
+  readonly stepSize: number;
+  /** Number of inner adaptation steps k ≥ 1. */
+  readonly steps: number;
+  /** Default: the mean over D_k of the surrogate compiled with `outerEstimator`. */
+  readonly outer?: OuterObjective;
+  /** The estimator of the default outer objective (default DiCE). */
+  readonly outerEstimator?: Estimator;
+}
+
+export interface MetaObjective {
+  /** The meta-SCG: θ, the pre-update trajectories and updates, the post-update trajectories, the return. */
+  readonly graph: Graph;
+  readonly options: MetaObjectiveOptions;
+  /** θ₁ … θ_k from θ and the pre-update data D₀ … D_{k−1} (differentiable in θ). */
+  readonly adapt: (params: Params, pre: readonly LevelData[]) => Params[];
+  /** The meta-surrogate of one task, to maximise: its gradient is the meta-gradient. */
+  readonly surrogate: (params: Params, pre: readonly LevelData[], post: LevelData) => tf.Scalar;
+}
+
+export class MetaObjectiveError extends Error {
+  override readonly name = 'MetaObjectiveError';
+}
+
+/** Σ_b w_b·x_b with the level's weights, or the mean over the batch. */
+export const weightedMean = (x: tf.Tensor, data: LevelData, params: Params): tf.Scalar =>
+  data.weights === undefined ? (tf.mean(x) as tf.Scalar) : (tf.sum(tf.mul(stopGradient(data.weights(params)), x)) as tf.Scalar);
+
+/** log π(τ) of each sample: the sum of every scored node's log-probability over the sample's steps. */
+export const trajectoryLogProb = (graph: Graph, params: Params, batch: Batch): tf.Tensor => {
+  const ev = evaluateGraph(graph, params, batch);
+  const parts = [...ev.logProbs.values()].map((lp) => (lp.rank === 2 ? tf.sum(lp, 1) : lp));
+  return parts.length === 0 ? tf.zeros([ev.size]) : parts.reduce((a, b) => tf.add(a, b));
+};
+
+/** The return of each sample: every cost summed over its steps. */
+export const sampleReturn = (graph: Graph, params: Params, batch: Batch): tf.Tensor => {
+  const ev = evaluateGraph(graph, params, batch);
+  const parts = [...ev.costs.values()].map((c) => (c.rank === 2 ? tf.sum(c, 1) : c));
+  return parts.length === 0 ? tf.zeros([ev.size]) : parts.reduce((a, b) => tf.add(a, b));
+};
+
+/**
+ * The meta-SCG as a graph value (structure; its functions are the meta-objective's own). Node names:
+ * theta, tau0 … tau{k−1} (pre-update trajectories), theta1 … theta{k} (adapted parameters), tau{k}
+ * (post-update trajectories), R (their return).
+ */
+export const metaGraph = (steps: number, formulation: Formulation): Graph => {
+  // Built node by node with the untyped builder surface: the names depend on k.
+  type Loose = {
+    stochastic: (name: string, o: object) => Loose;
+    deterministic: (name: string, o: object) => Loose;
+    cost: (name: string, o: object) => Loose;
+    build: () => Graph;
+  };
+  let g = scg({ name: `meta-${formulation}-${steps}` }).parameter('theta', { shape: [1], label: '\\theta' }) as unknown as Loose;
+  let policy = 'theta';
+  for (let j = 0; j <= steps; j++) {
+    g = g.stochastic(`tau${j}`, {
+      label: j === steps ? "\\tau'" : `\\tau_${j}`,
+      family: { type: 'external' },
+      parents: [policy],
+    });
+    if (j === steps) break;
+    const next = `theta${j + 1}`;
+    g = g.deterministic(next, { label: `\\theta'_${j + 1}`, parents: [policy, `tau${j}`] });
+    policy = next;
+  }
+  return g.cost('R', { label: "R(\\tau')", parents: [`tau${steps}`] }).build();
+};
+
+export const metaObjective = (taskGraph: Graph, options: MetaObjectiveOptions): MetaObjective => {
+  const { formulation, inner, stepSize, steps } = options;
+  if (!Number.isInteger(steps) || steps < 1) throw new MetaObjectiveError(`the number of inner steps must be a whole number ≥ 1, got ${steps}`);
+  if (!(stepSize > 0)) throw new MetaObjectiveError(`the inner step size must be positive, got ${stepSize}`);
+  if (formulation !== 'I' && inner.kind !== 'pgt') {
+    throw new MetaObjectiveError(
+      `formulation ${formulation} uses the naive inner estimator (pgt); got ${estimatorName(inner)}` +
+        (formulation === 'II' ? ': its pre-update credit is an explicit score term, and an inner DiCE/LVC would count it twice' : ''),
+    );
+  }
+  const innerSurrogate: Surrogate = compile(taskGraph, inner);
+  const outerSurrogate = compile(taskGraph, options.outerEstimator ?? { kind: 'dice' });
+  const outer: OuterObjective =
+    options.outer ?? ((adapted, data) => weightedMean(outerSurrogate.perSample(adapted, data.batch), data, adapted));
+  const names = taskGraph.spec.nodes.filter((n) => n.kind === 'parameter').map((n) => n.name);
+
+  const innerStep = (params: Params, data: LevelData): Params => {
+    const objective = (...values: tf.Tensor[]) => {
+      const p = Object.fromEntries(names.map((n, i) => [n, values[i]!]));
+      return weightedMean(innerSurrogate.perSample(p, data.batch), data, p);
+    };
+    // tf.grads keeps the dependence of the gradient on the parameters: θ' stays differentiable in θ.
+    const grads = tf.grads(objective)(names.map((n) => params[n]!));
+    return Object.fromEntries(names.map((n, i) => [n, tf.add(params[n]!, tf.mul(stepSize, grads[i]!))]));
+  };
+
+  const adapt = (params: Params, pre: readonly LevelData[]): Params[] => {
+    if (pre.length !== steps) throw new MetaObjectiveError(`${steps} inner step(s) need ${steps} pre-update batch(es), got ${pre.length}`);
+    const adapted: Params[] = [];
+    let current = params;
+    for (const data of pre) {
+      current = innerStep(current, data);
+      adapted.push(current);
+    }
+    return adapted;
+  };
+
+  const surrogate = (params: Params, pre: readonly LevelData[], post: LevelData): tf.Scalar => {
+    const adapted = adapt(params, pre);
+    const last = adapted[adapted.length - 1]!;
+    const outerValue = outer(last, post);
+    if (formulation !== 'II') return outerValue;
+    // E-MAML's credit to each pre-update sampling distribution: Σ_{τ∈D_j} log π_{θ_j}(τ) · ⊥R(D_k),
+    // with R(D_k) the post-update return (weighted like the outer objective).
+    const postReturn = stopGradient(weightedMean(sampleReturn(taskGraph, last, post.batch), post, last));
+    const sampling = [params, ...adapted.slice(0, -1)];
+    const scores = pre.map((data, j) => {
+      const logp = trajectoryLogProb(taskGraph, sampling[j]!, data.batch);
+      const total = data.weights === undefined ? tf.sum(logp) : tf.sum(tf.mul(stopGradient(data.weights(sampling[j]!)), logp));
+      return tf.mul(total, postReturn);
+    });
+    return scores.reduce<tf.Tensor>((a, b) => tf.add(a, b), outerValue) as tf.Scalar;
+  };
+
+  return { graph: metaGraph(steps, formulation), options, adapt, surrogate };
+};
