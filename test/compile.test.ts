@@ -217,3 +217,85 @@ test('baselines are really in the sample gradient: DiCE + baseline gives Σ_t �
     t.false(close(hvp(estimators.tmaml(baselines)), hvp(estimators.dice()), 1e-3), 'TMAML adds a control variate to the Hessian');
   });
 });
+
+/** The RL chain's behaviour log-probabilities under θ: what a sampler records. */
+const behaviourAt = (theta: tf.Tensor, tr: ReturnType<typeof randomTrajectories>) => {
+  const logits = lookup(theta, tf.tensor2d(tr.s));
+  return tf.sum(tf.mul(logSoftmax(logits), tf.cast(tf.oneHot(tf.cast(tf.tensor2d(tr.a), 'int32'), actions), 'float32')), -1);
+};
+
+test('against the behaviour policy, □ is the likelihood ratio: exactly 1 with □\'s derivatives at the sampling parameters, a real ratio elsewhere', (t) => {
+  const tr = randomTrajectories(6, 4, 10);
+  const graph = rlChain();
+  tf.tidy(() => {
+    const theta0 = thetaValue();
+    const batch = { ...batchOf(tr), behaviour: { a: behaviourAt(theta0, tr) } };
+    const v = tf.randomNormal([states, actions], 0, 1, 'float32', 11);
+    for (const [onPolicy, offPolicy] of [
+      [estimators.lvc(), { kind: 'lvc', reference: 'behaviour' }],
+      [estimators.dice(), { kind: 'dice', reference: 'behaviour' }],
+      [estimators.tmaml({ a: stateBaseline }), { kind: 'tmaml', baselines: { a: stateBaseline }, reference: 'behaviour' }],
+    ] as Array<[Estimator, Estimator]>) {
+      const a = compile(graph, onPolicy);
+      const b = compile(graph, offPolicy);
+      const f = (s: typeof a) => (theta: tf.Tensor) => s.objective({ theta }, batch);
+      t.true(close(f(b)(theta0).dataSync(), f(a)(theta0).dataSync()), `${offPolicy.kind} value`);
+      t.true(close(tf.grad(f(b))(theta0).dataSync(), tf.grad(f(a))(theta0).dataSync()), `${offPolicy.kind} gradient`);
+      const hvp = (g: (x: tf.Tensor) => tf.Scalar) => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.grad(g)(x), v)) as tf.Scalar)(theta0).dataSync();
+      t.true(close(hvp(f(b)), hvp(f(a)), 1e-4), `${offPolicy.kind} Hessian`);
+    }
+    // Away from the sampling parameters the on-policy □ still evaluates to 1; the ratio does not.
+    // (A random move: adding one constant to every logit would leave a softmax policy unchanged.)
+    const moved = tf.add(theta0, tf.randomNormal([states, actions], 0, 0.5, 'float32', 15));
+    const lvcOff = compile(graph, { kind: 'lvc', reference: 'behaviour' }).perSample({ theta: moved }, batch).dataSync();
+    const lvcOn = compile(graph, estimators.lvc()).perSample({ theta: moved }, batch).dataSync();
+    t.false(close(lvcOff, lvcOn, 1e-3));
+    const noBehaviour = batchOf(tr);
+    t.throws(() => compile(graph, { kind: 'lvc', reference: 'behaviour' }).objective({ theta: theta0 }, noBehaviour), { instanceOf: BatchError, message: /no behaviour log-probability for 'a'/ });
+  });
+});
+
+test('clipped LVC is min(ratio·A, clip(ratio)·A) per action', (t) => {
+  const tr = randomTrajectories(5, 3, 12);
+  const graph = rlChain();
+  tf.tidy(() => {
+    const theta0 = thetaValue();
+    const batch = { ...batchOf(tr), behaviour: { a: behaviourAt(theta0, tr) } };
+    const moved = tf.add(theta0, tf.randomNormal([states, actions], 0, 1, 'float32', 13));
+    const eps = 0.2;
+    const clipped = compile(graph, estimators.lvc(undefined, { clip: eps, reference: 'behaviour' })).perSample({ theta: moved }, batch).arraySync() as number[];
+    const ratio = tf.exp(tf.sub(behaviourAt(moved, tr), behaviourAt(theta0, tr))).arraySync() as number[][];
+    const expected = tr.r.map((row, b) =>
+      row.reduce((acc, _, k) => {
+        const advantage = row.slice(k).reduce((x, y) => x + y, 0);
+        const r = ratio[b]![k]!;
+        return acc + Math.min(r * advantage, Math.min(Math.max(r, 1 - eps), 1 + eps) * advantage);
+      }, 0),
+    );
+    t.true(close(clipped, expected, 1e-4));
+    t.true(ratio.flat().some((r) => r > 1 + eps || r < 1 - eps), 'some ratios are actually clipped');
+  });
+});
+
+test('meanKl is 0 between equal parameters and the mean categorical KL otherwise, over real steps only', async (t) => {
+  const { meanKl } = await import('../src/surrogates/divergence.ts');
+  const tr = randomTrajectories(4, 3, 14);
+  const mask = [[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]];
+  const graph = rlChain();
+  tf.tidy(() => {
+    const p = thetaValue(1);
+    const q = thetaValue(2);
+    const batch = batchOf(tr, mask);
+    t.true(Math.abs(meanKl(graph, { theta: p }, { theta: p }, batch).dataSync()[0]!) < 1e-7);
+    const softmaxRows = (th: tf.Tensor) => tf.softmax(th).arraySync() as number[][];
+    const [pp, qq] = [softmaxRows(p), softmaxRows(q)];
+    let total = 0;
+    let count = 0;
+    tr.s.forEach((row, b) => row.forEach((s, k) => {
+      if (mask[b]![k] === 0) return;
+      total += pp[s]!.reduce((acc, x, a) => acc + x * Math.log(x / qq[s]![a]!), 0);
+      count += 1;
+    }));
+    t.true(close(meanKl(graph, { theta: p }, { theta: q }, batch).dataSync(), [total / count], 1e-4));
+  });
+});

@@ -14,6 +14,11 @@ export interface Batch {
   readonly mask?: tf.Tensor;
   /** Baseline values per stochastic node, for estimators whose baselines come from data. */
   readonly baselines?: Readonly<Record<string, tf.Tensor>>;
+  /**
+   * The log-probability of each sampled value under the policy that sampled it, per stochastic node
+   * ([B] or [B, T]): the reference of estimators with `reference: 'behaviour'` (importance ratios).
+   */
+  readonly behaviour?: Readonly<Record<string, tf.Tensor>>;
 }
 
 /** Parameter values by name. */
@@ -58,16 +63,21 @@ export const batchDimensions = (graph: Graph, batch: Batch): { readonly size: nu
     if (batch.mask.rank !== 2) problems.push(`mask has shape [${batch.mask.shape.join(', ')}] but needs [B, T]`);
     else expect('mask', batch.mask.shape, true);
   }
-  for (const [name, b] of Object.entries(batch.baselines ?? {})) {
-    const n = graph.spec.nodes.find((x) => x.name === name);
-    if (n === undefined || n.kind !== 'stochastic') {
-      problems.push(`baseline given for '${name}', which is not a stochastic node of the graph`);
-      continue;
+  // Baselines and behaviour log-probabilities: one value per sample (and step) of a stochastic node.
+  const perNode = (what: string, record: Readonly<Record<string, tf.Tensor>> | undefined) => {
+    for (const [name, b] of Object.entries(record ?? {})) {
+      const n = graph.spec.nodes.find((x) => x.name === name);
+      if (n === undefined || n.kind !== 'stochastic') {
+        problems.push(`${what} given for '${name}', which is not a stochastic node of the graph`);
+        continue;
+      }
+      const temporal = isTemporal(n);
+      if (b.rank !== (temporal ? 2 : 1)) problems.push(`${what} of '${name}' has shape [${b.shape.join(', ')}] but needs ${temporal ? '[B, T]' : '[B]'}`);
+      else expect(`${what} of '${name}'`, b.shape, temporal);
     }
-    const temporal = isTemporal(n);
-    if (b.rank !== (temporal ? 2 : 1)) problems.push(`baseline of '${name}' has shape [${b.shape.join(', ')}] but needs ${temporal ? '[B, T]' : '[B]'}`);
-    else expect(`baseline of '${name}'`, b.shape, temporal);
-  }
+  };
+  perNode('baseline', batch.baselines);
+  perNode('behaviour log-probability', batch.behaviour);
   if (problems.length > 0) throw new BatchError(`bad batch:\n  ${problems.join('\n  ')}`);
   return { size: size ?? 1, horizon: horizon ?? 1 };
 };
@@ -92,6 +102,7 @@ export const checkBatch = (graph: Graph, batch: Batch): { readonly size: number;
   for (const [name, v] of Object.entries(batch.values)) finite(`value of '${name}'`, v);
   if (batch.mask !== undefined) finite('mask', batch.mask);
   for (const [name, b] of Object.entries(batch.baselines ?? {})) finite(`baseline of '${name}'`, b);
+  for (const [name, b] of Object.entries(batch.behaviour ?? {})) finite(`behaviour log-probability of '${name}'`, b);
   if (bad.length > 0) throw new BatchError(`bad batch:\n  ${bad.join('\n  ')}`);
   return dims;
 };

@@ -11,13 +11,13 @@
  * per-sample and per-step nodes all go through the same rule.
  */
 import * as tf from '@tensorflow/tfjs';
-import { magicBox, stopGradient } from '../ops/index.ts';
+import { exp, magicBox, stopGradient } from '../ops/index.ts';
 import type { Graph } from '../scg/builder.ts';
 import { influenceQuery, type Influence, type InfluenceQuery } from '../scg/influence.ts';
 import { isTemporal, type NodeSpec } from '../scg/spec.ts';
 import { validateGraph } from '../scg/validate.ts';
-import type { Batch, Params } from './batch.ts';
-import type { Baselines, Estimator } from './estimators.ts';
+import { BatchError, type Batch, type Params } from './batch.ts';
+import { estimatorName, type Baselines, type Estimator } from './estimators.ts';
 import { evaluateGraph, type Evaluation } from './evaluate.ts';
 import { timeOperator } from './time-operator.ts';
 
@@ -106,11 +106,26 @@ interface Ingredients {
   readonly costNodes: readonly NodeSpec[];
   /** Costs computed by a function (which may depend on the parameters), not read from the batch. */
   readonly computedCosts: ReadonlySet<string>;
+  /** The behaviour policy's log-probabilities (masked), when □ is measured against them. */
+  readonly behaviour: ReadonlyMap<string, tf.Tensor> | undefined;
 }
 
+/** Which log-probabilities a credit is summed from: the current ones, or the behaviour policy's. */
+type LogProbSource = 'current' | 'behaviour';
+
+const logProbsOf = (ing: Ingredients, source: LogProbSource): ReadonlyMap<string, tf.Tensor> =>
+  source === 'current' ? ing.evaluation.logProbs : ing.behaviour!;
+
+/**
+ * □ of a credit: exp(S − ⊥S) on-policy; exp(S − S_behaviour) against the behaviour policy, where
+ * `behaviourOf` builds the same combination of the behaviour log-probabilities.
+ */
+const boxOf = (ing: Ingredients, current: tf.Tensor, behaviourOf: (source: LogProbSource) => tf.Tensor | undefined): tf.Tensor =>
+  ing.behaviour === undefined ? magicBox(current) : exp(tf.sub(current, behaviourOf('behaviour')!));
+
 /** S_y: the credit of every scored node that influences `target`, each discounted by decay^lag. */
-const creditInto = (ing: Ingredients, target: string, decay = 1): tf.Tensor | undefined =>
-  sumAll(ing.scored.map((w) => carryForward(ing.query.influence(w.name, target), ing.evaluation.logProbs.get(w.name)!, decay)));
+const creditInto = (ing: Ingredients, target: string, decay = 1, source: LogProbSource = 'current'): tf.Tensor | undefined =>
+  sumAll(ing.scored.map((w) => carryForward(ing.query.influence(w.name, target), logProbsOf(ing, source).get(w.name)!, decay)));
 
 /** Q_w: the costs `w` influences, gathered onto w's steps. */
 const costsInfluencedBy = (ing: Ingredients, w: string): tf.Tensor | undefined =>
@@ -156,12 +171,14 @@ const one = (): tf.Tensor => tf.scalar(1);
 
 /** The per-sample terms of each estimator, every one of them a sum over nodes of the graph. */
 const terms = (estimator: Estimator, ing: Ingredients, batch: Batch): tf.Tensor[] => {
-  const logProb = (w: NodeSpec) => ing.evaluation.logProbs.get(w.name)!;
+  const logProb = (w: NodeSpec, source: LogProbSource = 'current') => logProbsOf(ing, source).get(w.name)!;
+  /** □(ℓ_w): w's own likelihood ratio. */
+  const boxSelf = (w: NodeSpec) => boxOf(ing, logProb(w), (src) => logProb(w, src));
   const dice = () =>
     ing.costNodes.map((c) => {
       const cost = ing.evaluation.costs.get(c.name)!;
       const credit = creditInto(ing, c.name);
-      return perSampleSum(credit === undefined ? cost : tf.mul(magicBox(credit), cost));
+      return perSampleSum(credit === undefined ? cost : tf.mul(boxOf(ing, credit, (src) => creditInto(ing, c.name, 1, src)), cost));
     });
   switch (estimator.kind) {
     case 'dice':
@@ -171,22 +188,30 @@ const terms = (estimator: Estimator, ing: Ingredients, batch: Batch): tf.Tensor[
       const controlVariates = ing.scored.flatMap((w) => {
         const b = baselineOf(ing, estimator.baselines, batch, w);
         if (b === undefined) return [];
-        const notThis = tf.sub(one(), magicBox(logProb(w)));
+        const notThis = tf.sub(one(), boxSelf(w));
         const ancestors = creditInto(ing, w.name);
-        const past = ancestors === undefined ? one() : magicBox(ancestors);
+        const past = ancestors === undefined ? one() : boxOf(ing, ancestors, (src) => creditInto(ing, w.name, 1, src));
         const factor = estimator.kind === 'tmaml' ? tf.sub(one(), past) : past;
         return [perSampleSum(tf.mul(tf.mul(notThis, factor), b))];
       });
       return [...dice(), ...controlVariates];
     }
-    case 'lvc':
+    case 'lvc': {
+      const { clip } = estimator;
       return [
         ...ing.scored.flatMap((w) => {
           const weight = weightOf(ing, estimator.baselines, batch, w);
-          return weight === undefined ? [] : [perSampleSum(tf.mul(magicBox(logProb(w)), weight))];
+          if (weight === undefined) return [];
+          const ratio = boxSelf(w);
+          const term =
+            clip === undefined
+              ? tf.mul(ratio, weight)
+              : tf.minimum(tf.mul(ratio, weight), tf.mul(tf.clipByValue(ratio, 1 - clip, 1 + clip), weight));
+          return [perSampleSum(term)];
         }),
         ...directCosts(ing, true),
       ];
+    }
     case 'pgt':
       return [
         ...ing.scored.flatMap((w) => {
@@ -200,14 +225,35 @@ const terms = (estimator: Estimator, ing: Ingredients, batch: Batch): tf.Tensor[
         ...ing.scored.flatMap((w) => {
           const weight = weightOf(ing, estimator.baselines, batch, w);
           if (weight === undefined) return [];
-          const past = creditInto(ing, w.name, estimator.lambda);
-          const self = logProb(w);
-          const delta = past === undefined ? tf.sub(magicBox(self), one()) : tf.sub(magicBox(tf.add(self, past)), magicBox(past));
+          const { lambda } = estimator;
+          const past = creditInto(ing, w.name, lambda);
+          const pastOf = (src: LogProbSource) => creditInto(ing, w.name, lambda, src)!;
+          const delta =
+            past === undefined
+              ? tf.sub(boxSelf(w), one())
+              : tf.sub(
+                  boxOf(ing, tf.add(logProb(w), past), (src) => tf.add(logProb(w, src), pastOf(src))),
+                  boxOf(ing, past, pastOf),
+                );
           return [perSampleSum(tf.mul(delta, weight))];
         }),
         ...directCosts(ing, true),
       ];
   }
+};
+
+/** The behaviour log-probabilities the estimator measures □ against, masked like the current ones. */
+const behaviourLogProbs = (estimator: Estimator, scored: readonly NodeSpec[], evaluation: Evaluation, batch: Batch): Map<string, tf.Tensor> | undefined => {
+  if (estimator.kind === 'pgt' || estimator.reference !== 'behaviour') return undefined;
+  const out = new Map<string, tf.Tensor>();
+  for (const w of scored) {
+    const b = batch.behaviour?.[w.name];
+    if (b === undefined) {
+      throw new BatchError(`${estimatorName(estimator)} measures against the behaviour policy, but the batch has no behaviour log-probability for '${w.name}'`);
+    }
+    out.set(w.name, evaluation.mask !== undefined && isTemporal(w) ? tf.mul(b, evaluation.mask) : b);
+  }
+  return out;
 };
 
 /**
@@ -240,7 +286,14 @@ export const compile = (graph: Graph, estimator: Estimator): Surrogate => {
   };
   const perSample = (params: Params, batch: Batch): tf.Tensor1D => {
     const evaluation = evaluateGraph(graph, params, batch);
-    const ing: Ingredients = { evaluation, query: queryFor(evaluation.horizon), scored, costNodes, computedCosts };
+    const ing: Ingredients = {
+      evaluation,
+      query: queryFor(evaluation.horizon),
+      scored,
+      costNodes,
+      computedCosts,
+      behaviour: behaviourLogProbs(estimator, scored, evaluation, batch),
+    };
     const parts = terms(estimator, ing, batch);
     if (parts.length === 0) return tf.zeros([evaluation.size]);
     return (parts.length === 1 ? parts[0]! : tf.addN(parts)) as tf.Tensor1D;

@@ -13,19 +13,36 @@ import type { NodeContext, ParentValues } from '../scg/builder.ts';
 export type BaselineSource = 'batch' | ((parents: ParentValues, context: NodeContext) => tf.Tensor);
 export type Baselines = Readonly<Record<string, BaselineSource>>;
 
+/**
+ * What the MagicBox □(x) = exp(x − ⊥x) of an estimator is measured against. `'stop-gradient'` (the
+ * default) is on-policy: □ evaluates to 1. `'behaviour'` uses the log-probabilities recorded when the
+ * batch was sampled (`batch.behaviour`): □(x) becomes the likelihood ratio exp(x − x_behaviour), whose
+ * value and derivatives of every order equal □'s when the parameters are the sampling ones, and which
+ * stays a correct importance weight after the parameters move (ProMP's J^LR, several steps per batch).
+ */
+export type Reference = 'stop-gradient' | 'behaviour';
+
+interface BoxOptions {
+  readonly reference?: Reference;
+}
+
 export type Estimator =
-  /** Naive score function (the original MAML implementation): Σ_c c + Σ_w ℓ_w·⊥(Q_w − b_w). Right first derivative only. */
+  /** Naive score function (the original MAML implementation): Σ_c c + Σ_w ℓ_w·⊥(Q_w − b_w). Right first derivative only; on-policy only. */
   | { readonly kind: 'pgt'; readonly baselines?: Baselines }
   /** DiCE: Σ_c □(Σ_{w∈W_c} ℓ_w)·c. Unbiased at every order. */
-  | { readonly kind: 'dice' }
+  | ({ readonly kind: 'dice' } & BoxOptions)
   /** DiCE with baselines (Mao et al.): adds Σ_w (1 − □(ℓ_w))·□(Σ_{w′∈W_w} ℓ_w′)·b_w, which evaluates to 0. */
-  | { readonly kind: 'dice-baseline'; readonly baselines: Baselines }
-  /** Low variance curvature (ProMP eq. 9): Σ_w □(ℓ_w)·⊥(Q_w − b_w). Its Hessian drops H12 + H12ᵀ. */
-  | { readonly kind: 'lvc'; readonly baselines?: Baselines }
+  | ({ readonly kind: 'dice-baseline'; readonly baselines: Baselines } & BoxOptions)
+  /**
+   * Low variance curvature (ProMP eq. 9): Σ_w □(ℓ_w)·⊥(Q_w − b_w). Its Hessian drops H12 + H12ᵀ.
+   * With `clip` ε each term becomes min(□·A, clip(□, 1 − ε, 1 + ε)·A): the clipped objective J^CLIP
+   * of PPO/ProMP (for first-order use: clipping has no useful second derivative).
+   */
+  | ({ readonly kind: 'lvc'; readonly baselines?: Baselines; readonly clip?: number } & BoxOptions)
   /** Loaded DiCE (Farquhar et al.): Σ_w [□(ℓ_w + V_w) − □(V_w)]·⊥(Q_w − b_w), V_w the λ^lag-discounted credit of w's stochastic ancestors. */
-  | { readonly kind: 'loaded-dice'; readonly lambda: number; readonly baselines?: Baselines }
+  | ({ readonly kind: 'loaded-dice'; readonly lambda: number; readonly baselines?: Baselines } & BoxOptions)
   /** TMAML (Liu et al.): DiCE + Σ_w [1 − □(Σ_{w′∈W_w} ℓ_w′)]·[1 − □(ℓ_w)]·b_w, a zero-mean control variate at every order. */
-  | { readonly kind: 'tmaml'; readonly baselines: Baselines };
+  | ({ readonly kind: 'tmaml'; readonly baselines: Baselines } & BoxOptions);
 
 export type EstimatorKind = Estimator['kind'];
 
@@ -36,7 +53,10 @@ export const estimators = {
   pgt: (baselines?: Baselines): Estimator => ({ kind: 'pgt', ...(baselines ? { baselines } : {}) }),
   dice: (): Estimator => ({ kind: 'dice' }),
   diceBaseline: (baselines: Baselines): Estimator => ({ kind: 'dice-baseline', baselines }),
-  lvc: (baselines?: Baselines): Estimator => ({ kind: 'lvc', ...(baselines ? { baselines } : {}) }),
+  lvc: (baselines?: Baselines, options: { readonly clip?: number; readonly reference?: Reference } = {}): Estimator => {
+    if (options.clip !== undefined && !(options.clip > 0 && options.clip < 1)) throw new RangeError(`the clip range ε must be in (0, 1), got ${options.clip}`);
+    return { kind: 'lvc', ...(baselines ? { baselines } : {}), ...options };
+  },
   loadedDice: (lambda: number, baselines?: Baselines): Estimator => {
     if (!(lambda >= 0 && lambda <= 1)) throw new RangeError(`Loaded DiCE needs λ in [0, 1], got ${lambda}`);
     return { kind: 'loaded-dice', lambda, ...(baselines ? { baselines } : {}) };
@@ -54,7 +74,7 @@ export const estimatorName = (e: Estimator): string => {
     case 'dice-baseline':
       return 'DiCE + baseline';
     case 'lvc':
-      return 'LVC';
+      return e.clip === undefined ? 'LVC' : `clipped LVC (ε=${e.clip})`;
     case 'loaded-dice':
       return `Loaded DiCE (λ=${e.lambda})`;
     case 'tmaml':

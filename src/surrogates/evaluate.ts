@@ -21,6 +21,8 @@ export interface Evaluation {
   readonly logProbs: ReadonlyMap<string, tf.Tensor>;
   /** Each cost's values, [B] or [B, T] (zero on padding). */
   readonly costs: ReadonlyMap<string, tf.Tensor>;
+  /** The distribution parameters of each scored stochastic node, as its function returned them. */
+  readonly distributions: ReadonlyMap<string, DistributionParams>;
   /** [B, T] or undefined. */
   readonly mask: tf.Tensor | undefined;
   /** What a node's function is told besides its parents (its time steps). */
@@ -87,6 +89,7 @@ export const evaluateGraph = (graph: Graph, params: Params, batch: Batch): Evalu
   const parentValues = new Map<string, ParentValues>();
   const logProbs = new Map<string, tf.Tensor>();
   const costs = new Map<string, tf.Tensor>();
+  const distributions = new Map<string, DistributionParams>();
   const byName = new Map(graph.spec.nodes.map((n) => [n.name, n]));
   const mask = batch.mask;
 
@@ -150,7 +153,9 @@ export const evaluateGraph = (graph: Graph, params: Params, batch: Batch): Evalu
     if (n.kind === 'stochastic') {
       if (n.family === undefined || n.family.type === 'external') continue;
       if (impl?.kind !== 'distribution') throw new EvaluationError(`stochastic node '${n.name}' has no distribution function`);
-      const lp = toSampleShape(`log-probability of '${n.name}'`, logProbOf(n.name, n.family, values.get(n.name)!, impl.fn(parentsFor(n), context)), sampleShape);
+      const distribution = impl.fn(parentsFor(n), context);
+      distributions.set(n.name, distribution);
+      const lp = toSampleShape(`log-probability of '${n.name}'`, logProbOf(n.name, n.family, values.get(n.name)!, distribution), sampleShape);
       logProbs.set(n.name, mask !== undefined && isTemporal(n) ? tf.mul(lp, mask) : lp);
       continue;
     }
@@ -166,5 +171,5 @@ export const evaluateGraph = (graph: Graph, params: Params, batch: Batch): Evalu
       costs.set(n.name, mask !== undefined && isTemporal(n) ? tf.mul(c, mask) : c);
     }
   }
-  return { size, horizon, values, parentValuesOf: parentsFor, logProbs, costs, mask, contextOf };
+  return { size, horizon, values, parentValuesOf: parentsFor, logProbs, costs, distributions, mask, contextOf };
 };

@@ -1,0 +1,37 @@
+/**
+ * How far apart two parameter settings put a graph's sampling distributions, on the states of a batch:
+ * the mean over real steps of Σ_w KL(p_w(·|parents; θ_P) ‖ p_w(·|parents; θ_Q)), from each node's
+ * family. ProMP's KL penalty and TRPO's trust region are this quantity; it is safe at every order.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { categoricalKl, gaussianKl } from '../ops/index.ts';
+import type { DistributionParams, Graph } from '../scg/builder.ts';
+import { isTemporal, type NodeSpec } from '../scg/spec.ts';
+import type { Batch, Params } from './batch.ts';
+import { evaluateGraph } from './evaluate.ts';
+
+const klOf = (node: NodeSpec, p: DistributionParams, q: DistributionParams): tf.Tensor => {
+  if ('logits' in p && 'logits' in q) return categoricalKl(p.logits, q.logits);
+  if ('mean' in p && 'mean' in q) {
+    // logStd may be shared across the batch ([dim]); broadcast it so the KL keeps the batch's shape.
+    const shape = p.mean.shape;
+    return gaussianKl(p.mean, tf.broadcastTo(p.logStd, shape), q.mean, tf.broadcastTo(q.logStd, shape));
+  }
+  throw new Error(`stochastic node '${node.name}': its two distributions are of different families`);
+};
+
+/** Mean over the batch's real steps (and samples) of the summed KL of every scored node. */
+export const meanKl = (graph: Graph, paramsP: Params, paramsQ: Params, batch: Batch): tf.Scalar => {
+  const p = evaluateGraph(graph, paramsP, batch);
+  const q = evaluateGraph(graph, paramsQ, batch);
+  const parts = graph.spec.nodes.flatMap((n) => {
+    const dp = p.distributions.get(n.name);
+    const dq = q.distributions.get(n.name);
+    if (dp === undefined || dq === undefined) return [];
+    const shape = isTemporal(n) ? [p.size, p.horizon] : [p.size];
+    const kl = tf.broadcastTo(klOf(n, dp, dq), shape);
+    if (isTemporal(n) && p.mask !== undefined) return [tf.div(tf.sum(tf.mul(kl, p.mask)), tf.maximum(tf.sum(p.mask), 1))];
+    return [tf.mean(kl)];
+  });
+  return (parts.length === 0 ? tf.scalar(0) : parts.reduce((a, b) => tf.add(a, b))) as tf.Scalar;
+};
