@@ -299,3 +299,19 @@ test('meanKl is 0 between equal parameters and the mean categorical KL otherwise
     t.true(close(meanKl(graph, { theta: p }, { theta: q }, batch).dataSync(), [total / count], 1e-4));
   });
 });
+
+test('advantages in the batch replace Q − b in PGT, LVC and Loaded DiCE, and leave DiCE alone', (t) => {
+  const tr = randomTrajectories(5, 4, 16);
+  const graph = rlChain();
+  tf.tidy(() => {
+    const theta0 = thetaValue();
+    const advantage = tf.randomNormal([5, 4], 0, 1, 'float32', 17);
+    const batch = { ...batchOf(tr), advantages: { a: advantage } };
+    const handWritten = tf.grad((theta: tf.Tensor) => tf.mean(tf.sum(tf.mul(behaviourAt(theta, tr), advantage), 1)) as tf.Scalar)(theta0).dataSync();
+    for (const e of [estimators.pgt(), estimators.lvc(), estimators.loadedDice(0.5)]) {
+      t.true(close(tf.grad((theta: tf.Tensor) => compile(graph, e).objective({ theta }, batch))(theta0).dataSync(), handWritten), e.kind);
+    }
+    const dice = (b: typeof batch | ReturnType<typeof batchOf>) => tf.grad((theta: tf.Tensor) => compile(graph, estimators.dice()).objective({ theta }, b))(theta0).dataSync();
+    t.true(close(dice(batch), dice(batchOf(tr))));
+  });
+});

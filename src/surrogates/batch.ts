@@ -19,6 +19,13 @@ export interface Batch {
    * ([B] or [B, T]): the reference of estimators with `reference: 'behaviour'` (importance ratios).
    */
   readonly behaviour?: Readonly<Record<string, tf.Tensor>>;
+  /**
+   * Advantage estimates per stochastic node ([B] or [B, T]), e.g. GAE normalised per task. Where given,
+   * they replace the Q_w − b_w that the compiler would derive from the costs and baselines, in the
+   * estimators that weight a node's score by it (PGT, LVC, Loaded DiCE); DiCE and its baseline forms
+   * always use the costs themselves.
+   */
+  readonly advantages?: Readonly<Record<string, tf.Tensor>>;
 }
 
 /** Parameter values by name. */
@@ -78,6 +85,7 @@ export const batchDimensions = (graph: Graph, batch: Batch): { readonly size: nu
   };
   perNode('baseline', batch.baselines);
   perNode('behaviour log-probability', batch.behaviour);
+  perNode('advantage', batch.advantages);
   if (problems.length > 0) throw new BatchError(`bad batch:\n  ${problems.join('\n  ')}`);
   return { size: size ?? 1, horizon: horizon ?? 1 };
 };
@@ -103,6 +111,7 @@ export const checkBatch = (graph: Graph, batch: Batch): { readonly size: number;
   if (batch.mask !== undefined) finite('mask', batch.mask);
   for (const [name, b] of Object.entries(batch.baselines ?? {})) finite(`baseline of '${name}'`, b);
   for (const [name, b] of Object.entries(batch.behaviour ?? {})) finite(`behaviour log-probability of '${name}'`, b);
+  for (const [name, b] of Object.entries(batch.advantages ?? {})) finite(`advantage of '${name}'`, b);
   if (bad.length > 0) throw new BatchError(`bad batch:\n  ${bad.join('\n  ')}`);
   return dims;
 };

@@ -145,8 +145,10 @@ const baselineOf = (ing: Ingredients, baselines: Baselines | undefined, batch: B
   return stopGradient(masked);
 };
 
-/** ⊥(Q_w − b_w): the (advantage-like) weight of w's score, a constant. */
+/** ⊥(Q_w − b_w): the (advantage-like) weight of w's score, a constant; advantages in the batch take precedence. */
 const weightOf = (ing: Ingredients, baselines: Baselines | undefined, batch: Batch, w: NodeSpec): tf.Tensor | undefined => {
+  const given = batch.advantages?.[w.name];
+  if (given !== undefined) return stopGradient(ing.evaluation.mask !== undefined && isTemporal(w) ? tf.mul(given, ing.evaluation.mask) : given);
   const q = costsInfluencedBy(ing, w.name);
   const b = baselineOf(ing, baselines, batch, w);
   if (q === undefined && b === undefined) return undefined;
