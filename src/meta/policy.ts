@@ -1,0 +1,305 @@
+/**
+ * Policies: a function from parameters and observations to action distributions, written only with
+ * ops whose derivatives are right at every order (the meta-gradient differentiates log π twice, and
+ * tfjs's own tanh and exp get the second derivative wrong). Parameters are plain `Params` records, so
+ * an adapted θ' = θ + α∇L is just another record and stays on the tape.
+ *
+ * The MLP (rllab / ProMP): tanh hidden layers, linear output, Glorot-uniform weights, zero biases. A
+ * Gaussian policy adds a state-independent log standard deviation, learned (parameter `logStd`) or
+ * fixed.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ActionSpace } from '../envs/types.ts';
+import { categoricalKl, categoricalLogProb, gaussianKl, gaussianLogProb, tanh } from '../ops/index.ts';
+import { seededUniform } from '../random.ts';
+import type { CategoricalParams, GaussianParams } from '../scg/builder.ts';
+import type { Params } from '../surrogates/batch.ts';
+
+/** The seeded JavaScript generators `sample` draws from (src/random.ts). */
+export interface PolicyRandom {
+  /** standard normal */
+  readonly normal: () => number;
+  /** uniform on [0, 1) */
+  readonly uniform: () => number;
+}
+
+export interface Policy {
+  readonly kind: 'gaussian' | 'categorical';
+  readonly observationDim: number;
+  readonly action: ActionSpace;
+  /** Hidden layer widths; [] for a linear policy. */
+  readonly hidden: readonly number[];
+  /**
+   * Parameter shapes by name, in a fixed order (W0, b0, W1, b1, …, then logStd when learned). Layer i
+   * maps [rows, in] to [rows, out] as x·Wi + bi, so Wi is [in, out].
+   */
+  readonly paramShapes: Readonly<Record<string, readonly number[]>>;
+  /** Fresh parameters: Glorot-uniform weights, zero biases, logStd = initLogStd; the same for the same seed. */
+  readonly init: (seed: number) => Params;
+  /**
+   * Distribution parameters for observations [..., observationDim] (any leading dims, e.g. [N, T]):
+   * logits [..., n], or mean [..., dim] with logStd [dim] (broadcastable; the learned logStd is the
+   * parameter tensor itself — do not dispose it). Safe at every derivative order.
+   */
+  readonly distribution: (params: Params, observations: tf.Tensor) => GaussianParams | CategoricalParams;
+  /**
+   * One action per observation row (observations: [n × observationDim] row-major), drawn with the
+   * given generators row by row; keeps no tensor. Returns [n × dim] reals (Gaussian, unclipped) or [n]
+   * action indices (categorical).
+   */
+  readonly sample: (params: Params, observations: Float32Array, n: number, random: PolicyRandom) => Float32Array;
+  /** log π(a|s): observations [..., observationDim], actions [..., dim] or [...] indices → [...]. */
+  readonly logProb: (params: Params, observations: tf.Tensor, actions: tf.Tensor) => tf.Tensor;
+  /** KL(π_P(·|s) ‖ π_Q(·|s)) per observation: [..., observationDim] → [...]. */
+  readonly kl: (paramsP: Params, paramsQ: Params, observations: tf.Tensor) => tf.Tensor;
+}
+
+export class PolicyError extends Error {
+  override readonly name = 'PolicyError';
+}
+
+// ---------------------------------------------------------------------------------------------------
+// the MLP
+
+const checkWidth = (what: string, n: number): void => {
+  if (!Number.isInteger(n) || n < 1) throw new PolicyError(`${what} must be a positive integer, got ${n}`);
+};
+
+/** Layer shapes [W0, b0, …] of an MLP in → hidden… → out. */
+const mlpShapes = (inputDim: number, hidden: readonly number[], outputDim: number): Record<string, number[]> => {
+  const widths = [inputDim, ...hidden, outputDim];
+  const shapes: Record<string, number[]> = {};
+  for (let i = 0; i + 1 < widths.length; i++) {
+    shapes[`W${i}`] = [widths[i]!, widths[i + 1]!];
+    shapes[`b${i}`] = [widths[i + 1]!];
+  }
+  return shapes;
+};
+
+const param = (params: Params, name: string): tf.Tensor => {
+  const p = params[name];
+  if (p === undefined) throw new PolicyError(`parameter '${name}' is missing (have: ${Object.keys(params).join(', ')})`);
+  return p;
+};
+
+/**
+ * The MLP on [..., inputDim] inputs: one [rows × in]·[in × out] matMul per layer on the flattened
+ * leading dims, tanh (the safe one) between layers, linear output; returns [..., outputDim].
+ */
+const mlp = (params: Params, layers: number, inputDim: number, outputDim: number, x: tf.Tensor): tf.Tensor => {
+  const shape = x.shape;
+  if (shape.length === 0 || shape[shape.length - 1] !== inputDim) {
+    throw new PolicyError(`observations have shape [${shape.join(', ')}] but the policy needs [..., ${inputDim}]`);
+  }
+  const leading = shape.slice(0, -1);
+  const rows = leading.reduce((a, b) => a * b, 1);
+  let h = tf.reshape(x, [rows, inputDim]);
+  for (let i = 0; i < layers; i++) {
+    h = tf.add(tf.matMul(h, param(params, `W${i}`)), param(params, `b${i}`));
+    if (i + 1 < layers) h = tanh(h);
+  }
+  return tf.reshape(h, [...leading, outputDim]);
+};
+
+/** Glorot-uniform weights (limit √(6 / (fan_in + fan_out))), zero biases, drawn in name order. */
+const initMlp = (shapes: Readonly<Record<string, readonly number[]>>, seed: number): Record<string, tf.Tensor> => {
+  const u = seededUniform(seed);
+  const out: Record<string, tf.Tensor> = {};
+  for (const [name, shape] of Object.entries(shapes)) {
+    if (!name.startsWith('W')) continue;
+    const [fanIn, fanOut] = shape as [number, number];
+    const limit = Math.sqrt(6 / (fanIn + fanOut));
+    const values = new Float32Array(fanIn * fanOut);
+    for (let k = 0; k < values.length; k++) values[k] = (2 * u() - 1) * limit;
+    out[name] = tf.tensor2d(values, [fanIn, fanOut]);
+    out[`b${name.slice(1)}`] = tf.zeros([fanOut]);
+  }
+  return out;
+};
+
+/** Reads a tensor's values into a fresh array (a backend's readSync may hand back its own buffer). */
+const read = (t: tf.Tensor): Float32Array => Float32Array.from(t.dataSync());
+
+const checkRows = (observations: Float32Array, n: number, d: number): void => {
+  if (!Number.isInteger(n) || n < 0 || observations.length < n * d) {
+    throw new PolicyError(`sample: ${n} rows of ${d} observations need ${n * d} numbers, got ${observations.length}`);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Gaussian
+
+export interface GaussianMlpOptions {
+  readonly observationDim: number;
+  readonly actionDim: number;
+  /** Hidden widths; default [64, 64]; [] makes the mean linear in the observation. */
+  readonly hidden?: readonly number[];
+  /** Initial log standard deviation (the fixed one when learnStd is false); default 0. */
+  readonly initLogStd?: number;
+  /** Whether logStd is a parameter; default true. */
+  readonly learnStd?: boolean;
+  /** The action bounds recorded in `action` (the environment clips); default ±∞. */
+  readonly low?: number;
+  readonly high?: number;
+}
+
+/**
+ * A diagonal Gaussian policy whose mean is an MLP of the observation and whose log standard deviation
+ * is state-independent: parameters W0, b0, …, W_L, b_L and (when learned) logStd [actionDim].
+ */
+export const gaussianMlpPolicy = (opts: GaussianMlpOptions): Policy => {
+  const { observationDim, actionDim, hidden = [64, 64], initLogStd = 0, learnStd = true } = opts;
+  const { low = -Infinity, high = Infinity } = opts;
+  checkWidth('observationDim', observationDim);
+  checkWidth('actionDim', actionDim);
+  hidden.forEach((h, i) => checkWidth(`hidden[${i}]`, h));
+  if (!Number.isFinite(initLogStd)) throw new PolicyError(`initLogStd must be finite, got ${initLogStd}`);
+  const layers = hidden.length + 1;
+  const shapes: Record<string, readonly number[]> = mlpShapes(observationDim, hidden, actionDim);
+  if (learnStd) shapes.logStd = [actionDim];
+  const paramShapes = Object.freeze(shapes);
+
+  const logStdOf = (params: Params): tf.Tensor =>
+    learnStd ? param(params, 'logStd') : tf.fill([actionDim], initLogStd);
+
+  const distribution = (params: Params, observations: tf.Tensor): GaussianParams => ({
+    mean: mlp(params, layers, observationDim, actionDim, observations),
+    logStd: logStdOf(params),
+  });
+
+  return {
+    kind: 'gaussian',
+    observationDim,
+    action: { kind: 'continuous', dim: actionDim, low, high },
+    hidden: Object.freeze([...hidden]),
+    paramShapes,
+    init: (seed) => {
+      const p = initMlp(paramShapes, seed);
+      if (learnStd) p.logStd = tf.fill([actionDim], initLogStd);
+      return p;
+    },
+    distribution,
+    sample: (params, observations, n, random) => {
+      checkRows(observations, n, observationDim);
+      const [mean, logStd] = tf.tidy(() => {
+        const obs = tf.tensor2d(observations.subarray(0, n * observationDim), [n, observationDim]);
+        const d = distribution(params, obs);
+        return [read(d.mean), read(d.logStd)];
+      });
+      const std = Array.from(logStd, Math.exp);
+      const out = new Float32Array(n * actionDim);
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < actionDim; j++) {
+          const k = i * actionDim + j;
+          out[k] = mean[k]! + std[j]! * random.normal();
+        }
+      }
+      return out;
+    },
+    logProb: (params, observations, actions) => {
+      const d = distribution(params, observations);
+      return gaussianLogProb(actions, d.mean, d.logStd);
+    },
+    kl: (paramsP, paramsQ, observations) => {
+      const p = distribution(paramsP, observations);
+      const q = distribution(paramsQ, observations);
+      return gaussianKl(p.mean, p.logStd, q.mean, q.logStd);
+    },
+  };
+};
+
+/**
+ * mean = W0ᵀ·s + b0 with a fixed standard deviation exp(logStd): the two-parameter policy of 1D
+ * examples (observationDim = actionDim = 1 gives exactly θ0 = W0, θ1 = b0).
+ */
+export const linearGaussianPolicy = (opts: {
+  readonly observationDim: number;
+  readonly actionDim: number;
+  readonly logStd?: number;
+  readonly low?: number;
+  readonly high?: number;
+}): Policy =>
+  gaussianMlpPolicy({
+    observationDim: opts.observationDim,
+    actionDim: opts.actionDim,
+    hidden: [],
+    learnStd: false,
+    initLogStd: opts.logStd ?? 0,
+    ...(opts.low === undefined ? {} : { low: opts.low }),
+    ...(opts.high === undefined ? {} : { high: opts.high }),
+  });
+
+// ---------------------------------------------------------------------------------------------------
+// categorical
+
+export interface CategoricalMlpOptions {
+  readonly observationDim: number;
+  /** The number of actions. */
+  readonly actions: number;
+  /** Hidden widths; default [64, 64]. */
+  readonly hidden?: readonly number[];
+}
+
+/** A categorical policy whose logits are an MLP of the observation: parameters W0, b0, …, W_L, b_L. */
+export const categoricalMlpPolicy = (opts: CategoricalMlpOptions): Policy => {
+  const { observationDim, actions, hidden = [64, 64] } = opts;
+  checkWidth('observationDim', observationDim);
+  checkWidth('actions', actions);
+  hidden.forEach((h, i) => checkWidth(`hidden[${i}]`, h));
+  const layers = hidden.length + 1;
+  const paramShapes = Object.freeze(mlpShapes(observationDim, hidden, actions) as Record<string, readonly number[]>);
+
+  const distribution = (params: Params, observations: tf.Tensor): CategoricalParams => ({
+    logits: mlp(params, layers, observationDim, actions, observations),
+  });
+
+  return {
+    kind: 'categorical',
+    observationDim,
+    action: { kind: 'discrete', n: actions },
+    hidden: Object.freeze([...hidden]),
+    paramShapes,
+    init: (seed) => initMlp(paramShapes, seed),
+    distribution,
+    sample: (params, observations, n, random) => {
+      checkRows(observations, n, observationDim);
+      const logits = tf.tidy(() =>
+        read(distribution(params, tf.tensor2d(observations.subarray(0, n * observationDim), [n, observationDim])).logits),
+      );
+      const out = new Float32Array(n);
+      const p = new Float64Array(actions);
+      for (let i = 0; i < n; i++) {
+        // softmax in float64, then the inverse CDF of one uniform draw
+        let max = -Infinity;
+        for (let j = 0; j < actions; j++) max = Math.max(max, logits[i * actions + j]!);
+        let total = 0;
+        for (let j = 0; j < actions; j++) total += p[j] = Math.exp(logits[i * actions + j]! - max);
+        let r = random.uniform() * total;
+        let choice = actions - 1;
+        for (let j = 0; j < actions; j++) {
+          r -= p[j]!;
+          if (r < 0) {
+            choice = j;
+            break;
+          }
+        }
+        out[i] = choice;
+      }
+      return out;
+    },
+    logProb: (params, observations, actionIndices) =>
+      categoricalLogProb(distribution(params, observations).logits, actionIndices),
+    kl: (paramsP, paramsQ, observations) =>
+      categoricalKl(distribution(paramsP, observations).logits, distribution(paramsQ, observations).logits),
+  };
+};
+
+/** The MLP policy that fits an action space: Gaussian for a continuous one, categorical for a discrete one. */
+export const mlpPolicyFor = (
+  observationDim: number,
+  action: ActionSpace,
+  options: { readonly hidden?: readonly number[]; readonly initLogStd?: number } = {},
+): Policy =>
+  action.kind === 'continuous'
+    ? gaussianMlpPolicy({ observationDim, actionDim: action.dim, low: action.low, high: action.high, ...options })
+    : categoricalMlpPolicy({ observationDim, actions: action.n, ...(options.hidden ? { hidden: options.hidden } : {}) });

@@ -1,0 +1,54 @@
+/**
+ * An RL task as a graph, declared once per time step: the environment's state s_t (sampled outside,
+ * carrying influence from s_{t−1} and a_{t−1}), the policy's action a_t ~ π_θ(·|s_t), the reward r_t.
+ * Every algorithm compiles its objectives from this graph; none writes a loss by hand.
+ */
+import type { Policy } from './policy.ts';
+import { graphOf, type Graph, type NodeImpl } from '../scg/builder.ts';
+import type { Family, GraphSpec } from '../scg/spec.ts';
+import type { Params } from '../surrogates/batch.ts';
+
+export const rlGraph = (policy: Policy, name = 'rl-task'): Graph => {
+  const paramNames = Object.keys(policy.paramShapes);
+  const family: Family =
+    policy.action.kind === 'continuous' ? { type: 'gaussian', dim: policy.action.dim } : { type: 'categorical', categories: policy.action.n };
+  const spec: GraphSpec = {
+    name,
+    nodes: [
+      ...paramNames.map((p) => ({ kind: 'parameter' as const, name: p, shape: [...policy.paramShapes[p]!] })),
+      {
+        kind: 'stochastic' as const,
+        name: 's',
+        label: 's_t',
+        temporal: true,
+        family: { type: 'external' as const },
+        parents: [
+          { node: 's', lag: 1 },
+          { node: 'a', lag: 1 },
+        ],
+      },
+      {
+        kind: 'stochastic' as const,
+        name: 'a',
+        label: 'a_t',
+        temporal: true,
+        family,
+        parents: [{ node: 's', lag: 0 }, ...paramNames.map((p) => ({ node: p, lag: 0 }))],
+      },
+      { kind: 'cost' as const, name: 'r', label: 'r_t', temporal: true, parents: [{ node: 's', lag: 0 }, { node: 'a', lag: 0 }] },
+    ],
+  };
+  const impls = new Map<string, NodeImpl>([
+    [
+      'a',
+      {
+        kind: 'distribution',
+        fn: (values) => {
+          const params: Params = Object.fromEntries(paramNames.map((p) => [p, values[p]!]));
+          return policy.distribution(params, values.s!);
+        },
+      },
+    ],
+  ]);
+  return graphOf(spec, impls);
+};
