@@ -12,7 +12,8 @@ export type Matrix = number[][];
 
 const dot = (a: tf.Tensor, b: tf.Tensor): tf.Scalar => tf.sum(tf.mul(a, b));
 
-const basis = (d: number, i: number): tf.Tensor1D => tf.oneHot(tf.tensor1d([i], 'int32'), d).reshape([d]) as tf.Tensor1D;
+/** e_i in ℝ^d (built from an array: tf.oneHot needs d ≥ 2, and on wasm ignores a float dtype). */
+const basis = (d: number, i: number): tf.Tensor1D => tf.tensor1d(Array.from({ length: d }, (_, k) => (k === i ? 1 : 0)));
 
 const read = (x: tf.Tensor): number[] => Array.from(x.dataSync());
 

@@ -13,14 +13,15 @@ import { isTemporal, parentsOf, type GraphSpec, type NodeSpec } from './spec.ts'
  * How x reaches y:
  * - `none`: no directed path;
  * - `same`: both are per-sample (static) nodes and x is an ancestor of y;
- * - `broadcast`: x is static, y temporal: x is an ancestor of y at every step;
+ * - `broadcast`: x is static, y temporal: x is an ancestor of y_t at every step t ≥ `fromStep` (x reaches
+ *   y through lagged edges only after that many steps: x → s_t → c_{t+1} gives fromStep 1);
  * - `lags`: both temporal; `lags[d]` is true when x_{t−d} is an ancestor of y_t (d < horizon).
  * (A temporal node can never reach a static one: validation forbids temporal parents of static nodes.)
  */
 export type Influence =
   | { readonly kind: 'none' }
   | { readonly kind: 'same' }
-  | { readonly kind: 'broadcast' }
+  | { readonly kind: 'broadcast'; readonly fromStep: number }
   | { readonly kind: 'lags'; readonly lags: readonly boolean[] };
 
 /** Children with the lag of the edge, per node name. */
@@ -92,7 +93,7 @@ export const influenceQuery = (spec: GraphSpec, horizon: number): InfluenceQuery
     const sourceTemporal = isTemporal(source);
     const targetTemporal = isTemporal(target);
     if (!sourceTemporal && !targetTemporal) return { kind: 'same' };
-    if (!sourceTemporal) return { kind: 'broadcast' };
+    if (!sourceTemporal) return { kind: 'broadcast', fromStep: offsets.indexOf(true) };
     return { kind: 'lags', lags: offsets };
   };
   const stochasticInfluencers = (to: string) =>
@@ -116,7 +117,7 @@ export const influenceMask = (q: InfluenceQuery, from: string, to: string): bool
     case 'same':
       return [[true]];
     case 'broadcast':
-      return [new Array<boolean>(T).fill(true)];
+      return [Array.from({ length: T }, (_, t) => t >= inf.fromStep)];
     case 'lags':
       return Array.from({ length: T }, (_, tp) => Array.from({ length: T }, (_, t) => t >= tp && inf.lags[t - tp] === true));
   }

@@ -60,18 +60,22 @@ export const assertCompilable = (graph: Graph): void => {
   }
 };
 
+/** [1, T]: 1 at steps t ≥ from, 0 before. */
+const stepsFrom = (from: number, horizon: number): tf.Tensor =>
+  tf.tensor2d([Array.from({ length: horizon }, (_, t) => (t >= from ? 1 : 0))]);
+
 /** Sums a [B] or [B, T] tensor to [B]. */
 const perSampleSum = (x: tf.Tensor): tf.Tensor => (x.rank === 2 ? tf.sum(x, 1) : x);
 
 /** x's contribution at y's steps, where x (a quantity living on source's steps) influences y as `inf` says. */
-const carryForward = (inf: Influence, x: tf.Tensor, decay: number): tf.Tensor | undefined => {
+const carryForward = (inf: Influence, x: tf.Tensor, decay: number, horizon: number): tf.Tensor | undefined => {
   switch (inf.kind) {
     case 'none':
       return undefined;
     case 'same':
       return x;
     case 'broadcast':
-      return tf.expandDims(x, 1);
+      return inf.fromStep === 0 ? tf.expandDims(x, 1) : tf.mul(tf.expandDims(x, 1), stepsFrom(inf.fromStep, horizon));
     case 'lags':
       return timeOperator(inf.lags, decay).forward(x);
   }
@@ -85,7 +89,7 @@ const carryBackward = (inf: Influence, y: tf.Tensor): tf.Tensor | undefined => {
     case 'same':
       return y;
     case 'broadcast':
-      return tf.sum(y, 1);
+      return tf.sum(inf.fromStep === 0 ? y : tf.mul(y, stepsFrom(inf.fromStep, y.shape[1]!)), 1);
     case 'lags':
       return timeOperator(inf.lags).backward(y);
   }
@@ -125,7 +129,7 @@ const boxOf = (ing: Ingredients, current: tf.Tensor, behaviourOf: (source: LogPr
 
 /** S_y: the credit of every scored node that influences `target`, each discounted by decay^lag. */
 const creditInto = (ing: Ingredients, target: string, decay = 1, source: LogProbSource = 'current'): tf.Tensor | undefined =>
-  sumAll(ing.scored.map((w) => carryForward(ing.query.influence(w.name, target), logProbsOf(ing, source).get(w.name)!, decay)));
+  sumAll(ing.scored.map((w) => carryForward(ing.query.influence(w.name, target), logProbsOf(ing, source).get(w.name)!, decay, ing.evaluation.horizon)));
 
 /** Q_w: the costs `w` influences, gathered onto w's steps. */
 const costsInfluencedBy = (ing: Ingredients, w: string): tf.Tensor | undefined =>

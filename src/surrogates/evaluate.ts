@@ -124,8 +124,9 @@ export const evaluateGraph = (graph: Graph, params: Params, batch: Batch): Evalu
         );
       }
       let x = p.lag > 0 ? shiftInTime(v, p.lag) : v;
-      // A per-sample parent of a per-step node gets a length-1 time axis so that it broadcasts over steps.
-      if (childTemporal && parent.kind !== 'parameter' && !isTemporal(parent)) x = tf.expandDims(x, 1);
+      // A per-sample parent of a per-step node gets a length-1 time axis so that it broadcasts over steps;
+      // a value without a batch axis (a scalar computed from parameters only) broadcasts as it is.
+      if (childTemporal && parent.kind !== 'parameter' && !isTemporal(parent) && x.rank > 0) x = tf.expandDims(x, 1);
       out[parentKey(p)] = x;
     }
     parentValues.set(n.name, out);

@@ -13,9 +13,10 @@
  *     lag-0 parents among earlier stochastic nodes and deterministic nodes declared before it, and —
  *     when temporal — lag-1 parents among the temporal stochastic nodes (itself and later ones
  *     included: s ← s@1, s ← a@1 as in an MDP);
- *   - 0–2 deterministic nodes `d0…` with at least one stochastic parent;
+ *   - 0–2 deterministic nodes `d0…` with stochastic and/or parameter parents;
  *   - 1–3 costs `c0…` with 1–2 stochastic parents (and optionally deterministic, lag-1 and parameter ones).
  * A node with a temporal lag-0 parent is temporal; static nodes may feed temporal ones, never the reverse.
+ *
  */
 import fc from 'fast-check';
 import type { GraphSpec, NodeSpec, ParentRef } from '../../src/scg/spec.ts';
@@ -63,9 +64,9 @@ const stochasticBlueprint = fc.record({
 
 const deterministicBlueprint = fc.record({
   temporal: fc.boolean(),
-  /** Declared after this many stochastic nodes (at least one, so that it has a stochastic parent). */
+  /** Declared after this many stochastic nodes (at least one). */
   after: fc.integer({ min: 1, max: 4 }),
-  /** Stochastic parents among those declared before it (none: the last of them). */
+  /** Stochastic parents among those declared before it (none and no parameter parent: the last of them). */
   stochastic: mask(4),
   parameters: mask(2),
   lagged: mask(4),
@@ -114,11 +115,10 @@ const interpret = (b: Blueprint, directParameterCosts: boolean): RandomGraph => 
   const detParents = new Map<string, ParentRef[]>();
   const declareDeterministicAfter = (count: number) => {
     for (const d of dets.filter((x) => x.after === count)) {
-      const stochastic = bitsOf(d.stochastic, count);
-      const parents = [
-        ...(stochastic.length === 0 ? [count - 1] : stochastic).map((j) => ref(sName(j))),
-        ...(directParameterCosts ? parameterRefs(d.parameters, false) : []),
-      ];
+      const stochastic = bitsOf(d.stochastic, count).map((j) => ref(sName(j)));
+      const fromParameters = directParameterCosts ? parameterRefs(d.parameters, false) : [];
+      // A node of parameters only (no batch axis) is allowed; a node with no parent at all is not.
+      const parents = stochastic.length + fromParameters.length === 0 ? [ref(sName(count - 1))] : [...stochastic, ...fromParameters];
       detParents.set(d.name, parents);
       temporal.set(d.name, temporalFlavour && (d.temporal || parents.some((p) => temporal.get(p.node) === true)));
     }
@@ -189,7 +189,7 @@ export const randomGraphArbitrary = (options: RandomGraphOptions = {}): fc.Arbit
   const direct = options.directParameterCosts ?? true;
   return blueprint(options.flavour)
     .map((b) => interpret(b, direct))
-    .filter((g) => g.outcomes <= maxOutcomes && parameterCount(g.spec) >= 2);
+    .filter((g) => g.outcomes <= maxOutcomes);
 };
 
 /** The number of scalar parameters (the oracle's d). */
