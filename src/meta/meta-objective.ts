@@ -56,6 +56,8 @@ export interface MetaObjective {
   /** The meta-SCG: θ, the pre-update trajectories and updates, the post-update trajectories, the return. */
   readonly graph: Graph;
   readonly options: MetaObjectiveOptions;
+  /** One inner step θ + α∇L_inner(θ; D) (differentiable in θ): how the sampler gets each level's parameters. */
+  readonly innerStep: (params: Params, data: LevelData) => Params;
   /** θ₁ … θ_k from θ and the pre-update data D₀ … D_{k−1} (differentiable in θ). */
   readonly adapt: (params: Params, pre: readonly LevelData[]) => Params[];
   /** The meta-surrogate of one task, to maximise: its gradient is the meta-gradient. */
@@ -167,5 +169,5 @@ export const metaObjective = (taskGraph: Graph, options: MetaObjectiveOptions): 
     return scores.reduce<tf.Tensor>((a, b) => tf.add(a, b), outerValue) as tf.Scalar;
   };
 
-  return { graph: metaGraph(steps, formulation), options, adapt, surrogate };
+  return { graph: metaGraph(steps, formulation), options, innerStep, adapt, surrogate };
 };

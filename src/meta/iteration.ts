@@ -1,0 +1,288 @@
+/**
+ * One meta-training iteration, shared by every algorithm (ProMP's Alg. 1 in general form):
+ *   1. sample tasks; 2. for each adaptation level j = 0 … k sample trajectories per task with that
+ *   task's level-j parameters, turn them into the RL graph's batches, and take the inner step to get
+ *   level j + 1's parameters; 3. the outer step on Σ_tasks of the meta-surrogate.
+ * Everything random comes from generators seeded by (seed, iteration, purpose), so an iteration's
+ * numbers depend only on the parameters it starts from: a resumed run reproduces an uninterrupted one.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { TaskDistribution } from '../envs/types.ts';
+import { seededNormal, seededUniform } from '../random.ts';
+import type { Graph } from '../scg/builder.ts';
+import type { Params } from '../surrogates/batch.ts';
+import { meanKl } from '../surrogates/divergence.ts';
+import { taskAdvantages } from './advantages.ts';
+import { algorithms, disposeParams, keepParams, type Algorithm } from './algorithms.ts';
+import type { TrainConfig } from './config.ts';
+import { metaObjective, type LevelData, type MetaObjective } from './meta-objective.ts';
+import { adam, backtrackingLineSearch, conjugateGradient, flattenParams, paramLayout, unflattenParams, type AdamState } from './optimizers.ts';
+import type { Policy } from './policy.ts';
+import { rlGraph } from './rl-graph.ts';
+import { averageReturn, disposeBatch, sampleGroups, toBatch, type Trajectories } from './sampler.ts';
+
+export class TrainingError extends Error {
+  override readonly name = 'TrainingError';
+}
+
+/** Everything an iteration needs that does not change between iterations. */
+export interface Trainer {
+  readonly config: TrainConfig;
+  readonly distribution: TaskDistribution;
+  readonly policy: Policy;
+  readonly algorithm: Algorithm;
+  readonly graph: Graph;
+  readonly meta: MetaObjective;
+  readonly horizon: number;
+  readonly adaptationSteps: number;
+}
+
+export const makeTrainer = (config: TrainConfig, distribution: TaskDistribution, policy: Policy): Trainer => {
+  const algorithm = algorithms[config.algo];
+  const graph = rlGraph(policy, distribution.name);
+  const adaptationSteps = config.adaptationSteps ?? distribution.adaptationSteps;
+  const meta = metaObjective(graph, {
+    formulation: algorithm.formulation,
+    inner: algorithm.inner,
+    stepSize: config.innerStepSize,
+    steps: adaptationSteps,
+    outerEstimator: algorithm.outer(config),
+  });
+  return { config, distribution, policy, algorithm, graph, meta, horizon: config.horizon ?? distribution.horizon, adaptationSteps };
+};
+
+/** What one iteration measured. */
+export interface IterationStats {
+  readonly iteration: number;
+  /** Average undiscounted return per trajectory at each adaptation level (0: pre-update). */
+  readonly averageReturn: readonly number[];
+  /** Environment steps taken in this iteration. */
+  readonly timesteps: number;
+  readonly samplingSeconds: number;
+  readonly adaptationSeconds: number;
+  readonly outerSeconds: number;
+  /** The meta-objective before the outer step (averaged over tasks; maximised). */
+  readonly objective: number;
+  /** TRPO: the KL of the accepted step and whether the line search accepted one. */
+  readonly kl?: number;
+  readonly lineSearch?: string;
+}
+
+/** A generator seeded by the run seed, the iteration and what it is for. */
+const stream = (seed: number, iteration: number, purpose: number): number =>
+  (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(iteration + 1, 0x85ebca6b) ^ Math.imul(purpose + 1, 0xc2b2ae35)) >>> 0;
+
+/** The batch a task's trajectories give, with the credit its algorithm uses. */
+const levelData = (trainer: Trainer, tr: Trajectories): LevelData => {
+  const { config, policy, algorithm } = trainer;
+  const adv = taskAdvantages({
+    observations: tr.observations,
+    rewards: tr.rewards,
+    mask: tr.mask,
+    n: tr.n,
+    horizon: tr.horizon,
+    observationDim: tr.observationDim,
+    gamma: config.discount,
+    lambda: config.gaeLambda,
+    normalize: algorithm.credit === 'advantages',
+  });
+  if (algorithm.credit === 'advantages') return { batch: toBatch(tr, policy, adv.advantages) };
+  // DiCE family: costs γ^t·r_t (the discounted objective, exactly) and the baseline γ^t·V(s_t), both
+  // divided by the task's advantage scale so that the inner step size means what it does elsewhere.
+  let sum = 0;
+  let sumSq = 0;
+  let count = 0;
+  for (let k = 0; k < tr.mask.length; k++) {
+    if (tr.mask[k] === 0) continue;
+    const a = adv.advantages[k]!;
+    sum += a;
+    sumSq += a * a;
+    count++;
+  }
+  const mean = count > 0 ? sum / count : 0;
+  const scale = Math.sqrt(Math.max(count > 0 ? sumSq / count - mean * mean : 0, 0)) + 1e-8;
+  const costs = new Float32Array(tr.rewards.length);
+  const baseline = new Float32Array(tr.rewards.length);
+  for (let i = 0; i < tr.n; i++) {
+    for (let t = 0; t < tr.horizon; t++) {
+      const k = i * tr.horizon + t;
+      const discount = config.discount ** t / scale;
+      costs[k] = tr.rewards[k]! * discount;
+      baseline[k] = adv.values[k]! * discount;
+    }
+  }
+  const batch = toBatch({ ...tr, rewards: costs }, policy);
+  return { batch: { ...batch, baselines: { a: tf.tensor2d(baseline, [tr.n, tr.horizon]) } } };
+};
+
+const assertFinite = (iteration: number, what: string, values: ArrayLike<number>): void => {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i]!)) throw new TrainingError(`iteration ${iteration}: the ${what} is ${values[i]} (entry ${i}); stopping before it reaches the parameters`);
+  }
+};
+
+/** The optimiser state carried between iterations (Adam's moments), or none. */
+export type OptimizerState = AdamState | undefined;
+
+export interface IterationResult {
+  readonly params: Params;
+  readonly optimizerState: OptimizerState;
+  readonly stats: IterationStats;
+}
+
+/**
+ * Runs iteration `iteration` from `params`. Returns new parameters and optimiser state; the inputs are
+ * not disposed (the caller decides, e.g. after a checkpoint).
+ */
+export const runIteration = (trainer: Trainer, params: Params, optimizerState: OptimizerState, iteration: number): IterationResult => {
+  const { config, distribution, policy, meta, graph, horizon, adaptationSteps } = trainer;
+  const seconds = (since: number) => (performance.now() - since) / 1000;
+  const tasks = distribution.sampleTasks(seededUniform(stream(config.seed, iteration, 0)), config.tasksPerIteration);
+  const random = { normal: seededNormal(stream(config.seed, iteration, 1)), uniform: seededUniform(stream(config.seed, iteration, 2)) };
+  const resetUniform = seededUniform(stream(config.seed, iteration, 3));
+
+  const levels: LevelData[][] = [];
+  const levelParams: Params[][] = [tasks.map(() => params)];
+  const returns: number[] = [];
+  let timesteps = 0;
+  let samplingSeconds = 0;
+  let adaptationSeconds = 0;
+  try {
+    for (let j = 0; j <= adaptationSteps; j++) {
+      const started = performance.now();
+      const trajectories = sampleGroups({ distribution, policy, tasks, params: levelParams[j]!, perGroup: config.trajectoriesPerTask, horizon, random, resetUniform });
+      returns.push(trajectories.reduce((acc, tr) => acc + averageReturn(tr), 0) / trajectories.length);
+      timesteps += trajectories.reduce((acc, tr) => acc + tr.mask.reduce((a, m) => a + m, 0), 0);
+      levels.push(trajectories.map((tr) => levelData(trainer, tr)));
+      samplingSeconds += seconds(started);
+      if (j === adaptationSteps) break;
+      const adapting = performance.now();
+      levelParams.push(levels[j]!.map((data, i) => tf.tidy(() => keepParams(meta.innerStep(levelParams[j]![i]!, data)))));
+      adaptationSeconds += seconds(adapting);
+    }
+
+    const pre = (i: number) => levels.slice(0, adaptationSteps).map((level) => level[i]!);
+    const post = (i: number) => levels[adaptationSteps]![i]!;
+    /** Mean over tasks of the meta-surrogate (to maximise). */
+    const objective = (p: Params): tf.Scalar =>
+      tf.div(tf.addN(tasks.map((_, i) => meta.surrogate(p, pre(i), post(i)))), tasks.length) as tf.Scalar;
+    const names = Object.keys(policy.paramShapes);
+    const gradientOf = (loss: (p: Params) => tf.Scalar, at: Params) =>
+      tf.grads((...values: tf.Tensor[]) => loss(Object.fromEntries(names.map((n, k) => [n, values[k]!]))))(names.map((n) => at[n]!));
+
+    const outerStarted = performance.now();
+    const objectiveBefore = tf.tidy(() => objective(params).dataSync()[0]!);
+    assertFinite(iteration, 'meta-objective', [objectiveBefore]);
+    const result = ((): { params: Params; optimizerState: OptimizerState; kl?: number; lineSearch?: string } => {
+      switch (trainer.algorithm.optimizer) {
+        case 'adam':
+        case 'promp': {
+          const optimizer = adam({ learningRate: config.outerLearningRate });
+          let state = optimizerState ?? optimizer.init(params);
+          let current = params;
+          const preUpdate = levels[0]!;
+          const steps = trainer.algorithm.optimizer === 'promp' ? config.prompSteps : 1;
+          for (let n = 0; n < steps; n++) {
+            const next = tf.tidy(() => {
+              const loss = (p: Params): tf.Scalar => {
+                const value = tf.neg(objective(p));
+                if (trainer.algorithm.optimizer !== 'promp') return value as tf.Scalar;
+                // ProMP's KL penalty η·KL(π_θo ‖ π_θ) on the pre-update data, averaged over tasks.
+                const kl = tf.div(tf.addN(preUpdate.map((data) => meanKl(graph, params, p, data.batch))), preUpdate.length);
+                return tf.add(value, tf.mul(config.klPenalty, kl)) as tf.Scalar;
+              };
+              const grads = gradientOf(loss, current);
+              grads.forEach((g, k) => assertFinite(iteration, `meta-gradient of ${names[k]}`, g.dataSync()));
+              const stepped = optimizer.step(current, Object.fromEntries(names.map((n, k) => [n, grads[k]!])), state);
+              return { params: keepParams(stepped.params), state: { step: stepped.state.step, m: keepParams(stepped.state.m), v: keepParams(stepped.state.v) } };
+            });
+            if (current !== params) disposeParams(current);
+            if (state !== optimizerState) optimizer.dispose(state);
+            current = next.params;
+            state = next.state;
+          }
+          return { params: current, optimizerState: state };
+        }
+        case 'trpo': {
+          const layout = paramLayout(policy.paramShapes);
+          return tf.tidy(() => {
+            const theta0 = flattenParams(params, layout);
+            const objectiveFlat = (flat: tf.Tensor) => objective(unflattenParams(flat, layout));
+            const gradient = tf.grad(objectiveFlat)(theta0) as tf.Tensor1D;
+            assertFinite(iteration, 'meta-gradient', gradient.dataSync());
+            // The trust region is on the post-update policies: KL(π_θ′(θ_old) ‖ π_θ′(θ)) on D′, per task.
+            const adaptedOld = tasks.map((_, i) => meta.adapt(params, pre(i)).at(-1)!);
+            const kl = (flat: tf.Tensor): tf.Scalar => {
+              const p = unflattenParams(flat, layout);
+              return tf.div(tf.addN(tasks.map((_, i) => meanKl(graph, adaptedOld[i]!, meta.adapt(p, pre(i)).at(-1)!, post(i).batch))), tasks.length) as tf.Scalar;
+            };
+            const hvp = (v: tf.Tensor1D): tf.Tensor1D =>
+              tf.tidy(() => {
+                const hv = tf.grad((flat: tf.Tensor) => tf.sum(tf.mul(tf.grad(kl)(flat), v)) as tf.Scalar)(theta0);
+                return tf.add(hv, tf.mul(config.cgDamping, v)) as tf.Tensor1D;
+              });
+            const direction = conjugateGradient(hvp, gradient, config.cgIterations);
+            const curvature = tf.tidy(() => tf.sum(tf.mul(direction, hvp(direction))).dataSync()[0]!);
+            const fullStep = tf.mul(direction, Math.sqrt((2 * config.maxKl) / Math.max(curvature, 1e-12))) as tf.Tensor1D;
+            const search = backtrackingLineSearch(
+              (x) => tf.tidy(() => -objectiveFlat(x).dataSync()[0]!),
+              (x) => tf.tidy(() => kl(x).dataSync()[0]!),
+              theta0,
+              fullStep,
+              { maxConstraint: config.maxKl, backtrackRatio: config.backtrackRatio, maxSteps: config.maxBacktracks, lossBefore: -objectiveBefore },
+            );
+            return {
+              params: keepParams(unflattenParams(search.x, layout)),
+              optimizerState: undefined,
+              ...(search.constraint !== undefined ? { kl: search.constraint } : {}),
+              lineSearch: search.accepted ? `accepted ${search.stepFraction.toPrecision(3)}` : search.reason,
+            };
+          });
+        }
+      }
+    })();
+    const stats: IterationStats = {
+      iteration,
+      averageReturn: returns,
+      timesteps,
+      samplingSeconds,
+      adaptationSeconds,
+      outerSeconds: seconds(outerStarted),
+      objective: objectiveBefore,
+      ...(result.kl !== undefined ? { kl: result.kl } : {}),
+      ...(result.lineSearch !== undefined ? { lineSearch: result.lineSearch } : {}),
+    };
+    return { params: result.params, optimizerState: result.optimizerState, stats };
+  } finally {
+    levels.flat().forEach((d) => disposeBatch(d.batch));
+    levelParams.slice(1).flat().forEach(disposeParams);
+  }
+};
+
+/** Evaluates parameters on fresh tasks: the average return at each adaptation level, no outer step. */
+export const evaluateParams = (trainer: Trainer, params: Params, seed: number, tasksCount: number): number[] => {
+  const { config, distribution, policy, meta, horizon, adaptationSteps } = trainer;
+  const iteration = 1_000_000 + seed;
+  const tasks = distribution.sampleTasks(seededUniform(stream(config.seed, iteration, 0)), tasksCount);
+  const random = { normal: seededNormal(stream(config.seed, iteration, 1)), uniform: seededUniform(stream(config.seed, iteration, 2)) };
+  const resetUniform = seededUniform(stream(config.seed, iteration, 3));
+  let current: Params[] = tasks.map(() => params);
+  const returns: number[] = [];
+  for (let j = 0; j <= adaptationSteps; j++) {
+    const trajectories = sampleGroups({ distribution, policy, tasks, params: current, perGroup: config.trajectoriesPerTask, horizon, random, resetUniform });
+    returns.push(trajectories.reduce((acc, tr) => acc + averageReturn(tr), 0) / trajectories.length);
+    if (j === adaptationSteps) break;
+    const next = trajectories.map((tr, i) => {
+      const data = levelData(trainer, tr);
+      try {
+        return tf.tidy(() => keepParams(meta.innerStep(current[i]!, data)));
+      } finally {
+        disposeBatch(data.batch);
+      }
+    });
+    if (j > 0) current.forEach(disposeParams);
+    current = next;
+  }
+  if (adaptationSteps > 0) current.forEach(disposeParams);
+  return returns;
+};
