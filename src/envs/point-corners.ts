@@ -1,24 +1,19 @@
 /**
  * The sparse-reward corner-reaching point environment of the ProMP paper (Sec. 7.3, App. D.2
- * "PointEnv"), used there to visualise the exploration that the pre-update policy learns.
+ * "PointEnv"), used there to visualise the exploration that the pre-update policy learns. Dynamics
+ * and reward follow the environment released with the paper (rewritten here, not copied):
  *
- * - State: a 2D point, starting at the origin. Observation = the position (2 numbers).
- * - Task: one of the four corners (±c, ±c) with c = 2, sampled uniformly (the four corners of the
- *   released ProMP code's corner environment).
- * - Action: a 2D displacement, clipped to [−0.1, 0.1] per coordinate; dynamics x ← x + clip(a).
- *   The diagonal corner is 2√2 ≈ 2.83 away, at least 20 steps at full speed: the 100-step horizon
- *   leaves time to explore more than one corner region.
- * - Reward (after the move, from the new position x, goal g, d = ‖x − g‖₂, radius ρ = 1):
- *   r = −d if d < ρ, and r = −ρ otherwise. The paper says "the agent only experiences a reward when
- *   within a certain radius of the goal, and the magnitude of the reward is equal to the distance to
- *   the goal". Read literally (r = −d inside, 0 outside) that would *punish* entering the region, so
- *   the constant outside is −ρ instead: outside it carries no information (the sparsity the paper
- *   studies — the task can only be identified by visiting the right corner), it is continuous at the
- *   boundary, and inside it strictly increases as the agent approaches the goal, up to 0 at the goal.
- *   ρ = 1 < c keeps the four regions disjoint (adjacent corners are 2c = 4 apart) and away from the
- *   start (the origin is 2√2 − 1 ≈ 1.83 from the nearest region edge).
- * - Never done: episodes run for the horizon the sampler uses (100, the paper's trajectory length).
- *   Three inner adaptation steps, as in the paper.
+ * - State: a 2D point, starting uniformly in [−0.2, 0.2]². Observation = the position.
+ * - Task: one of the four corners (±2, ±2), sampled uniformly.
+ * - Action: a 2D displacement, clipped to [−0.2, 0.2] per coordinate; dynamics x ← x + clip(a).
+ * - Reward, from the position before (x) and after (x′) the move, goal g:
+ *     0                       while ‖x′‖₁ < 0.5 (the start region: no information there);
+ *     ‖x − g‖ − ‖x′ − g‖      when g is the corner nearest to x′ (progress toward the goal, earned
+ *                             only in the goal's own quadrant);
+ *     0                       otherwise.
+ *   So the task can only be identified by going into the right quadrant — the sparsity the paper
+ *   studies — and once there the reward says how fast the agent approaches.
+ * - Never done: episodes run for the horizon the sampler uses (100). Three inner adaptation steps.
  */
 import type { StepResult, TaskDistribution, Uniform, VectorEnv } from './types.ts';
 
@@ -26,10 +21,12 @@ import type { StepResult, TaskDistribution, Uniform, VectorEnv } from './types.t
 export const POINT_CORNERS = Object.freeze({
   /** corners at (±corner, ±corner) */
   corner: 2,
-  /** reward radius ρ around the goal */
-  radius: 1,
+  /** no reward while ‖x‖₁ is below this (the start region) */
+  startRegion: 0.5,
+  /** start positions are uniform in [−startSpread, startSpread]² */
+  startSpread: 0.2,
   /** per-coordinate action bound */
-  maxAction: 0.1,
+  maxAction: 0.2,
 });
 
 export interface PointCornersTask {
@@ -58,7 +55,7 @@ const checkCount = (count: number): void => {
 
 const make = (tasks: readonly PointCornersTask[]): VectorEnv => {
   const size = tasks.length;
-  const { radius, maxAction } = POINT_CORNERS;
+  const { startRegion, startSpread, maxAction } = POINT_CORNERS;
   const goals = new Float32Array(2 * size);
   tasks.forEach((task, i) => {
     const [gx, gy] = task.goal;
@@ -70,8 +67,8 @@ const make = (tasks: readonly PointCornersTask[]): VectorEnv => {
   /** steps taken since the last reset; −1 before the first reset */
   let t = -1;
 
-  const reset = (_uniform: Uniform): Float32Array => {
-    positions.fill(0);
+  const reset = (uniform: Uniform): Float32Array => {
+    for (let k = 0; k < positions.length; k++) positions[k] = startSpread * (2 * uniform() - 1);
     t = 0;
     return positions.slice();
   };
@@ -94,11 +91,15 @@ const make = (tasks: readonly PointCornersTask[]): VectorEnv => {
     for (let i = 0; i < size; i++) {
       const ix = 2 * i;
       const iy = ix + 1;
+      const before = Math.hypot(positions[ix]! - goals[ix]!, positions[iy]! - goals[iy]!);
       positions[ix] = positions[ix]! + Math.min(maxAction, Math.max(-maxAction, actions[ix]!));
       positions[iy] = positions[iy]! + Math.min(maxAction, Math.max(-maxAction, actions[iy]!));
       // the reward is computed from the stored (float32) position, the one the agent observes
-      const d = Math.hypot(positions[ix]! - goals[ix]!, positions[iy]! - goals[iy]!);
-      rewards[i] = d < radius ? -d : -radius;
+      const x = positions[ix]!;
+      const y = positions[iy]!;
+      const after = Math.hypot(x - goals[ix]!, y - goals[iy]!);
+      const nearestIsGoal = CORNER_TASKS.every((corner) => Math.hypot(x - corner.goal[0], y - corner.goal[1]) >= after);
+      rewards[i] = Math.abs(x) + Math.abs(y) < startRegion || !nearestIsGoal ? 0 : before - after;
     }
     t += 1;
     return { observations: positions.slice(), rewards, dones: new Uint8Array(size) };
@@ -111,8 +112,8 @@ const make = (tasks: readonly PointCornersTask[]): VectorEnv => {
 export const pointCorners: TaskDistribution<PointCornersTask> = Object.freeze({
   name: NAME,
   description:
-    '2D point mass from the origin to one of the corners (±2, ±2); actions clipped to [−0.1, 0.1]²; ' +
-    'sparse reward −distance within radius 1 of the goal, −1 outside (ProMP Sec. 7.3)',
+    '2D point mass from near the origin to one of the corners (±2, ±2); actions clipped to [−0.2, 0.2]²; ' +
+    'sparse reward: progress toward the goal, only in its quadrant and outside the start region (ProMP Sec. 7.3)',
   observationDim: 2,
   action: Object.freeze({ kind: 'continuous', dim: 2, low: -POINT_CORNERS.maxAction, high: POINT_CORNERS.maxAction }),
   horizon: 100,

@@ -72,6 +72,15 @@ export interface IterationStats {
 const stream = (seed: number, iteration: number, purpose: number): number =>
   (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(iteration + 1, 0x85ebca6b) ^ Math.imul(purpose + 1, 0xc2b2ae35)) >>> 0;
 
+/**
+ * Each trajectory weighted by 1 / (the task's real steps): the surrogate becomes the mean over time
+ * steps, as in the released ProMP code, so that step sizes do not scale with the horizon.
+ */
+const perStepWeights = (tr: Trajectories): (() => tf.Tensor) => {
+  const steps = Math.max(1, tr.mask.reduce((a, m) => a + m, 0));
+  return () => tf.fill([tr.n], 1 / steps);
+};
+
 /** The batch a task's trajectories give, with the credit its algorithm uses. */
 const levelData = (trainer: Trainer, tr: Trajectories): LevelData => {
   const { config, policy, algorithm } = trainer;
@@ -86,7 +95,7 @@ const levelData = (trainer: Trainer, tr: Trajectories): LevelData => {
     lambda: config.gaeLambda,
     normalize: algorithm.credit === 'advantages',
   });
-  if (algorithm.credit === 'advantages') return { batch: toBatch(tr, policy, adv.advantages) };
+  if (algorithm.credit === 'advantages') return { batch: toBatch(tr, policy, adv.advantages), weights: perStepWeights(tr) };
   // DiCE family: costs γ^t·r_t (the discounted objective, exactly) and the baseline γ^t·V(s_t), both
   // divided by the task's advantage scale so that the inner step size means what it does elsewhere.
   let sum = 0;
@@ -112,7 +121,7 @@ const levelData = (trainer: Trainer, tr: Trajectories): LevelData => {
     }
   }
   const batch = toBatch({ ...tr, rewards: costs }, policy);
-  return { batch: { ...batch, baselines: { a: tf.tensor2d(baseline, [tr.n, tr.horizon]) } } };
+  return { batch: { ...batch, baselines: { a: tf.tensor2d(baseline, [tr.n, tr.horizon]) } }, weights: perStepWeights(tr) };
 };
 
 const assertFinite = (iteration: number, what: string, values: ArrayLike<number>): void => {
