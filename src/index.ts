@@ -22,3 +22,20 @@ export { instantiate } from './oracle/instantiate.ts';
 
 // Ops whose derivatives are right at every order.
 export * as ops from './ops/index.ts';
+
+// Training runs: a run directory with config, progress logs and checkpoints; resume; evaluation.
+export {
+  train,
+  evaluateCheckpoint,
+  readCheckpoint,
+  decodeConfigPatch,
+  RunError,
+  ResumeConflictError,
+  CheckpointError,
+  type TrainOptions,
+  type TrainResult,
+  type ProgressRow,
+  type ProgressMode,
+  type CheckpointPayload,
+  type CheckpointEvaluation,
+} from './meta/train.ts';

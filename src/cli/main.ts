@@ -7,6 +7,8 @@ import { Command, CommanderError } from 'commander';
 import { BackendError, selectBackend } from '../backend.ts';
 import { runValidate, type Output } from './validate.ts';
 import { runVerify } from './verify.ts';
+import { runTrain, type TrainCliOptions } from './train.ts';
+import { runEval, type EvalCliOptions } from './eval.ts';
 
 const console_: Output = { log: (s) => console.log(s), error: (s) => console.error(s) };
 
@@ -33,6 +35,37 @@ program
   .argument('<graph>', 'a graph file (JSON)')
   .action(async (graph: string) => {
     process.exitCode = await runValidate(graph, console_);
+  });
+
+program
+  .command('train')
+  .description('meta-train a policy; writes config.json, progress.csv/.jsonl and checkpoint.json to a run directory')
+  .option('--algo <name>', 'promp, maml-trpo, maml-vpg, emaml-trpo, emaml-vpg, lvc-vpg, dice-vpg or tmaml')
+  .option('--env <name>', 'point-corners, point-1d or nav-2d')
+  .option('--iterations <n>', 'meta-training iterations')
+  .option('--seed <s>', 'random seed')
+  .option('--out <dir>', 'run directory (default: runs/<algo>-<env>-<seed>-<timestamp>); must not exist or be empty')
+  .option('--config <file>', 'a JSON config file (command-line values override it)')
+  .option('--resume <runDir>', 'continue the run in RUN_DIR from its checkpoint (only --iterations and --checkpoint-every may change)')
+  .option('--tasks <n>', 'tasks per iteration')
+  .option('--trajectories <n>', 'trajectories per task and adaptation level')
+  .option('--horizon <t>', 'steps per trajectory (default: the environment\'s)')
+  .option('--adaptation-steps <k>', 'inner adaptation steps (default: the environment\'s)')
+  .option('--checkpoint-every <n>', 'write a checkpoint every N iterations (and at the end)')
+  .option('--progress <mode>', 'auto (a bar on a terminal, lines otherwise), bar, lines or off')
+  .action(async (opts: TrainCliOptions) => {
+    process.exitCode = await runTrain(opts, console_);
+  });
+
+program
+  .command('eval')
+  .description('meta-test a checkpoint on fresh tasks: the average return at each adaptation level')
+  .argument('<checkpoint>', 'a checkpoint file or a run directory')
+  .option('--tasks <n>', 'fresh tasks to evaluate on (default: the run\'s tasks per iteration)')
+  .option('--seed <s>', 'seed of the fresh tasks (default 0)')
+  .option('--json', 'print the result as one JSON object', false)
+  .action(async (checkpoint: string, opts: EvalCliOptions) => {
+    process.exitCode = await runEval(checkpoint, opts, console_);
   });
 
 try {
