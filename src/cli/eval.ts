@@ -1,0 +1,70 @@
+/**
+ * `magicbox eval CHECKPOINT [--tasks N] [--seed S] [--json]`: meta-test evaluation of a checkpoint (a
+ * checkpoint file or a run directory) on fresh tasks: the average return at each adaptation level.
+ */
+import { describeBackend, selectBackend } from '../backend.ts';
+import { CheckpointError, evaluateCheckpoint } from '../meta/train.ts';
+import type { Output } from './validate.ts';
+
+export interface EvalCliOptions {
+  readonly tasks?: string;
+  readonly seed?: string;
+  readonly json: boolean;
+}
+
+const wholeNumber = (flag: string, text: string | undefined, min: number): { value?: number; error?: string } => {
+  if (text === undefined) return {};
+  const value = Number(text);
+  if (!/^\s*\d+\s*$/.test(text) || value < min) return { error: `${flag}: expected a whole number ≥ ${min}, got ${JSON.stringify(text)}` };
+  return { value };
+};
+
+const levelName = (j: number): string => (j === 0 ? 'pre-update' : `after ${j} step${j === 1 ? '' : 's'}`);
+
+/** Evaluates one checkpoint; returns the exit status (0, or 1 for bad input or an unreadable checkpoint). */
+export async function runEval(checkpoint: string, opts: EvalCliOptions, out: Output): Promise<number> {
+  const tasks = wholeNumber('--tasks', opts.tasks, 1);
+  const seed = wholeNumber('--seed', opts.seed, 0);
+  const errors = [tasks.error, seed.error].filter((e): e is string => e !== undefined);
+  if (errors.length > 0) {
+    errors.forEach((e) => out.error(`magicbox eval: ${e}`));
+    return 1;
+  }
+  const backend = await selectBackend();
+  let result;
+  try {
+    result = evaluateCheckpoint(checkpoint, {
+      ...(tasks.value !== undefined ? { tasks: tasks.value } : {}),
+      ...(seed.value !== undefined ? { seed: seed.value } : {}),
+    });
+  } catch (e) {
+    if (e instanceof CheckpointError) {
+      out.error(`magicbox eval: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+  const { config } = result;
+  if (opts.json) {
+    out.log(
+      JSON.stringify({
+        checkpoint: result.checkpoint,
+        algo: config.algo,
+        env: config.env,
+        iterations: result.iterations,
+        tasks: result.tasks,
+        trajectoriesPerTask: config.trajectoriesPerTask,
+        seed: result.seed,
+        backend: backend.backend,
+        averageReturn: result.averageReturn,
+      }),
+    );
+    return 0;
+  }
+  out.log(describeBackend(backend));
+  out.log(`${result.checkpoint}: ${config.algo} on ${config.env} after ${result.iterations} iteration(s)`);
+  out.log(`average return on ${result.tasks} fresh task(s) × ${config.trajectoriesPerTask} trajectories (seed ${result.seed}):`);
+  const width = Math.max(...result.averageReturn.map((_, j) => levelName(j).length));
+  result.averageReturn.forEach((r, j) => out.log(`  ${levelName(j).padEnd(width)}  ${r.toFixed(3)}`));
+  return 0;
+}

@@ -1,0 +1,157 @@
+/**
+ * `magicbox train --algo A --env E [--iterations N] [--seed S] [--out DIR] [--config FILE] [--resume RUN_DIR] …`:
+ * builds the config (defaults, then the config file, then the command line; on resume the run's own
+ * config.json comes first), checks every value with the config codec so that errors name the flag or
+ * field, and runs src/meta/train.ts. Ctrl-C stops after the iteration in progress, with a checkpoint.
+ */
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { isLeft } from 'fp-ts/lib/Either.js';
+import { selectBackend } from '../backend.ts';
+import { resolveConfig, type TrainConfig, type TrainConfigPatch } from '../meta/config.ts';
+import { CheckpointError, completeConfig, decodeConfigPatch, readRunConfig, RunError, train, type ProgressMode } from '../meta/train.ts';
+import type { Output } from './validate.ts';
+
+/** The options as commander gives them: strings, checked here. */
+export interface TrainCliOptions {
+  readonly algo?: string;
+  readonly env?: string;
+  readonly iterations?: string;
+  readonly seed?: string;
+  readonly out?: string;
+  readonly config?: string;
+  readonly resume?: string;
+  readonly tasks?: string;
+  readonly trajectories?: string;
+  readonly horizon?: string;
+  readonly adaptationSteps?: string;
+  readonly checkpointEvery?: string;
+  readonly progress?: string;
+}
+
+/** Command-line flags and the config fields they set. */
+const flagFields = {
+  algo: { flag: '--algo', field: 'algo', numeric: false },
+  env: { flag: '--env', field: 'env', numeric: false },
+  iterations: { flag: '--iterations', field: 'iterations', numeric: true },
+  seed: { flag: '--seed', field: 'seed', numeric: true },
+  tasks: { flag: '--tasks', field: 'tasksPerIteration', numeric: true },
+  trajectories: { flag: '--trajectories', field: 'trajectoriesPerTask', numeric: true },
+  horizon: { flag: '--horizon', field: 'horizon', numeric: true },
+  adaptationSteps: { flag: '--adaptation-steps', field: 'adaptationSteps', numeric: true },
+  checkpointEvery: { flag: '--checkpoint-every', field: 'checkpointEvery', numeric: true },
+} as const satisfies Record<string, { flag: string; field: keyof TrainConfigPatch; numeric: boolean }>;
+
+const progressModes: readonly ProgressMode[] = ['auto', 'bar', 'lines', 'off'];
+
+/** `runs/<algo>-<env>-<seed>-<YYYYMMDD-HHMMSS>` (UTC). */
+export const defaultRunDir = (config: TrainConfig, now: Date = new Date()): string => {
+  const stamp = now.toISOString().replace(/\.\d+Z$/, '').replaceAll('-', '').replaceAll(':', '').replace('T', '-');
+  return path.join('runs', `${config.algo}-${config.env}-${config.seed}-${stamp}`);
+};
+
+/** The command-line values as a config patch, or errors naming the flag. */
+const cliPatch = (opts: TrainCliOptions): { patch: TrainConfigPatch } | { errors: string[] } => {
+  const raw: Record<string, unknown> = {};
+  const flagOf: Record<string, string> = {};
+  for (const [key, { flag, field, numeric }] of Object.entries(flagFields)) {
+    const value = opts[key as keyof typeof flagFields];
+    if (value === undefined) continue;
+    // A numeric flag's text becomes a number only when it is one; otherwise the codec reports the text.
+    raw[field] = numeric && /^\s*-?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i.test(value) ? Number(value) : value;
+    flagOf[field] = flag;
+  }
+  const decoded = decodeConfigPatch(raw);
+  if (isLeft(decoded)) {
+    return { errors: decoded.left.map((e) => `${flagOf[e.path.split(/[.[]/)[0]!] ?? e.path}: ${e.message}`) };
+  }
+  return { patch: decoded.right };
+};
+
+/** A config file's patch, or errors `FILE: field: message`. */
+const filePatch = async (file: string): Promise<{ patch: TrainConfigPatch } | { errors: string[] }> => {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { errors: [`${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory, not a config file' : e instanceof Error ? e.message : String(e)}`] };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text.replace(/^\uFEFF/, ''));
+  } catch (e) {
+    return { errors: [`${file}: not valid JSON: ${e instanceof Error ? e.message : String(e)}`] };
+  }
+  const decoded = decodeConfigPatch(value);
+  if (isLeft(decoded)) return { errors: decoded.left.map((e) => `${file}: ${e.path === '' ? '' : `${e.path}: `}${e.message}`) };
+  return { patch: decoded.right };
+};
+
+/** Runs `magicbox train`; returns the exit status (0 done, 1 bad input or a failed run, 130 interrupted). */
+export async function runTrain(opts: TrainCliOptions, out: Output): Promise<number> {
+  const fail = (lines: readonly string[]) => {
+    lines.forEach((line) => out.error(`magicbox train: ${line}`));
+    return 1;
+  };
+  if (opts.progress !== undefined && !(progressModes as readonly string[]).includes(opts.progress)) {
+    return fail([`--progress: expected one of ${progressModes.join(', ')}, got ${JSON.stringify(opts.progress)}`]);
+  }
+  if (opts.resume !== undefined && opts.out !== undefined) {
+    return fail(['--out and --resume exclude each other: a resumed run stays in its own directory']);
+  }
+  const fromCli = cliPatch(opts);
+  if ('errors' in fromCli) return fail(fromCli.errors);
+  const fromFile = opts.config === undefined ? { patch: {} } : await filePatch(opts.config);
+  if ('errors' in fromFile) return fail(fromFile.errors);
+
+  let config: TrainConfig;
+  let runDir: string;
+  try {
+    if (opts.resume !== undefined) {
+      runDir = opts.resume;
+      const saved = readRunConfig(runDir);
+      config = completeConfig(resolveConfig({ ...saved, hidden: [...saved.hidden] }, fromFile.patch, fromCli.patch));
+    } else {
+      config = completeConfig(resolveConfig(fromFile.patch, fromCli.patch));
+      runDir = opts.out ?? defaultRunDir(config);
+    }
+  } catch (e) {
+    if (e instanceof RunError) return fail(e.message.split('\n'));
+    throw e;
+  }
+
+  const backend = await selectBackend();
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = () => {
+    interrupts++;
+    if (interrupts === 1) {
+      out.error('magicbox train: stopping after this iteration and writing a checkpoint (interrupt again to stop at once)');
+      controller.abort();
+    } else {
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const result = await train({
+      config,
+      runDir,
+      resume: opts.resume !== undefined,
+      log: out.log,
+      error: out.error,
+      progress: (opts.progress as ProgressMode | undefined) ?? 'auto',
+      signal: controller.signal,
+      backend,
+    });
+    return result.exitCode;
+  } catch (e) {
+    if (e instanceof RunError || e instanceof CheckpointError) return fail([e.message]);
+    throw e;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
