@@ -82,7 +82,7 @@ const perStepWeights = (tr: Trajectories): (() => tf.Tensor) => {
 };
 
 /** The batch a task's trajectories give, with the credit its algorithm uses. */
-const levelData = (trainer: Trainer, tr: Trajectories): LevelData => {
+export const levelData = (trainer: Trainer, tr: Trajectories): LevelData => {
   const { config, policy, algorithm } = trainer;
   const adv = taskAdvantages({
     observations: tr.observations,
@@ -130,6 +130,19 @@ const assertFinite = (iteration: number, what: string, values: ArrayLike<number>
   }
 };
 
+/**
+ * Sampling with parameters that have diverged fails inside an environment (a non-finite action);
+ * report it as the training failure it is, naming the iteration and the adaptation level.
+ */
+const sampleLevel = (iteration: number, level: number, sample: () => Trajectories[]): Trajectories[] => {
+  try {
+    return sample();
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    throw new TrainingError(`iteration ${iteration}: sampling at adaptation level ${level} failed — the ${level === 0 ? 'policy' : 'adapted policy'} has diverged? (${message})`);
+  }
+};
+
 /** The optimiser state carried between iterations (Adam's moments), or none. */
 export type OptimizerState = AdamState | undefined;
 
@@ -159,7 +172,9 @@ export const runIteration = (trainer: Trainer, params: Params, optimizerState: O
   try {
     for (let j = 0; j <= adaptationSteps; j++) {
       const started = performance.now();
-      const trajectories = sampleGroups({ distribution, policy, tasks, params: levelParams[j]!, perGroup: config.trajectoriesPerTask, horizon, random, resetUniform });
+      const trajectories = sampleLevel(iteration, j, () =>
+        sampleGroups({ distribution, policy, tasks, params: levelParams[j]!, perGroup: config.trajectoriesPerTask, horizon, random, resetUniform }),
+      );
       returns.push(trajectories.reduce((acc, tr) => acc + averageReturn(tr), 0) / trajectories.length);
       timesteps += trajectories.reduce((acc, tr) => acc + tr.mask.reduce((a, m) => a + m, 0), 0);
       levels.push(trajectories.map((tr) => levelData(trainer, tr)));
@@ -271,10 +286,11 @@ export const runIteration = (trainer: Trainer, params: Params, optimizerState: O
 /** Evaluates parameters on fresh tasks: the average return at each adaptation level, no outer step. */
 export const evaluateParams = (trainer: Trainer, params: Params, seed: number, tasksCount: number): number[] => {
   const { config, distribution, policy, meta, horizon, adaptationSteps } = trainer;
-  const iteration = 1_000_000 + seed;
-  const tasks = distribution.sampleTasks(seededUniform(stream(config.seed, iteration, 0)), tasksCount);
-  const random = { normal: seededNormal(stream(config.seed, iteration, 1)), uniform: seededUniform(stream(config.seed, iteration, 2)) };
-  const resetUniform = seededUniform(stream(config.seed, iteration, 3));
+  // Seeded by the evaluation seed alone, so that runs trained with different seeds meet the same tasks.
+  const iteration = 1_000_000;
+  const tasks = distribution.sampleTasks(seededUniform(stream(seed, iteration, 0)), tasksCount);
+  const random = { normal: seededNormal(stream(seed, iteration, 1)), uniform: seededUniform(stream(seed, iteration, 2)) };
+  const resetUniform = seededUniform(stream(seed, iteration, 3));
   let current: Params[] = tasks.map(() => params);
   const returns: number[] = [];
   for (let j = 0; j <= adaptationSteps; j++) {

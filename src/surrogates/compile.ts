@@ -197,7 +197,9 @@ const terms = (estimator: Estimator, ing: Ingredients, batch: Batch): tf.Tensor[
         const notThis = tf.sub(one(), boxSelf(w));
         const ancestors = creditInto(ing, w.name);
         const past = ancestors === undefined ? one() : boxOf(ing, ancestors, (src) => creditInto(ing, w.name, 1, src));
-        const factor = estimator.kind === 'tmaml' ? tf.sub(one(), past) : past;
+        // TMAML's variate is written with the baseline subtracted, like DiCE + baseline's, so that the same
+        // value function cancels the reward-to-go in both: (1 − □(ℓ_w))·(□(S_w) − 1)·b_w.
+        const factor = estimator.kind === 'tmaml' ? tf.sub(past, one()) : past;
         return [perSampleSum(tf.mul(tf.mul(notThis, factor), b))];
       });
       return [...dice(), ...controlVariates];

@@ -41,7 +41,12 @@ export type Estimator =
   | ({ readonly kind: 'lvc'; readonly baselines?: Baselines; readonly clip?: number } & BoxOptions)
   /** Loaded DiCE (Farquhar et al.): Σ_w [□(ℓ_w + V_w) − □(V_w)]·⊥(Q_w − b_w), V_w the λ^lag-discounted credit of w's stochastic ancestors. */
   | ({ readonly kind: 'loaded-dice'; readonly lambda: number; readonly baselines?: Baselines } & BoxOptions)
-  /** TMAML (Liu et al.): DiCE + Σ_w [1 − □(Σ_{w′∈W_w} ℓ_w′)]·[1 − □(ℓ_w)]·b_w, a zero-mean control variate at every order. */
+  /**
+   * TMAML (Liu et al.): DiCE − Σ_w [1 − □(Σ_{w′∈W_w} ℓ_w′)]·[1 − □(ℓ_w)]·b_w, a zero-mean control variate
+   * at every order. Its Hessian weights each cross term ∇ℓ_w′∇ℓ_wᵀ by the costs w influences minus b_w,
+   * so b_w = V(parents of w) is the variance-reducing choice, as for DiCE + baseline. (The poster writes
+   * the term with a plus sign; its b is the negative of this one.)
+   */
   | ({ readonly kind: 'tmaml'; readonly baselines: Baselines } & BoxOptions);
 
 export type EstimatorKind = Estimator['kind'];
