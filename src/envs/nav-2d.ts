@@ -12,6 +12,7 @@
  *   environment stays done until reset: it no longer moves, its reward is 0 and its done flag stays 1.
  * - Horizon 100, one inner adaptation step, as in the MAML paper.
  */
+import { checkActions, checkTaskCount, clip } from './checks.ts';
 import type { StepResult, TaskDistribution, Uniform, VectorEnv } from './types.ts';
 
 /** The fixed constants of the environment. */
@@ -55,27 +56,14 @@ const make = (tasks: readonly Nav2dTask[]): VectorEnv => {
   };
 
   const step = (actions: Float32Array): StepResult => {
-    if (t < 0) throw new Error(`${NAME}: step() called before reset()`);
-    if (actions.length !== 2 * size) {
-      throw new Error(`${NAME}: expected ${2 * size} action values ([${size} × 2], row-major), got ${actions.length}`);
-    }
-    // Every row is checked, done or not: a non-finite action is a bug upstream either way.
-    for (let k = 0; k < actions.length; k++) {
-      const a = actions[k]!;
-      if (!Number.isFinite(a)) {
-        const row = k >> 1;
-        throw new Error(
-          `${NAME}: action ${a} at row ${row}, coordinate ${k & 1} (task ${JSON.stringify(describe(tasks[row]!))}) on step ${t} since reset`,
-        );
-      }
-    }
+    checkActions(NAME, actions, size, 2, t, (row) => describe(tasks[row]!));
     const rewards = new Float32Array(size);
     for (let i = 0; i < size; i++) {
       if (done[i]) continue; // stays put, reward 0
       const ix = 2 * i;
       const iy = ix + 1;
-      positions[ix] = positions[ix]! + Math.min(maxAction, Math.max(-maxAction, actions[ix]!));
-      positions[iy] = positions[iy]! + Math.min(maxAction, Math.max(-maxAction, actions[iy]!));
+      positions[ix] = positions[ix]! + clip(actions[ix]!, maxAction);
+      positions[iy] = positions[iy]! + clip(actions[iy]!, maxAction);
       // the reward is computed from the stored (float32) position, the one the agent observes
       const d = Math.hypot(positions[ix]! - goals[ix]!, positions[iy]! - goals[iy]!);
       rewards[i] = -d;
@@ -99,7 +87,7 @@ export const nav2d: TaskDistribution<Nav2dTask> = Object.freeze({
   horizon: 100,
   adaptationSteps: 1,
   sampleTasks: (uniform: Uniform, count: number): Nav2dTask[] => {
-    if (!Number.isInteger(count) || count < 0) throw new Error(`${NAME}: task count must be a non-negative integer, got ${count}`);
+    checkTaskCount(NAME, count);
     const r = NAV_2D.goalRange;
     const out: Nav2dTask[] = [];
     for (let i = 0; i < count; i++) {

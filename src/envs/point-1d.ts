@@ -11,6 +11,7 @@
  *   within the horizon from every start: |x₀ − g| ≤ 3 ≤ 20 · 0.2.
  * - Never done: episodes run for the horizon the sampler uses.
  */
+import { checkActions, checkTaskCount, clip } from './checks.ts';
 import type { StepResult, TaskDistribution, Uniform, VectorEnv } from './types.ts';
 
 /** The fixed constants of the environment. */
@@ -52,17 +53,10 @@ const make = (tasks: readonly Point1dTask[]): VectorEnv => {
   };
 
   const step = (actions: Float32Array): StepResult => {
-    if (t < 0) throw new Error(`${NAME}: step() called before reset()`);
-    if (actions.length !== size) throw new Error(`${NAME}: expected ${size} action values ([${size} × 1]), got ${actions.length}`);
-    for (let i = 0; i < size; i++) {
-      const a = actions[i]!;
-      if (!Number.isFinite(a)) {
-        throw new Error(`${NAME}: action ${a} at row ${i} (task ${JSON.stringify(describe(tasks[i]!))}) on step ${t} since reset`);
-      }
-    }
+    checkActions(NAME, actions, size, 1, t, (row) => describe(tasks[row]!));
     const rewards = new Float32Array(size);
     for (let i = 0; i < size; i++) {
-      positions[i] = positions[i]! + Math.min(maxAction, Math.max(-maxAction, actions[i]!));
+      positions[i] = positions[i]! + clip(actions[i]!, maxAction);
       // the reward is computed from the stored (float32) position, the one the agent observes
       rewards[i] = -Math.abs(positions[i]! - goals[i]!);
     }
@@ -84,7 +78,7 @@ export const point1d: TaskDistribution<Point1dTask> = Object.freeze({
   horizon: 20,
   adaptationSteps: 1,
   sampleTasks: (uniform: Uniform, count: number): Point1dTask[] => {
-    if (!Number.isInteger(count) || count < 0) throw new Error(`${NAME}: task count must be a non-negative integer, got ${count}`);
+    checkTaskCount(NAME, count);
     const out: Point1dTask[] = [];
     for (let i = 0; i < count; i++) out.push(TASKS[uniform() < 0.5 ? 0 : 1]!);
     return out;

@@ -15,6 +15,7 @@
  *   studies — and once there the reward says how fast the agent approaches.
  * - Never done: episodes run for the horizon the sampler uses (100). Three inner adaptation steps.
  */
+import { checkActions, checkTaskCount, clip } from './checks.ts';
 import type { StepResult, TaskDistribution, Uniform, VectorEnv } from './types.ts';
 
 /** The fixed constants of the environment. */
@@ -49,9 +50,6 @@ const describe = (task: PointCornersTask): { corner: number; goal: [number, numb
   goal: [task.goal[0], task.goal[1]],
 });
 
-const checkCount = (count: number): void => {
-  if (!Number.isInteger(count) || count < 0) throw new Error(`${NAME}: task count must be a non-negative integer, got ${count}`);
-};
 
 const make = (tasks: readonly PointCornersTask[]): VectorEnv => {
   const size = tasks.length;
@@ -74,26 +72,14 @@ const make = (tasks: readonly PointCornersTask[]): VectorEnv => {
   };
 
   const step = (actions: Float32Array): StepResult => {
-    if (t < 0) throw new Error(`${NAME}: step() called before reset()`);
-    if (actions.length !== 2 * size) {
-      throw new Error(`${NAME}: expected ${2 * size} action values ([${size} × 2], row-major), got ${actions.length}`);
-    }
-    for (let k = 0; k < actions.length; k++) {
-      const a = actions[k]!;
-      if (!Number.isFinite(a)) {
-        const row = k >> 1;
-        throw new Error(
-          `${NAME}: action ${a} at row ${row}, coordinate ${k & 1} (task ${JSON.stringify(describe(tasks[row]!))}) on step ${t} since reset`,
-        );
-      }
-    }
+    checkActions(NAME, actions, size, 2, t, (row) => describe(tasks[row]!));
     const rewards = new Float32Array(size);
     for (let i = 0; i < size; i++) {
       const ix = 2 * i;
       const iy = ix + 1;
       const before = Math.hypot(positions[ix]! - goals[ix]!, positions[iy]! - goals[iy]!);
-      positions[ix] = positions[ix]! + Math.min(maxAction, Math.max(-maxAction, actions[ix]!));
-      positions[iy] = positions[iy]! + Math.min(maxAction, Math.max(-maxAction, actions[iy]!));
+      positions[ix] = positions[ix]! + clip(actions[ix]!, maxAction);
+      positions[iy] = positions[iy]! + clip(actions[iy]!, maxAction);
       // the reward is computed from the stored (float32) position, the one the agent observes
       const x = positions[ix]!;
       const y = positions[iy]!;
@@ -119,7 +105,7 @@ export const pointCorners: TaskDistribution<PointCornersTask> = Object.freeze({
   horizon: 100,
   adaptationSteps: 3,
   sampleTasks: (uniform: Uniform, count: number): PointCornersTask[] => {
-    checkCount(count);
+    checkTaskCount(NAME, count);
     const out: PointCornersTask[] = [];
     for (let i = 0; i < count; i++) out.push(CORNER_TASKS[Math.min(3, Math.floor(uniform() * 4))]!);
     return out;

@@ -5,6 +5,7 @@
  * D^k f(θ)[u₁, …, u_k], a number at every order.
  */
 import * as tf from '@tensorflow/tfjs';
+import { seededUniform } from '../../src/random.ts';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import type { ExecutionContext } from 'ava';
@@ -23,17 +24,8 @@ export const useBackend = async (name: Backend): Promise<void> => {
   await tf.ready();
 };
 
-/** A small seeded generator (mulberry32), so directions and points are fixed from run to run. */
-export const rng = (seed: number): (() => number) => {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-};
+/** A small seeded generator, so directions and points are fixed from run to run. */
+export const rng = seededUniform;
 
 /** n numbers uniform in [lo, hi). */
 export const uniform = (n: number, seed: number, lo = -1, hi = 1): number[] => {
