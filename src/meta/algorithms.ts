@@ -10,7 +10,7 @@
  *   emaml-trpo   II           PGT                       LVC ratio + score term              TRPO
  *   emaml-vpg    II           PGT                       LVC ratio + score term              Adam
  *   lvc-vpg      I            LVC ratio                 LVC ratio                           Adam
- *   dice-vpg     I            DiCE                      DiCE                                Adam
+ *   dice-vpg     I            DiCE + fitted baseline    DiCE + fitted baseline              Adam
  *   tmaml        I            TMAML (fitted baseline)   TMAML                               Adam
  *
  * "LVC ratio" is LVC measured against the behaviour policy: at the sampling parameters its value and
@@ -43,7 +43,7 @@ export interface Algorithm {
 }
 
 const ratio = { reference: 'behaviour' } as const;
-/** TMAML's control variate: the fitted baseline, supplied with the batch. */
+/** The fitted linear baseline γ^t·V(s_t), supplied with the batch (DiCE + baseline's and TMAML's control variate). */
 const fittedBaseline = { a: 'batch' } as const;
 
 export const algorithms: Readonly<Record<AlgorithmName, Algorithm>> = {
@@ -103,10 +103,10 @@ export const algorithms: Readonly<Record<AlgorithmName, Algorithm>> = {
   },
   'dice-vpg': {
     name: 'dice-vpg',
-    description: 'formulation I with the DiCE inner estimator (unbiased Hessian), policy-gradient outer step',
+    description: 'formulation I with the DiCE inner estimator (unbiased at every order, with the fitted baseline), policy-gradient outer step',
     formulation: 'I',
-    inner: estimators.dice(),
-    outer: () => estimators.dice(),
+    inner: estimators.diceBaseline(fittedBaseline),
+    outer: () => estimators.diceBaseline(fittedBaseline),
     optimizer: 'adam',
     credit: 'discounted-costs',
   },

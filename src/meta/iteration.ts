@@ -7,7 +7,7 @@
  * numbers depend only on the parameters it starts from: a resumed run reproduces an uninterrupted one.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { TaskDistribution } from '../envs/types.ts';
+import type { AnyTaskDistribution } from '../envs/index.ts';
 import { seededNormal, seededUniform } from '../random.ts';
 import type { Graph } from '../scg/builder.ts';
 import type { Params } from '../surrogates/batch.ts';
@@ -28,7 +28,7 @@ export class TrainingError extends Error {
 /** Everything an iteration needs that does not change between iterations. */
 export interface Trainer {
   readonly config: TrainConfig;
-  readonly distribution: TaskDistribution;
+  readonly distribution: AnyTaskDistribution;
   readonly policy: Policy;
   readonly algorithm: Algorithm;
   readonly graph: Graph;
@@ -37,7 +37,7 @@ export interface Trainer {
   readonly adaptationSteps: number;
 }
 
-export const makeTrainer = (config: TrainConfig, distribution: TaskDistribution, policy: Policy): Trainer => {
+export const makeTrainer = (config: TrainConfig, distribution: AnyTaskDistribution, policy: Policy): Trainer => {
   const algorithm = algorithms[config.algo];
   const graph = rlGraph(policy, distribution.name);
   const adaptationSteps = config.adaptationSteps ?? distribution.adaptationSteps;
