@@ -45,7 +45,9 @@ export type Estimator =
    * TMAML (Liu et al.): DiCE − Σ_w [1 − □(Σ_{w′∈W_w} ℓ_w′)]·[1 − □(ℓ_w)]·b_w, a zero-mean control variate
    * at every order. Its Hessian weights each cross term ∇ℓ_w′∇ℓ_wᵀ by the costs w influences minus b_w,
    * so b_w = V(parents of w) is the variance-reducing choice, as for DiCE + baseline. (The poster writes
-   * the term with a plus sign; its b is the negative of this one.)
+   * the term with a plus sign; its b is the negative of this one.) Its first derivative is plain DiCE's,
+   * without a baseline: (1 − □(ℓ_w))·□(S_w)·b_w = (1 − □(ℓ_w))·b_w + (1 − □(ℓ_w))·(□(S_w) − 1)·b_w, so
+   * DiCE + baseline is exactly TMAML plus the per-node first-order baseline (1 − □(ℓ_w))·b_w.
    */
   | ({ readonly kind: 'tmaml'; readonly baselines: Baselines } & BoxOptions);
 
