@@ -315,3 +315,22 @@ test('advantages in the batch replace Q − b in PGT, LVC and Loaded DiCE, and l
     t.true(close(dice(batch), dice(batchOf(tr))));
   });
 });
+
+test('DiCE + baseline is TMAML plus the first-order baseline Σ_w (1 − □(ℓ_w))·b_w, at every order', (t) => {
+  const tr = randomTrajectories(6, 4, 18);
+  const graph = rlChain();
+  const baselines = { a: stateBaseline };
+  tf.tidy(() => {
+    const batch = batchOf(tr);
+    const theta0 = thetaValue();
+    const firstOrderBaseline = (theta: tf.Tensor) =>
+      tf.sum(tf.mul(tf.sub(1, magicBox(behaviourAt(theta, tr))), tf.mul(tf.tensor2d(tr.s), 0.1)), 1);
+    const diceBaseline = (theta: tf.Tensor) => tf.mean(compile(graph, estimators.diceBaseline(baselines)).perSample({ theta }, batch)) as tf.Scalar;
+    const tmamlPlus = (theta: tf.Tensor) =>
+      tf.mean(tf.add(compile(graph, estimators.tmaml(baselines)).perSample({ theta }, batch), firstOrderBaseline(theta))) as tf.Scalar;
+    const v = tf.randomNormal([states, actions], 0, 1, 'float32', 19);
+    const hvp = (f: (x: tf.Tensor) => tf.Scalar) => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.grad(f)(x), v)) as tf.Scalar)(theta0).dataSync();
+    t.true(close(tf.grad(tmamlPlus)(theta0).dataSync(), tf.grad(diceBaseline)(theta0).dataSync()), 'gradient');
+    t.true(close(hvp(tmamlPlus), hvp(diceBaseline), 1e-4), 'Hessian-vector product');
+  });
+});
