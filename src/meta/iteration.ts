@@ -206,6 +206,7 @@ export const runIteration = (trainer: Trainer, params: Params, optimizerState: O
           let current = params;
           const preUpdate = levels[0]!;
           const steps = trainer.algorithm.optimizer === 'promp' ? config.prompSteps : 1;
+          try {
           for (let n = 0; n < steps; n++) {
             const next = tf.tidy(() => {
               const loss = (p: Params): tf.Scalar => {
@@ -224,6 +225,12 @@ export const runIteration = (trainer: Trainer, params: Params, optimizerState: O
             if (state !== optimizerState) optimizer.dispose(state);
             current = next.params;
             state = next.state;
+          }
+          } catch (e) {
+            // A failed step (a NaN gradient) ends the run: free what the earlier steps made.
+            if (current !== params) disposeParams(current);
+            if (state !== optimizerState) optimizer.dispose(state);
+            throw e;
           }
           return { params: current, optimizerState: state };
         }
