@@ -191,12 +191,12 @@ export const runIteration = (trainer: Trainer, params: Params, optimizerState: O
     const objective = (p: Params): tf.Scalar =>
       tf.div(tf.addN(tasks.map((_, i) => meta.surrogate(p, pre(i), post(i)))), tasks.length) as tf.Scalar;
     const names = Object.keys(policy.paramShapes);
-    const gradientOf = (loss: (p: Params) => tf.Scalar, at: Params) =>
-      tf.grads((...values: tf.Tensor[]) => loss(Object.fromEntries(names.map((n, k) => [n, values[k]!]))))(names.map((n) => at[n]!));
+    const valueAndGradientOf = (loss: (p: Params) => tf.Scalar, at: Params) =>
+      tf.valueAndGrads((...values: tf.Tensor[]) => loss(Object.fromEntries(names.map((n, k) => [n, values[k]!]))))(names.map((n) => at[n]!));
 
     const outerStarted = performance.now();
-    const objectiveBefore = tf.tidy(() => objective(params).dataSync()[0]!);
-    assertFinite(iteration, 'meta-objective', [objectiveBefore]);
+    /** The meta-objective at the parameters the iteration started from (the first outer step computes it). */
+    let objectiveBefore = Number.NaN;
     const result = ((): { params: Params; optimizerState: OptimizerState; kl?: number; lineSearch?: string } => {
       switch (trainer.algorithm.optimizer) {
         case 'adam':
@@ -216,7 +216,12 @@ export const runIteration = (trainer: Trainer, params: Params, optimizerState: O
                 const kl = tf.div(tf.addN(preUpdate.map((data) => meanKl(graph, params, p, data.batch))), preUpdate.length);
                 return tf.add(value, tf.mul(config.klPenalty, kl)) as tf.Scalar;
               };
-              const grads = gradientOf(loss, current);
+              const { value, grads } = valueAndGradientOf(loss, current);
+              // At the first step θ = θo, so the KL penalty is 0 and the loss is −objective.
+              if (n === 0) {
+                objectiveBefore = -value.dataSync()[0]!;
+                assertFinite(iteration, 'meta-objective', [objectiveBefore]);
+              }
               grads.forEach((g, k) => assertFinite(iteration, `meta-gradient of ${names[k]}`, g.dataSync()));
               const stepped = optimizer.step(current, Object.fromEntries(names.map((n, k) => [n, grads[k]!])), state);
               return { params: keepParams(stepped.params), state: { step: stepped.state.step, m: keepParams(stepped.state.m), v: keepParams(stepped.state.v) } };
@@ -239,6 +244,8 @@ export const runIteration = (trainer: Trainer, params: Params, optimizerState: O
           return tf.tidy(() => {
             const theta0 = flattenParams(params, layout);
             const objectiveFlat = (flat: tf.Tensor) => objective(unflattenParams(flat, layout));
+            objectiveBefore = objectiveFlat(theta0).dataSync()[0]!;
+            assertFinite(iteration, 'meta-objective', [objectiveBefore]);
             const gradient = tf.grad(objectiveFlat)(theta0) as tf.Tensor1D;
             assertFinite(iteration, 'meta-gradient', gradient.dataSync());
             // The trust region is on the post-update policies: KL(π_θ′(θ_old) ‖ π_θ′(θ)) on D′, per task.
