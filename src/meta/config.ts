@@ -26,6 +26,12 @@ const unitInterval = new t.Type<number, number, unknown>(
   (u, c) => (typeof u === 'number' && u >= 0 && u <= 1 ? t.success(u) : t.failure(u, c, 'expected a number in [0, 1]')),
   t.identity,
 );
+const openUnitInterval = new t.Type<number, number, unknown>(
+  'OpenUnitInterval',
+  (u): u is number => typeof u === 'number' && u > 0 && u < 1,
+  (u, c) => (typeof u === 'number' && u > 0 && u < 1 ? t.success(u) : t.failure(u, c, 'expected a number strictly between 0 and 1')),
+  t.identity,
+);
 const count = new t.Type<number, number, unknown>(
   'Count',
   (u): u is number => typeof u === 'number' && Number.isInteger(u) && u >= 1,
@@ -60,7 +66,7 @@ export const TrainConfigPatchCodec = t.exact(
     outerLearningRate: positive,
     /** ProMP: outer Adam steps per iteration, clip range ε, KL penalty η. */
     prompSteps: count,
-    clip: unitInterval,
+    clip: openUnitInterval,
     klPenalty: t.number,
     /** TRPO: trust region (max KL), conjugate-gradient iterations, line search. */
     maxKl: positive,

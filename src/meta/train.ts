@@ -643,6 +643,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const iterate = options.iterate ?? runIteration;
   const backend = options.backend ?? (await selectBackend());
   const wanted = completeConfig(options.config);
+  // Build the trainer before touching the run directory: a config the algorithms refuse (e.g. a clip
+  // range the estimator rejects) is reported with nothing written.
+  let trainer: Trainer;
+  try {
+    trainer = trainerFor(wanted);
+  } catch (e) {
+    throw new RunError(`invalid configuration: ${e instanceof Error ? e.message : String(e)}`);
+  }
   // Setup problems are reported before anything else is printed; what setup has to say comes after
   // the backend line.
   const notes: Array<{ line: string; warning: boolean }> = [];
@@ -653,7 +661,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   notes.forEach(({ line, warning }) => (warning ? warn(line) : log(line)));
   const { config } = start;
   const files = runFiles(runDir);
-  const trainer = trainerFor(config);
   let params: Params = start.params ?? trainer.policy.init(config.seed);
   let optimizerState: OptimizerState = start.optimizerState;
   let timesteps = start.timesteps;
