@@ -9,6 +9,7 @@ import { runValidate, type Output } from './validate.ts';
 import { runVerify } from './verify.ts';
 import { runTrain, type TrainCliOptions } from './train.ts';
 import { runEval, type EvalCliOptions } from './eval.ts';
+import { runPlot, type PlotCliOptions } from './plot.ts';
 
 const console_: Output = { log: (s) => console.log(s), error: (s) => console.error(s) };
 
@@ -66,6 +67,17 @@ program
   .option('--json', 'print the result as one JSON object', false)
   .action(async (checkpoint: string, opts: EvalCliOptions) => {
     process.exitCode = await runEval(checkpoint, opts, console_);
+  });
+
+program
+  .command('plot')
+  .description('learning curves of training runs (average return against timesteps) as SVG; mean ± std over seeds of runs sharing a config')
+  .argument('<runDir...>', 'run directories written by magicbox train')
+  .requiredOption('--out <file>', 'the SVG file to write')
+  .option('--pre', 'also draw the pre-update curves (dashed)', false)
+  .option('--title <text>', 'the plot title')
+  .action(async (runDirs: string[], opts: PlotCliOptions) => {
+    process.exitCode = await runPlot(runDirs, opts, console_);
   });
 
 try {
