@@ -117,7 +117,7 @@ test('the meta-SCG is a valid graph value; bad options are refused with a reason
     t.deepEqual(validateGraph(g.spec), []);
     t.deepEqual(
       g.spec.nodes.map((n) => n.name),
-      ['theta', 'tau0', 'theta1', 'tau1', 'theta2', 'tau2', 'R'],
+      f === 'I' ? ['theta', 'tau0', 'Jin0', 'theta1', 'tau1', 'Jin1', 'theta2', 'tau2', 'R'] : ['theta', 'tau0', 'theta1', 'tau1', 'theta2', 'tau2', 'R'],
     );
   }
   const p = twoCostDag();

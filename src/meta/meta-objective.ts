@@ -16,7 +16,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { stopGradient } from '../ops/index.ts';
-import { scg, type Graph } from '../scg/builder.ts';
+import { graphOf, type Graph } from '../scg/builder.ts';
+import type { NodeSpec } from '../scg/spec.ts';
 import type { Batch, Params } from '../surrogates/batch.ts';
 import { compile, type Surrogate } from '../surrogates/compile.ts';
 import { estimatorName, type Estimator } from '../surrogates/estimators.ts';
@@ -87,32 +88,40 @@ export const sampleReturn = (graph: Graph, params: Params, batch: Batch): tf.Ten
 };
 
 /**
- * The meta-SCG as a graph value (structure; its functions are the meta-objective's own). Node names:
- * theta, tau0 … tau{k−1} (pre-update trajectories), theta1 … theta{k} (adapted parameters), tau{k}
- * (post-update trajectories), R (their return).
+ * The meta-SCG as a graph value (structure only: its functions are the meta-objective's own), drawn
+ * so that each formulation's credit to the pre-update sampling distributions shows in its structure:
+ *
+ *   I           θ_j → τ_j (data for the update) ; θ_j, τ_j → J_in_j (the inner DiCE/LVC surrogate,
+ *               whose MagicBox carries log π_θ_j(τ_j)) → θ_{j+1} ; θ_k → τ_k → R.
+ *               τ_j is not scored at the meta level: its credit flows pathwise through J_in_j.
+ *   II          θ_j → τ_j (scored: E-MAML's score term) → θ_{j+1} ; θ_k → τ_k → R.
+ *   naive MAML  as II but τ_j unscored: no credit reaches the pre-update distributions.
+ *
+ * Node names: theta, theta1 … theta{k}, tau0 … tau{k} (tau{k} post-update), Jin0 … (formulation I), R.
  */
 export const metaGraph = (steps: number, formulation: Formulation): Graph => {
-  // Built node by node with the untyped builder surface: the names depend on k.
-  type Loose = {
-    stochastic: (name: string, o: object) => Loose;
-    deterministic: (name: string, o: object) => Loose;
-    cost: (name: string, o: object) => Loose;
-    build: () => Graph;
-  };
-  let g = scg({ name: `meta-${formulation}-${steps}` }).parameter('theta', { shape: [1], label: '\\theta' }) as unknown as Loose;
-  let policy = 'theta';
-  for (let j = 0; j <= steps; j++) {
-    g = g.stochastic(`tau${j}`, {
-      label: j === steps ? "\\tau'" : `\\tau_${j}`,
-      family: { type: 'external' },
-      parents: [policy],
+  const nodes: NodeSpec[] = [{ kind: 'parameter', name: 'theta', shape: [1], label: '\\theta' }];
+  const ref = (node: string) => ({ node, lag: 0 });
+  const policyAt = (j: number) => (j === 0 ? 'theta' : `theta${j}`);
+  for (let j = 0; j < steps; j++) {
+    const pre = `tau${j}`;
+    nodes.push({
+      kind: 'stochastic',
+      name: pre,
+      label: `\\tau_${j}`,
+      family: formulation === 'II' ? { type: 'trajectory' } : { type: 'external' },
+      parents: [ref(policyAt(j))],
     });
-    if (j === steps) break;
-    const next = `theta${j + 1}`;
-    g = g.deterministic(next, { label: `\\theta'_${j + 1}`, parents: [policy, `tau${j}`] });
-    policy = next;
+    if (formulation === 'I') {
+      nodes.push({ kind: 'deterministic', name: `Jin${j}`, label: `J^{in}_${j}`, parents: [ref(policyAt(j)), ref(pre)] });
+      nodes.push({ kind: 'deterministic', name: `theta${j + 1}`, label: `\\theta_${j + 1}`, parents: [ref(policyAt(j)), ref(`Jin${j}`)] });
+    } else {
+      nodes.push({ kind: 'deterministic', name: `theta${j + 1}`, label: `\\theta_${j + 1}`, parents: [ref(policyAt(j)), ref(pre)] });
+    }
   }
-  return g.cost('R', { label: "R(\\tau')", parents: [`tau${steps}`] }).build();
+  nodes.push({ kind: 'stochastic', name: `tau${steps}`, label: "\\tau'", family: { type: 'trajectory' }, parents: [ref(policyAt(steps))] });
+  nodes.push({ kind: 'cost', name: 'R', label: "R(\\tau')", parents: [ref(`tau${steps}`)] });
+  return graphOf({ name: `meta-${formulation}-${steps}`, nodes }, new Map());
 };
 
 export const metaObjective = (taskGraph: Graph, options: MetaObjectiveOptions): MetaObjective => {

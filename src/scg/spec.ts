@@ -32,11 +32,15 @@ export const PositiveInt = wholeNumberAtLeast(1, 'PositiveInt');
  * - `external`: sampled outside the graph (an environment's transition); its log-probability is not
  *   known and does not depend on any parameter, so it contributes no score term, but it still carries
  *   influence from its parents to its children.
+ * - `trajectory`: whole trajectories sampled with a policy, in a meta-level graph: its log-probability
+ *   (the sum of the task graph's) is scored, but it is computed by the meta-objective, not evaluated
+ *   node by node.
  */
 export const FamilyCodec = t.union([
   t.type({ type: t.literal('categorical'), categories: PositiveInt }),
   t.type({ type: t.literal('gaussian'), dim: PositiveInt }),
   t.type({ type: t.literal('external') }),
+  t.type({ type: t.literal('trajectory') }),
 ]);
 export type Family = t.TypeOf<typeof FamilyCodec>;
 

@@ -64,6 +64,8 @@ const logProbOf = (name: string, family: Family, value: tf.Tensor, params: Distr
       return gaussianLogProb(value, params.mean, params.logStd);
     case 'external':
       throw new EvaluationError(`stochastic node '${name}' is external: it has no log-probability`);
+    case 'trajectory':
+      throw new EvaluationError(`stochastic node '${name}' stands for whole trajectories (a meta-level graph): the meta-objective computes it, not evaluateGraph`);
   }
 };
 
