@@ -83,3 +83,26 @@ test('an unknown command or backend is refused with the valid choices', async (t
   t.is(code, 1);
   t.regex(stderr, /MAGICBOX_BACKEND=gpu9000 is not a backend magicbox knows; valid: tensorflow-gpu, tensorflow, wasm, cpu/);
 });
+
+test('diagram: draws a graph file or a module, colours credit paths, and refuses a cycle without writing', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'magicbox-'));
+  const svg = join(dir, 'chain.svg');
+  const ok = await run('diagram', 'examples/graphs/rl-chain.json', '--credit', 'r', '--out', svg);
+  t.is(ok.code, 0, ok.stderr);
+  const text = await readFile(svg, 'utf8');
+  t.regex(text, /^(<\?xml[^>]*>\s*)?<svg[\s\S]*<\/svg>\s*$/);
+  t.regex(text, /data-highlighted="true"/);
+  const cycleOut = join(dir, 'cycle.svg');
+  const cycle = await run('diagram', 'examples/graphs/cycle.json', '--out', cycleOut);
+  t.is(cycle.code, 1);
+  t.regex(cycle.stderr, /x → y → z → x/);
+  await t.throwsAsync(readFile(cycleOut, 'utf8'), { code: 'ENOENT' });
+  const badCost = await run('diagram', 'examples/graphs/rl-chain.json', '--credit', 'a', '--out', join(dir, 'x.svg'));
+  t.is(badCost.code, 1);
+  t.regex(badCost.stderr, /'a' is not a cost of the graph; its costs: r/);
+  // .mts: outside a package with "type": "module", a .ts file would be loaded as CommonJS.
+  const module = join(dir, 'graph.mts');
+  await writeFile(module, `export const graph = ${await readFile('examples/graphs/rl-chain.json', 'utf8')};\n`);
+  const fromModule = await run('diagram', module, '--out', join(dir, 'module.svg'));
+  t.is(fromModule.code, 0, fromModule.stderr);
+});

@@ -3,10 +3,11 @@
  * file only parses arguments (commander) and selects the tfjs backend for the commands that compute.
  */
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { BackendError, selectBackend } from '../backend.ts';
 import { runValidate, type Output } from './validate.ts';
 import { runVerify } from './verify.ts';
+import { runDiagram, type DiagramOptions } from './diagram.ts';
 import { runTrain, type TrainCliOptions } from './train.ts';
 import { runEval, type EvalCliOptions } from './eval.ts';
 import { runPlot, type PlotCliOptions } from './plot.ts';
@@ -78,6 +79,18 @@ program
   .option('--title <text>', 'the plot title')
   .action(async (runDirs: string[], opts: PlotCliOptions) => {
     process.exitCode = await runPlot(runDirs, opts, console_);
+  });
+
+program
+  .command('diagram')
+  .description('draw a graph as SVG (stochastic nodes as circles, deterministic as squares), optionally with the credit paths of a cost in red')
+  .argument('<graph>', 'a graph file (JSON), or a .ts/.js module exporting a graph as `graph` or default')
+  .requiredOption('--out <file>', 'the SVG file to write')
+  .option('--credit <cost>', 'colour the edges through which this cost assigns credit to sampling distributions')
+  .addOption(new Option('--direction <dir>', 'layout direction').choices(['LR', 'TB']).default('LR'))
+  .option('--title <text>', 'the diagram title (default: the graph name)')
+  .action(async (graph: string, opts: DiagramOptions) => {
+    process.exitCode = await runDiagram(graph, opts, console_);
   });
 
 try {
