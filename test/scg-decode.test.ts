@@ -79,7 +79,7 @@ test('errors inside a node come from the branch its kind selects', (t) => {
       { kind: 'parameter', shape: [2, 1.5] },
     ),
     [
-      'nodes[0].family.type: expected one of categorical, gaussian, external, got "gauss"',
+      'nodes[0].family.type: expected one of categorical, gaussian, external, trajectory, got "gauss"',
       'nodes[1].family.dim: missing; expected a whole number ≥ 1',
       'nodes[2].parents: missing; expected an array',
       'nodes[2].family.categories: expected a whole number ≥ 1, got 0',
