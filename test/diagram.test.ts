@@ -205,3 +205,18 @@ test('random valid graphs (static and temporal): every node once, no overlapping
   );
   t.pass();
 });
+
+test("Figure 1 as drawn: the red edges of the formulation I and II diagrams are exactly the influence query's credit paths, and they differ", async (t) => {
+  const { metaGraph } = await import('../src/meta/meta-objective.ts');
+  const { creditEdges } = await import('../src/scg/credit.ts');
+  const red = (svg: string) =>
+    new Set([...svg.matchAll(/<g class="edge" data-from="([^"]+)" data-to="([^"]+)" data-lag="(\d+)" data-highlighted="true"/g)].map((m) => `${m[1]}->${m[2]}@${m[3]}`));
+  const drawn = (['I', 'II'] as const).map((f) => {
+    const spec = metaGraph(1, f).spec;
+    const credit = creditEdges(spec, 'R');
+    const highlighted = red(renderDiagram(spec, { highlight: credit }));
+    t.deepEqual([...highlighted].sort(), [...credit].sort(), `formulation ${f}`);
+    return highlighted;
+  });
+  t.notDeepEqual([...drawn[0]!].sort(), [...drawn[1]!].sort());
+});
