@@ -10,19 +10,20 @@ import * as tf from '@tensorflow/tfjs';
 import {
   builtinProblems,
   compile,
+  creditEdges,
   describeBackend,
   estimators,
   lag,
+  metaObjective,
+  renderDiagram,
+  resolveConfig,
   scg,
   selectBackend,
+  train,
   validateGraph,
   verify,
 } from '../src/index.ts';
-import { metaObjective } from '../src/meta/meta-objective.ts';
-import { resolveConfig } from '../src/meta/config.ts';
-import { train, writeFileAtomic } from '../src/meta/train.ts';
-import { creditEdges } from '../src/scg/credit.ts';
-import { renderDiagram } from '../src/scg/diagram.ts';
+import { writeFileAtomic } from '../src/meta/train.ts';
 
 const out = process.argv[2] ?? mkdtempSync(join(tmpdir(), 'magicbox-tutorial-'));
 mkdirSync(out, { recursive: true });

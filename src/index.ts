@@ -39,3 +39,19 @@ export {
   type CheckpointPayload,
   type CheckpointEvaluation,
 } from './meta/train.ts';
+
+// Meta-objectives, algorithms and what they run on.
+export { metaObjective, metaGraph, formulations, type MetaObjective, type MetaObjectiveOptions, type Formulation, type LevelData, type OuterObjective } from './meta/meta-objective.ts';
+export { algorithms, type Algorithm } from './meta/algorithms.ts';
+export { algorithmNames, type AlgorithmName } from './meta/algorithm-names.ts';
+export { resolveConfig, defaultConfig, type TrainConfig, type TrainConfigPatch } from './meta/config.ts';
+export { makeTrainer, runIteration, evaluateParams, TrainingError, type Trainer, type IterationStats } from './meta/iteration.ts';
+export { gaussianMlpPolicy, categoricalMlpPolicy, linearGaussianPolicy, mlpPolicyFor, type Policy } from './meta/policy.ts';
+export { rlGraph } from './meta/rl-graph.ts';
+export { taskDistribution, taskDistributionNames, pointCorners, point1d, nav2d } from './envs/index.ts';
+export type { TaskDistribution, VectorEnv, ActionSpace } from './envs/types.ts';
+
+// Drawing: credit paths, diagrams, learning curves.
+export { creditEdges, edgeKey } from './scg/credit.ts';
+export { renderDiagram, layoutDiagram } from './scg/diagram.ts';
+export { plotLearningCurves } from './plot/learning-curves.ts';

@@ -13,6 +13,7 @@
  * own coordinates, so tests and other renderers can check or reuse it; `renderDiagram` draws it.
  */
 import dagre from '@dagrejs/dagre';
+import { edgeKey } from './credit.ts';
 import { toGraphology } from './graph.ts';
 import { isTemporal, type GraphSpec, type NodeKind, type NodeSpec } from './spec.ts';
 import { validateGraph } from './validate.ts';
@@ -29,8 +30,8 @@ export const shapeOfKind: Readonly<Record<NodeKind, NodeShape>> = {
   cost: 'octagon',
 };
 
-/** The key of an edge in `highlight`: the parent, the child and the lag (`s->a@0`, `a->s@1`). */
-export const edgeKey = (parent: string, child: string, lag: number): string => `${parent}->${child}@${lag}`;
+/** Re-exported: highlight keys are the credit query's (one definition, in credit.ts). */
+export { edgeKey };
 
 export interface Point {
   readonly x: number;
