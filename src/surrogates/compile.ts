@@ -139,7 +139,7 @@ const baselineOf = (ing: Ingredients, baselines: Baselines | undefined, batch: B
   const source = baselines?.[w.name];
   if (source === undefined) return undefined;
   const raw = source === 'batch' ? batch.baselines?.[w.name] : source(ing.evaluation.parentValuesOf(w), ing.evaluation.contextOf(w));
-  if (raw === undefined) throw new GraphError(`the estimator reads the baseline of '${w.name}' from the batch, but the batch has none`, []);
+  if (raw === undefined) throw new BatchError(`the estimator reads the baseline of '${w.name}' from the batch, but the batch has none`);
   const shape = isTemporal(w) ? [ing.evaluation.size, ing.evaluation.horizon] : [ing.evaluation.size];
   // A function may return [B, T, 1] (a one-output network): drop trailing unit axes, then broadcast.
   let trimmed = raw;
