@@ -1,0 +1,250 @@
+/**
+ * Half-cheetah task distributions of the ProMP paper (Rothfuss et al. 2019, App. D.2), with the rewards
+ * of its released code, on the project's own half-cheetah model (src/envs/models/half_cheetah.xml).
+ *
+ * - Observation (17 numbers, as gym's HalfCheetah): qpos[1:] (rootz, rooty, six joint angles) followed
+ *   by qvel (9 velocities), rounded to float32.
+ * - Action: 6 torques clipped to [−1, 1] by the environment (the actuators' gears scale them).
+ * - One environment step = frame skip 5 physics steps of 0.01 s (dt = 0.05 s).
+ * - Forward velocity v = (x_after − x_before) / dt, x = qpos[0] (the root's forward slide), as in
+ *   ProMP's code. Control cost 0.05‖a‖² of the clipped action.
+ *   - HalfCheetahFwdBack: task dir ∈ {−1, +1} (each with probability ½); reward dir·v − 0.05‖a‖².
+ *   - HalfCheetahRandVel: task v* ~ U[0, 3]; reward −|v − v*| − 0.05‖a‖².
+ * - Reset (gym's): the model's initial state with qpos += U(−0.1, 0.1) and qvel += 0.1·N(0, 1) per
+ *   coordinate, drawn from the `uniform` passed to reset (so a seed gives the same start).
+ * - Never done except when the physics state becomes non-finite; such an environment is done from then
+ *   on (reward 0, done flag 1) until reset. Horizon 100; one inner adaptation step.
+ *
+ * Loading the WASM runtime is asynchronous, so the distributions come from an async factory:
+ * `const { halfCheetahFwdBack, halfCheetahRandVel } = await mujocoTaskDistributions()`.
+ */
+import { checkActions, checkTaskCount, clip } from '../checks.ts';
+import type { StepResult, TaskDistribution, Uniform, VectorEnv } from '../types.ts';
+
+import { createMujocoRuntime, type MujocoData, type MujocoModel, type MujocoRuntime } from './runtime.ts';
+
+export const HALF_CHEETAH = Object.freeze({
+  modelFile: 'half_cheetah.xml',
+  frameSkip: 5,
+  ctrlCostWeight: 0.05,
+  maxAction: 1,
+  maxGoalVelocity: 3,
+  resetNoise: 0.1,
+  horizon: 100,
+  observationDim: 17,
+  actionDim: 6,
+});
+
+export interface HalfCheetahDirTask {
+  readonly direction: 1 | -1;
+}
+export interface HalfCheetahVelTask {
+  readonly velocity: number;
+}
+
+/** A VectorEnv over MjData instances; `free()` releases them now (otherwise they are freed when the env is collected). */
+export interface MujocoVectorEnv extends VectorEnv {
+  readonly free: () => void;
+}
+
+/** A TaskDistribution whose environments can be freed explicitly. */
+export type MujocoTaskDistribution<Task> = Omit<TaskDistribution<Task>, 'make'> & {
+  readonly make: (tasks: readonly Task[]) => MujocoVectorEnv;
+};
+
+export interface MujocoTaskDistributions {
+  readonly halfCheetahFwdBack: MujocoTaskDistribution<HalfCheetahDirTask>;
+  readonly halfCheetahRandVel: MujocoTaskDistribution<HalfCheetahVelTask>;
+  readonly runtime: MujocoRuntime;
+}
+
+/** Frees MjData of environments that were dropped without free(). */
+const finalizer = new FinalizationRegistry<{ freeAll: () => void }>((held) => held.freeAll());
+
+/** A standard normal from two uniforms (Box–Muller). */
+const normal = (uniform: Uniform): number => {
+  const u1 = 1 - uniform(); // (0, 1]
+  const u2 = uniform();
+  return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+};
+
+/**
+ * The shared half-cheetah vector environment; `forwardReward(i, v)` is task i's reward for forward
+ * velocity v (before the control cost).
+ */
+const makeHalfCheetah = (
+  name: string,
+  model: MujocoModel,
+  size: number,
+  forwardReward: (row: number, velocity: number) => number,
+  describeRow: (row: number) => unknown,
+): MujocoVectorEnv => {
+  const { frameSkip, ctrlCostWeight, maxAction, resetNoise, observationDim, actionDim } = HALF_CHEETAH;
+  if (model.nu !== actionDim || model.nq + model.nv - 1 !== observationDim) {
+    throw new Error(`${name}: model has nq=${model.nq}, nv=${model.nv}, nu=${model.nu}; expected nu=${actionDim} and nq+nv−1=${observationDim}`);
+  }
+  const dt = frameSkip * model.timestep;
+  const datas: MujocoData[] = [];
+  const holder = {
+    freeAll: () => {
+      for (const d of datas) d.free();
+    },
+  };
+  try {
+    for (let i = 0; i < size; i++) datas.push(model.createData());
+  } catch (error) {
+    holder.freeAll();
+    throw new Error(`${name}: could not create environment ${datas.length} of ${size}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const done = new Uint8Array(size);
+  const ctrl = new Float64Array(actionDim);
+  let t = -1;
+  let freed = false;
+
+  const observe = (out: Float32Array, i: number): void => {
+    const d = datas[i]!;
+    const qpos = d.qpos();
+    const qvel = d.qvel();
+    const o = i * observationDim;
+    const nq = qpos.length;
+    for (let k = 1; k < nq; k++) out[o + k - 1] = qpos[k]!;
+    for (let k = 0; k < qvel.length; k++) out[o + nq - 1 + k] = qvel[k]!;
+  };
+
+  const live = (): void => {
+    if (freed) throw new Error(`${name}: environment used after free()`);
+  };
+
+  const reset = (uniform: Uniform): Float32Array => {
+    live();
+    const observations = new Float32Array(size * observationDim);
+    for (let i = 0; i < size; i++) {
+      const d = datas[i]!;
+      d.reset();
+      const qpos = d.qpos();
+      for (let k = 0; k < qpos.length; k++) qpos[k] = qpos[k]! + resetNoise * (2 * uniform() - 1);
+      const qvel = d.qvel();
+      for (let k = 0; k < qvel.length; k++) qvel[k] = qvel[k]! + resetNoise * normal(uniform);
+      d.forward();
+      observe(observations, i);
+    }
+    done.fill(0);
+    t = 0;
+    return observations;
+  };
+
+  const step = (actions: Float32Array): StepResult => {
+    live();
+    checkActions(name, actions, size, actionDim, t, describeRow);
+    const observations = new Float32Array(size * observationDim);
+    const rewards = new Float32Array(size);
+    for (let i = 0; i < size; i++) {
+      const d = datas[i]!;
+      if (done[i]) {
+        observe(observations, i);
+        continue;
+      }
+      let squared = 0;
+      for (let k = 0; k < actionDim; k++) {
+        const a = clip(actions[i * actionDim + k]!, maxAction);
+        ctrl[k] = a;
+        squared += a * a;
+      }
+      d.setCtrl(ctrl);
+      const xBefore = d.qpos()[0]!;
+      d.step(frameSkip);
+      const xAfter = d.qpos()[0]!;
+      observe(observations, i);
+      let finite = Number.isFinite(xAfter);
+      for (let k = i * observationDim; finite && k < (i + 1) * observationDim; k++) finite = Number.isFinite(observations[k]!);
+      if (!finite) {
+        done[i] = 1;
+        continue;
+      }
+      const velocity = (xAfter - xBefore) / dt;
+      rewards[i] = forwardReward(i, velocity) - ctrlCostWeight * squared;
+    }
+    t += 1;
+    return { observations, rewards, dones: done.slice() };
+  };
+
+  const env: MujocoVectorEnv = {
+    size,
+    reset,
+    step,
+    free: () => {
+      if (freed) return;
+      freed = true;
+      finalizer.unregister(env);
+      holder.freeAll();
+    },
+  };
+  finalizer.register(env, holder, env);
+  return env;
+};
+
+const action = Object.freeze({ kind: 'continuous', dim: HALF_CHEETAH.actionDim, low: -HALF_CHEETAH.maxAction, high: HALF_CHEETAH.maxAction } as const);
+
+/**
+ * Loads the MuJoCo runtime (through `load`, by default a fresh loader) and the half-cheetah model,
+ * and returns the half-cheetah task distributions over it.
+ */
+export const mujocoTaskDistributions = async (load: () => Promise<MujocoRuntime> = createMujocoRuntime()): Promise<MujocoTaskDistributions> => {
+  const runtime = await load();
+  const model = runtime.loadModel(HALF_CHEETAH.modelFile);
+
+  const FWD_BACK = 'half-cheetah-fwd-back';
+  const describeDir = (task: HalfCheetahDirTask): { direction: number } => ({ direction: task.direction });
+  const halfCheetahFwdBack = Object.freeze({
+    name: FWD_BACK,
+    description: 'half-cheetah running forward or backward (dir ±1); reward dir·v − 0.05‖a‖² (ProMP App. D.2)',
+    observationDim: HALF_CHEETAH.observationDim,
+    action,
+    horizon: HALF_CHEETAH.horizon,
+    adaptationSteps: 1,
+    sampleTasks: (uniform: Uniform, count: number): HalfCheetahDirTask[] => {
+      checkTaskCount(FWD_BACK, count);
+      const out: HalfCheetahDirTask[] = [];
+      for (let i = 0; i < count; i++) out.push(Object.freeze({ direction: uniform() < 0.5 ? -1 : 1 }));
+      return out;
+    },
+    describeTask: describeDir,
+    make: (tasks: readonly HalfCheetahDirTask[]): MujocoVectorEnv => {
+      const directions = tasks.map((task, i) => {
+        if (task.direction !== 1 && task.direction !== -1) throw new Error(`${FWD_BACK}: task ${i} has direction ${JSON.stringify(task.direction)}, expected 1 or −1`);
+        return task.direction;
+      });
+      return makeHalfCheetah(FWD_BACK, model, tasks.length, (i, v) => directions[i]! * v, (i) => describeDir(tasks[i]!));
+    },
+  });
+
+  const RAND_VEL = 'half-cheetah-rand-vel';
+  const describeVel = (task: HalfCheetahVelTask): { velocity: number } => ({ velocity: task.velocity });
+  const halfCheetahRandVel = Object.freeze({
+    name: RAND_VEL,
+    description: 'half-cheetah reaching a target forward velocity v* ~ U[0, 3]; reward −|v − v*| − 0.05‖a‖² (ProMP App. D.2)',
+    observationDim: HALF_CHEETAH.observationDim,
+    action,
+    horizon: HALF_CHEETAH.horizon,
+    adaptationSteps: 1,
+    sampleTasks: (uniform: Uniform, count: number): HalfCheetahVelTask[] => {
+      checkTaskCount(RAND_VEL, count);
+      const out: HalfCheetahVelTask[] = [];
+      for (let i = 0; i < count; i++) out.push(Object.freeze({ velocity: Math.fround(HALF_CHEETAH.maxGoalVelocity * uniform()) }));
+      return out;
+    },
+    describeTask: describeVel,
+    make: (tasks: readonly HalfCheetahVelTask[]): MujocoVectorEnv => {
+      const targets = tasks.map((task, i) => {
+        if (!Number.isFinite(task.velocity)) throw new Error(`${RAND_VEL}: task ${i} has a non-finite velocity ${task.velocity}`);
+        return task.velocity;
+      });
+      return makeHalfCheetah(RAND_VEL, model, tasks.length, (i, v) => -Math.abs(v - targets[i]!), (i) => describeVel(tasks[i]!));
+    },
+  });
+
+  // both are TaskDistributions as well (checked here, at compile time)
+  const asBase: readonly [TaskDistribution<HalfCheetahDirTask>, TaskDistribution<HalfCheetahVelTask>] = [halfCheetahFwdBack, halfCheetahRandVel];
+  void asBase;
+  return { halfCheetahFwdBack, halfCheetahRandVel, runtime };
+};

@@ -1,0 +1,211 @@
+/**
+ * The MuJoCo WebAssembly runtime (mujoco-js), wrapped in a small typed API.
+ *
+ * - `createMujocoRuntime()` returns a loader: a function that loads the WASM module on its first call
+ *   and returns the same Promise afterwards. The memo lives in the closure the caller holds; this file
+ *   keeps no module-level mutable state.
+ * - Models are loaded from the package's own MJCF files (src/envs/models/), written into the WASM
+ *   file system; a model that fails to load throws an Error carrying MuJoCo's own message.
+ * - State is read through typed-array views over the WASM heap, cached per MjData and fetched again
+ *   when they have gone empty (the heap grew, e.g. when another MjData was created: DESIGN.md §5).
+ */
+import { readFileSync } from 'node:fs';
+import loadMujoco, { type MainModule, type MjData, type MjModel } from 'mujoco-js';
+
+/** Directory of the package's MJCF files. */
+const MODELS_DIR = new URL('../models/', import.meta.url);
+/** Where model files go in the WASM file system. */
+const WASM_MODELS_DIR = '/magicbox-models';
+
+/** One simulation state of a loaded model. Methods throw after `free()`. */
+export interface MujocoData {
+  /** mj_resetData: the model's initial state (qpos0, zero velocities, zero controls, time 0). */
+  readonly reset: () => void;
+  /** Copies `values[offset .. offset + nu)` into ctrl. */
+  readonly setCtrl: (values: ArrayLike<number>, offset?: number) => void;
+  /** mj_step `n` times (a frame skip of n). */
+  readonly step: (n: number) => void;
+  /** mj_forward: recompute derived quantities after writing qpos/qvel directly. */
+  readonly forward: () => void;
+  /** Live views over the WASM heap (float64): valid until the heap grows; call again rather than keep them. */
+  readonly qpos: () => Float64Array;
+  readonly qvel: () => Float64Array;
+  readonly ctrl: () => Float64Array;
+  /** Simulation time in seconds. */
+  readonly time: () => number;
+  readonly free: () => void;
+}
+
+export interface MujocoModel {
+  readonly name: string;
+  readonly nq: number;
+  readonly nv: number;
+  readonly nu: number;
+  /** Physics timestep (option/timestep) in seconds. */
+  readonly timestep: number;
+  /** Bytes each MjData reserves: arena (`<size memory>`) plus its fixed buffer. */
+  readonly bytesPerData: number;
+  readonly createData: () => MujocoData;
+  /** Frees the model; free its data first. */
+  readonly free: () => void;
+}
+
+export interface MujocoRuntime {
+  readonly module: MainModule;
+  /** Loads `src/envs/models/<file>` (e.g. 'half_cheetah.xml'). */
+  readonly loadModel: (file: string) => MujocoModel;
+  /** Loads a model from MJCF text; `name` is used in messages and as the file name in the WASM FS. */
+  readonly loadModelFromXml: (name: string, xml: string) => MujocoModel;
+}
+
+/** Returns a loader: its first call loads the WASM module, later calls return the same Promise. */
+export const createMujocoRuntime = (): (() => Promise<MujocoRuntime>) => {
+  let pending: Promise<MujocoRuntime> | undefined;
+  return () => {
+    pending ??= initRuntime();
+    return pending;
+  };
+};
+
+/** mjXError and friends are not std::exceptions: their message is a C string at the thrown object. */
+const cString = (heap: ArrayBufferLike, ptr: number): string => {
+  const bytes = new Uint8Array(heap);
+  let end = ptr;
+  while (end < bytes.length && bytes[end] !== 0 && end - ptr < 4096) end++;
+  return new TextDecoder().decode(bytes.subarray(ptr, end));
+};
+
+const initRuntime = async (): Promise<MujocoRuntime> => {
+  /** MuJoCo's console output while a model loads (its parse errors are printed, not thrown). */
+  let captured: string[] | undefined;
+  const print = (s: string): void => {
+    if (captured) captured.push(s);
+    else console.log(s);
+  };
+  const printErr = (s: string): void => {
+    if (captured) captured.push(s);
+    else console.error(s);
+  };
+  const mujoco = await loadMujoco({ print, printErr });
+  mujoco.FS.mkdir(WASM_MODELS_DIR);
+
+  // A tiny model kept for the runtime's life: its arrays give access to the current heap buffer,
+  // which the module does not export, to read the messages of C++ exceptions thrown by the parser.
+  const probeXml = '<mujoco model="probe"><worldbody><body><joint type="slide"/><geom type="sphere" size=".1"/></body></worldbody></mujoco>';
+  mujoco.FS.writeFile(`${WASM_MODELS_DIR}/__probe.xml`, probeXml);
+  const probe = mujoco.MjModel.loadFromXML(`${WASM_MODELS_DIR}/__probe.xml`);
+  if (!probe) throw new Error('mujoco-js: could not load the built-in probe model');
+  const heap = (): ArrayBufferLike => (probe.body_mass as Float64Array).buffer;
+
+  const wrapModel = (name: string, model: MjModel): MujocoModel => {
+    const nq = model.nq;
+    const nv = model.nv;
+    const nu = model.nu;
+    let modelFreed = false;
+
+    const createData = (): MujocoData => {
+      if (modelFreed) throw new Error(`mujoco model ${name}: createData() after free()`);
+      const data: MjData = new mujoco.MjData(model);
+      let freed = false;
+      let qposView: Float64Array = data.qpos as Float64Array;
+      let qvelView: Float64Array = data.qvel as Float64Array;
+      let ctrlView: Float64Array = data.ctrl as Float64Array;
+      const live = (): void => {
+        if (freed) throw new Error(`mujoco model ${name}: data used after free()`);
+      };
+      // A view over a grown (detached) heap has length 0; the model's own arrays never have length 0 here
+      // except when empty by construction (nu = 0), in which case re-fetching is harmless.
+      const qpos = (): Float64Array => {
+        live();
+        if (qposView.length === 0) qposView = data.qpos as Float64Array;
+        return qposView;
+      };
+      const qvel = (): Float64Array => {
+        live();
+        if (qvelView.length === 0) qvelView = data.qvel as Float64Array;
+        return qvelView;
+      };
+      const ctrl = (): Float64Array => {
+        live();
+        if (ctrlView.length === 0) ctrlView = data.ctrl as Float64Array;
+        return ctrlView;
+      };
+      return {
+        reset: () => {
+          live();
+          mujoco.mj_resetData(model, data);
+        },
+        setCtrl: (values, offset = 0) => {
+          const c = ctrl();
+          for (let k = 0; k < nu; k++) c[k] = values[offset + k]!;
+        },
+        step: (n) => {
+          live();
+          for (let k = 0; k < n; k++) mujoco.mj_step(model, data);
+        },
+        forward: () => {
+          live();
+          mujoco.mj_forward(model, data);
+        },
+        qpos,
+        qvel,
+        ctrl,
+        time: () => {
+          live();
+          return data.time;
+        },
+        free: () => {
+          if (freed) return;
+          freed = true;
+          data.delete();
+        },
+      };
+    };
+
+    return {
+      name,
+      nq,
+      nv,
+      nu,
+      timestep: model.opt.timestep,
+      bytesPerData: Number(model.narena) + Number(model.nbuffer),
+      createData,
+      free: () => {
+        if (modelFreed) return;
+        modelFreed = true;
+        model.delete();
+      },
+    };
+  };
+
+  const loadModelFromXml = (name: string, xml: string): MujocoModel => {
+    const safe = name.replace(/[^A-Za-z0-9_.-]/g, '_');
+    const path = `${WASM_MODELS_DIR}/${safe.endsWith('.xml') ? safe : `${safe}.xml`}`;
+    mujoco.FS.writeFile(path, xml);
+    const lines: string[] = [];
+    captured = lines;
+    let model: MjModel | null;
+    try {
+      model = mujoco.MjModel.loadFromXML(path);
+    } catch (error) {
+      const excPtr = (error as { excPtr?: unknown }).excPtr;
+      const thrown =
+        typeof excPtr === 'number' ? cString(heap(), excPtr).trim() : error instanceof Error ? error.message : String(error);
+      lines.unshift(thrown);
+      model = null;
+    } finally {
+      captured = undefined;
+    }
+    if (!model) {
+      const message = lines.map((l) => l.trim()).filter((l) => l !== '').join('\n');
+      throw new Error(`mujoco: model ${name} failed to load: ${message || '(MuJoCo gave no message)'}`);
+    }
+    return wrapModel(name, model);
+  };
+
+  return {
+    module: mujoco,
+    loadModel: (file) => loadModelFromXml(file, readFileSync(new URL(file, MODELS_DIR), 'utf8')),
+    loadModelFromXml,
+  };
+};
