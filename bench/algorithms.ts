@@ -41,7 +41,7 @@
  *                       (also MAGICBOX_BENCH_QUICK=1)
  */
 import * as tf from '@tensorflow/tfjs';
-import { taskDistribution, taskDistributionNames } from '../src/envs/index.ts';
+import { environmentDescriptor, taskDistributionNames } from '../src/envs/index.ts';
 import type { AlgorithmName } from '../src/meta/algorithm-names.ts';
 import { disposeParams } from '../src/meta/algorithms.ts';
 import { resolveConfig } from '../src/meta/config.ts';
@@ -125,7 +125,7 @@ interface RunResult {
   readonly lineSearch: string[];
 }
 
-const trainOne = (opts: Options, algo: AlgorithmName, seed: number): RunResult => {
+const trainOne = async (opts: Options, algo: AlgorithmName, seed: number): Promise<RunResult> => {
   const config = resolveConfig({
     algo,
     env: opts.env,
@@ -136,7 +136,7 @@ const trainOne = (opts: Options, algo: AlgorithmName, seed: number): RunResult =
     horizon: opts.horizon,
     hidden: [...opts.hidden],
   });
-  const trainer = trainerFor(config);
+  const trainer = await trainerFor(config);
   const started = performance.now();
   let params = trainer.policy.init(seed);
   let state: OptimizerState = undefined;
@@ -168,7 +168,7 @@ export const run = async (args: readonly string[] = []): Promise<Record<string, 
   const started = performance.now();
   const tensorsBefore = tf.memory().numTensors;
   const budget = opts.iterations * opts.tasks * opts.trajectories * opts.horizon;
-  const levels = taskDistribution(opts.env).adaptationSteps + 1;
+  const levels = environmentDescriptor(opts.env).adaptationSteps + 1;
   log(
     `${opts.env}: ${opts.algos.join(', ')} × seeds 1…${opts.seeds}; ${opts.iterations} iterations × ${opts.tasks} tasks × ${opts.trajectories} trajectories × ` +
       `horizon ${opts.horizon}, MLP (${opts.hidden.join(', ')})`,
@@ -177,7 +177,7 @@ export const run = async (args: readonly string[] = []): Promise<Record<string, 
   // Seed-major: an interrupted run has every algorithm at the same number of seeds.
   for (let seed = 1; seed <= opts.seeds; seed++) {
     for (const algo of opts.algos) {
-      const r = trainOne(opts, algo, seed);
+      const r = await trainOne(opts, algo, seed);
       results.push(r);
       log(
         `${algo} seed ${seed}: ${r.seconds.toFixed(1)} s; post-update return per iteration ${r.postUpdate.map((x) => x.toFixed(1)).join(' ')}; ` +

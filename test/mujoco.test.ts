@@ -198,3 +198,31 @@ test('memory: 200 environments fit (size memory="1M") and step', async (t) => {
   again.free();
   t.pass();
 });
+
+test('ProMP trains on half-cheetah-fwd-back through train(): the MuJoCo runtime loads on demand', async (t) => {
+  const { train } = await import('../src/meta/train.ts');
+  const { resolveConfig } = await import('../src/meta/config.ts');
+  const { mkdtempSync, readFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const runDir = join(mkdtempSync(join(tmpdir(), 'magicbox-cheetah-')), 'run');
+  const lines: string[] = [];
+  const result = await train({
+    config: resolveConfig({ algo: 'promp', env: 'half-cheetah-fwd-back', iterations: 2, tasksPerIteration: 2, trajectoriesPerTask: 2, horizon: 10, hidden: [8] }),
+    runDir,
+    log: (line) => lines.push(line),
+    progress: 'lines',
+  });
+  t.is(result.outcome, 'completed', result.message);
+  const rows = readFileSync(join(runDir, 'progress.csv'), 'utf8').trim().split('\n');
+  t.is(rows.length, 3, 'a header and two iterations');
+  t.regex(rows[0]!, /^iteration,timesteps,return_0,return_1,/);
+  t.true(lines.some((l) => /training promp on half-cheetah-fwd-back/.test(l)));
+});
+
+test('the environment list names the MuJoCo environments, and an unknown name lists them all', async (t) => {
+  const { environmentNames, loadTaskDistribution, environmentDescriptor } = await import('../src/envs/index.ts');
+  t.deepEqual(environmentNames, ['point-corners', 'point-1d', 'nav-2d', 'half-cheetah-fwd-back', 'half-cheetah-rand-vel']);
+  t.is(environmentDescriptor('half-cheetah-rand-vel').observationDim, 17);
+  await t.throwsAsync(loadTaskDistribution('ant-fwd-back'), { message: /unknown environment 'ant-fwd-back'; valid: point-corners, point-1d, nav-2d, half-cheetah-fwd-back, half-cheetah-rand-vel/ });
+});

@@ -227,7 +227,7 @@ test.serial('a truncated checkpoint, and one with any byte flipped, are reported
   fs.cpSync(runDir, copy, { recursive: true });
   fs.writeFileSync(runFiles(copy).checkpoint, text.slice(0, 1000));
   await t.throwsAsync(run(tiny(), copy, { resume: true }), { instanceOf: CheckpointError, message: /truncated or corrupt/ });
-  t.throws(() => evaluateCheckpoint(copy), { instanceOf: CheckpointError, message: /truncated or corrupt/ });
+  await t.throwsAsync(evaluateCheckpoint(copy), { instanceOf: CheckpointError, message: /truncated or corrupt/ });
   t.throws(() => readCheckpoint(join(dir, 'missing.json')), { instanceOf: CheckpointError, message: /missing\.json: no such file/ });
 });
 
@@ -322,14 +322,14 @@ test.serial('a fresh run refuses a non-empty directory and writes nothing', asyn
 test.serial('evaluateCheckpoint: per-level returns on fresh tasks, the same for the same seed', async (t) => {
   const { runDir } = await referenceRun();
   const before = tf.memory().numTensors;
-  const a = evaluateCheckpoint(runFiles(runDir).checkpoint, { tasks: 3, seed: 7 });
+  const a = await evaluateCheckpoint(runFiles(runDir).checkpoint, { tasks: 3, seed: 7 });
   t.is(tf.memory().numTensors, before, 'no tensor left behind');
-  const b = evaluateCheckpoint(runDir, { tasks: 3, seed: 7 });
+  const b = await evaluateCheckpoint(runDir, { tasks: 3, seed: 7 });
   t.is(a.averageReturn.length, 2);
   t.true(a.averageReturn.every(Number.isFinite));
   t.deepEqual(a.averageReturn, b.averageReturn);
   t.is(a.iterations, 4);
-  t.notDeepEqual(evaluateCheckpoint(runDir, { tasks: 3, seed: 8 }).averageReturn, a.averageReturn);
+  t.notDeepEqual((await evaluateCheckpoint(runDir, { tasks: 3, seed: 8 })).averageReturn, a.averageReturn);
 });
 
 // ---------------------------------------------------------------------------------------------------

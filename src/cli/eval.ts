@@ -33,7 +33,7 @@ export async function runEval(checkpoint: string, opts: EvalCliOptions, out: Out
   const backend = await selectBackend();
   let result;
   try {
-    result = evaluateCheckpoint(checkpoint, {
+    result = await evaluateCheckpoint(checkpoint, {
       ...(tasks.value !== undefined ? { tasks: tasks.value } : {}),
       ...(seed.value !== undefined ? { seed: seed.value } : {}),
     });

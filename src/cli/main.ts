@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { BackendError, selectBackend } from '../backend.ts';
+import { environmentNames } from '../envs/index.ts';
 import { runValidate, type Output } from './validate.ts';
 import { runVerify } from './verify.ts';
 import { runDiagram, type DiagramOptions } from './diagram.ts';
@@ -43,7 +44,7 @@ program
   .command('train')
   .description('meta-train a policy; writes config.json, progress.csv/.jsonl and checkpoint.json to a run directory')
   .option('--algo <name>', 'promp, maml-trpo, maml-vpg, emaml-trpo, emaml-vpg, lvc-vpg, dice-vpg or tmaml')
-  .option('--env <name>', 'point-corners, point-1d or nav-2d')
+  .option('--env <name>', environmentNames.join(', '))
   .option('--iterations <n>', 'meta-training iterations')
   .option('--seed <s>', 'random seed')
   .option('--out <dir>', 'run directory (default: runs/<algo>-<env>-<seed>-<timestamp>); must not exist or be empty')

@@ -6,6 +6,7 @@ import type { TaskDistribution } from './types.ts';
 import { pointCorners } from './point-corners.ts';
 import { point1d } from './point-1d.ts';
 import { nav2d } from './nav-2d.ts';
+import { HALF_CHEETAH } from './mujoco/half-cheetah-constants.ts';
 
 export type { ActionSpace, StepResult, TaskDistribution, Uniform, VectorEnv } from './types.ts';
 export { pointCorners, POINT_CORNERS, type PointCornersTask } from './point-corners.ts';
@@ -43,3 +44,57 @@ export function taskDistribution(name: string): AnyTaskDistribution {
   if (!isName(name)) throw new Error(`unknown environment '${name}'; valid: ${taskDistributionNames.join(', ')}`);
   return taskDistributions[name];
 }
+
+/** What is known about an environment without loading it: enough to complete a config and shape a policy. */
+export interface EnvironmentDescriptor {
+  readonly name: string;
+  readonly description: string;
+  readonly observationDim: number;
+  readonly action: ActionSpaceOf;
+  readonly horizon: number;
+  readonly adaptationSteps: number;
+}
+type ActionSpaceOf = TaskDistribution['action'];
+
+/** The MuJoCo environments: their physics loads asynchronously (the WebAssembly runtime), on demand. */
+const mujocoDescriptors: Readonly<Record<string, EnvironmentDescriptor>> = Object.freeze({
+  'half-cheetah-fwd-back': {
+    name: 'half-cheetah-fwd-back',
+    description: 'half-cheetah running forward or backward (dir ±1); reward dir·v − 0.05‖a‖² (ProMP App. D.2)',
+    observationDim: HALF_CHEETAH.observationDim,
+    action: { kind: 'continuous', dim: HALF_CHEETAH.actionDim, low: -HALF_CHEETAH.maxAction, high: HALF_CHEETAH.maxAction },
+    horizon: HALF_CHEETAH.horizon,
+    adaptationSteps: 1,
+  },
+  'half-cheetah-rand-vel': {
+    name: 'half-cheetah-rand-vel',
+    description: 'half-cheetah reaching a target forward velocity v* ~ U[0, 3]; reward −|v − v*| − 0.05‖a‖² (ProMP App. D.2)',
+    observationDim: HALF_CHEETAH.observationDim,
+    action: { kind: 'continuous', dim: HALF_CHEETAH.actionDim, low: -HALF_CHEETAH.maxAction, high: HALF_CHEETAH.maxAction },
+    horizon: HALF_CHEETAH.horizon,
+    adaptationSteps: 1,
+  },
+});
+
+/** Every environment `magicbox train --env` accepts: the point environments, then the MuJoCo ones. */
+export const environmentNames: readonly string[] = Object.freeze([...taskDistributionNames, ...Object.keys(mujocoDescriptors)]);
+
+const unknownEnvironment = (name: string) => new Error(`unknown environment '${name}'; valid: ${environmentNames.join(', ')}`);
+
+/** The descriptor of any known environment (synchronous: nothing is loaded). */
+export const environmentDescriptor = (name: string): EnvironmentDescriptor => {
+  if (isName(name)) return taskDistributions[name];
+  const d = mujocoDescriptors[name];
+  if (d === undefined) throw unknownEnvironment(name);
+  return d;
+};
+
+/** The task distribution of any known environment, loading the MuJoCo runtime when it is one of those. */
+export const loadTaskDistribution = async (name: string): Promise<AnyTaskDistribution> => {
+  if (isName(name)) return taskDistributions[name];
+  if (mujocoDescriptors[name] === undefined) throw unknownEnvironment(name);
+  // Imported here, not at the top: the MuJoCo glue is only parsed by runs that use it.
+  const { mujocoTaskDistributions } = await import('./mujoco/half-cheetah.ts');
+  const loaded = await mujocoTaskDistributions();
+  return name === 'half-cheetah-fwd-back' ? loaded.halfCheetahFwdBack : loaded.halfCheetahRandVel;
+};

@@ -28,7 +28,7 @@ import cliProgress from 'cli-progress';
 import * as t from 'io-ts';
 import { isLeft, left, right, type Either } from 'fp-ts/lib/Either.js';
 import { describeBackend, selectBackend, type BackendReport } from '../backend.ts';
-import { taskDistribution, taskDistributionNames } from '../envs/index.ts';
+import { environmentDescriptor, environmentNames, loadTaskDistribution } from '../envs/index.ts';
 import type { DecodeError } from '../scg/decode.ts';
 import type { Params } from '../surrogates/batch.ts';
 import { algorithmNames } from './algorithm-names.ts';
@@ -117,8 +117,8 @@ export function decodeConfigPatch(u: unknown): Either<DecodeError[], TrainConfig
     if (!(configFields as string[]).includes(key)) errors.push({ path: key, message: `unknown field (the fields are ${configFields.join(', ')})` });
   }
   const env = u['env'];
-  if (typeof env === 'string' && !(taskDistributionNames as readonly string[]).includes(env)) {
-    errors.push({ path: 'env', message: `unknown environment ${JSON.stringify(env)}; valid: ${taskDistributionNames.join(', ')}` });
+  if (typeof env === 'string' && !environmentNames.includes(env)) {
+    errors.push({ path: 'env', message: `unknown environment ${JSON.stringify(env)}; valid: ${environmentNames.join(', ')}` });
   }
   if (isLeft(decoded) || errors.length > 0) return left(errors);
   return right(decoded.right);
@@ -128,7 +128,7 @@ export function decodeConfigPatch(u: unknown): Either<DecodeError[], TrainConfig
 export const completeConfig = (config: TrainConfig): TrainConfig => {
   let distribution;
   try {
-    distribution = taskDistribution(config.env);
+    distribution = environmentDescriptor(config.env);
   } catch (e) {
     throw new RunError(e instanceof Error ? e.message : String(e));
   }
@@ -500,9 +500,9 @@ export interface TrainResult {
   readonly message?: string;
 }
 
-/** The trainer (distribution, policy, compiled meta-objective) a config describes. */
-export const trainerFor = (config: TrainConfig): Trainer => {
-  const distribution = taskDistribution(config.env);
+/** The trainer (distribution, policy, compiled meta-objective) a config describes; loads MuJoCo when the environment needs it. */
+export const trainerFor = async (config: TrainConfig): Promise<Trainer> => {
+  const distribution = await loadTaskDistribution(config.env);
   const policy = mlpPolicyFor(distribution.observationDim, distribution.action, { hidden: config.hidden, initLogStd: config.initLogStd });
   return makeTrainer(config, distribution, policy);
 };
@@ -612,7 +612,7 @@ const startResumed = (runDir: string, wanted: TrainConfig, log: (line: string) =
 };
 
 const trainerShapes = (config: TrainConfig): Readonly<Record<string, readonly number[]>> => {
-  const distribution = taskDistribution(config.env);
+  const distribution = environmentDescriptor(config.env);
   return mlpPolicyFor(distribution.observationDim, distribution.action, { hidden: config.hidden, initLogStd: config.initLogStd }).paramShapes;
 };
 
@@ -647,7 +647,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   // range the estimator rejects) is reported with nothing written.
   let trainer: Trainer;
   try {
-    trainer = trainerFor(wanted);
+    trainer = await trainerFor(wanted);
   } catch (e) {
     throw new RunError(`invalid configuration: ${e instanceof Error ? e.message : String(e)}`);
   }
@@ -796,10 +796,10 @@ export interface CheckpointEvaluation {
  * at each adaptation level on `tasks` fresh tasks (default: the run's tasks per iteration), drawn from
  * `seed` (default 0), with no outer step.
  */
-export const evaluateCheckpoint = (file: string, options: { readonly tasks?: number; readonly seed?: number } = {}): CheckpointEvaluation => {
+export const evaluateCheckpoint = async (file: string, options: { readonly tasks?: number; readonly seed?: number } = {}): Promise<CheckpointEvaluation> => {
   const checkpoint = readCheckpoint(file);
   const where = fs.existsSync(file) && fs.statSync(file).isDirectory() ? runFiles(file).checkpoint : file;
-  const trainer = trainerFor(checkpoint.config);
+  const trainer = await trainerFor(checkpoint.config);
   let params: Params;
   try {
     params = tensorsFromJson(checkpoint.params, trainer.policy.paramShapes, 'params');

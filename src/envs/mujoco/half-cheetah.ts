@@ -21,19 +21,10 @@
 import { checkActions, checkTaskCount, clip } from '../checks.ts';
 import type { StepResult, TaskDistribution, Uniform, VectorEnv } from '../types.ts';
 
+import { HALF_CHEETAH } from './half-cheetah-constants.ts';
 import { createMujocoRuntime, type MujocoData, type MujocoModel, type MujocoRuntime } from './runtime.ts';
 
-export const HALF_CHEETAH = Object.freeze({
-  modelFile: 'half_cheetah.xml',
-  frameSkip: 5,
-  ctrlCostWeight: 0.05,
-  maxAction: 1,
-  maxGoalVelocity: 3,
-  resetNoise: 0.1,
-  horizon: 100,
-  observationDim: 17,
-  actionDim: 6,
-});
+export { HALF_CHEETAH };
 
 export interface HalfCheetahDirTask {
   readonly direction: 1 | -1;

@@ -1,0 +1,15 @@
+/**
+ * The half-cheetah environments' fixed constants, apart from the physics, so that a config can be
+ * completed and a policy shaped without loading the MuJoCo WebAssembly runtime.
+ */
+export const HALF_CHEETAH = Object.freeze({
+  modelFile: 'half_cheetah.xml',
+  frameSkip: 5,
+  ctrlCostWeight: 0.05,
+  maxAction: 1,
+  maxGoalVelocity: 3,
+  resetNoise: 0.1,
+  horizon: 100,
+  observationDim: 17,
+  actionDim: 6,
+});
