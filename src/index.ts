@@ -48,7 +48,7 @@ export { resolveConfig, defaultConfig, type TrainConfig, type TrainConfigPatch }
 export { makeTrainer, runIteration, evaluateParams, TrainingError, type Trainer, type IterationStats } from './meta/iteration.ts';
 export { gaussianMlpPolicy, categoricalMlpPolicy, linearGaussianPolicy, mlpPolicyFor, type Policy } from './meta/policy.ts';
 export { rlGraph } from './meta/rl-graph.ts';
-export { taskDistribution, taskDistributionNames, pointCorners, point1d, nav2d } from './envs/index.ts';
+export { taskDistribution, taskDistributionNames, environmentNames, environmentDescriptor, loadTaskDistribution, pointCorners, point1d, nav2d, type EnvironmentDescriptor } from './envs/index.ts';
 export type { TaskDistribution, VectorEnv, ActionSpace } from './envs/types.ts';
 
 // Drawing: credit paths, diagrams, learning curves.
