@@ -7,6 +7,7 @@ import { pointCorners } from './point-corners.ts';
 import { point1d } from './point-1d.ts';
 import { nav2d } from './nav-2d.ts';
 import { HALF_CHEETAH } from './mujoco/half-cheetah-constants.ts';
+import { ANT, ANT_DESCRIPTIONS } from './mujoco/ant-constants.ts';
 
 export type { ActionSpace, StepResult, TaskDistribution, Uniform, VectorEnv } from './types.ts';
 export { pointCorners, POINT_CORNERS, type PointCornersTask } from './point-corners.ts';
@@ -74,6 +75,30 @@ const mujocoDescriptors: Readonly<Record<string, EnvironmentDescriptor>> = Objec
     horizon: HALF_CHEETAH.horizon,
     adaptationSteps: 1,
   },
+  'ant-fwd-back': {
+    name: 'ant-fwd-back',
+    description: ANT_DESCRIPTIONS['ant-fwd-back'],
+    observationDim: ANT.observationDim,
+    action: { kind: 'continuous', dim: ANT.actionDim, low: -ANT.maxAction, high: ANT.maxAction },
+    horizon: ANT.horizon,
+    adaptationSteps: 1,
+  },
+  'ant-rand-dir': {
+    name: 'ant-rand-dir',
+    description: ANT_DESCRIPTIONS['ant-rand-dir'],
+    observationDim: ANT.observationDim,
+    action: { kind: 'continuous', dim: ANT.actionDim, low: -ANT.maxAction, high: ANT.maxAction },
+    horizon: ANT.horizon,
+    adaptationSteps: 1,
+  },
+  'ant-rand-goal': {
+    name: 'ant-rand-goal',
+    description: ANT_DESCRIPTIONS['ant-rand-goal'],
+    observationDim: ANT.observationDim,
+    action: { kind: 'continuous', dim: ANT.actionDim, low: -ANT.maxAction, high: ANT.maxAction },
+    horizon: ANT.goalHorizon,
+    adaptationSteps: ANT.goalAdaptationSteps,
+  },
 });
 
 /** Every environment `magicbox train --env` accepts: the point environments, then the MuJoCo ones. */
@@ -94,6 +119,11 @@ export const loadTaskDistribution = async (name: string): Promise<AnyTaskDistrib
   if (isName(name)) return taskDistributions[name];
   if (mujocoDescriptors[name] === undefined) throw unknownEnvironment(name);
   // Imported here, not at the top: the MuJoCo glue is only parsed by runs that use it.
+  if (name.startsWith('ant-')) {
+    const { antTaskDistributions } = await import('./mujoco/ant.ts');
+    const ant = await antTaskDistributions();
+    return name === 'ant-fwd-back' ? ant.antFwdBack : name === 'ant-rand-dir' ? ant.antRandDir : ant.antRandGoal;
+  }
   const { mujocoTaskDistributions } = await import('./mujoco/half-cheetah.ts');
   const loaded = await mujocoTaskDistributions();
   return name === 'half-cheetah-fwd-back' ? loaded.halfCheetahFwdBack : loaded.halfCheetahRandVel;

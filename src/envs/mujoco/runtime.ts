@@ -31,6 +31,13 @@ export interface MujocoData {
   readonly qpos: () => Float64Array;
   readonly qvel: () => Float64Array;
   readonly ctrl: () => Float64Array;
+  /**
+   * External (contact) forces per body, nbody × 6 (com-based torque then force), as a live view. MuJoCo
+   * fills it only in mj_rnePostConstraint: call `rnePostConstraint()` (after `forward()`) first.
+   */
+  readonly cfrcExt: () => Float64Array;
+  /** mj_rnePostConstraint: computes cfrc_ext (and cacc, cfrc_int) from the current derived quantities. */
+  readonly rnePostConstraint: () => void;
   /** Simulation time in seconds. */
   readonly time: () => number;
   readonly free: () => void;
@@ -41,6 +48,8 @@ export interface MujocoModel {
   readonly nq: number;
   readonly nv: number;
   readonly nu: number;
+  /** Number of bodies, the world body included. */
+  readonly nbody: number;
   /** Physics timestep (option/timestep) in seconds. */
   readonly timestep: number;
   /** Bytes each MjData reserves: arena (`<size memory>`) plus its fixed buffer. */
@@ -110,6 +119,7 @@ const initRuntime = async (): Promise<MujocoRuntime> => {
       let qposView: Float64Array = data.qpos as Float64Array;
       let qvelView: Float64Array = data.qvel as Float64Array;
       let ctrlView: Float64Array = data.ctrl as Float64Array;
+      let cfrcExtView: Float64Array = data.cfrc_ext as Float64Array;
       const live = (): void => {
         if (freed) throw new Error(`mujoco model ${name}: data used after free()`);
       };
@@ -130,6 +140,11 @@ const initRuntime = async (): Promise<MujocoRuntime> => {
         if (ctrlView.length === 0) ctrlView = data.ctrl as Float64Array;
         return ctrlView;
       };
+      const cfrcExt = (): Float64Array => {
+        live();
+        if (cfrcExtView.length === 0) cfrcExtView = data.cfrc_ext as Float64Array;
+        return cfrcExtView;
+      };
       return {
         reset: () => {
           live();
@@ -147,9 +162,14 @@ const initRuntime = async (): Promise<MujocoRuntime> => {
           live();
           mujoco.mj_forward(model, data);
         },
+        rnePostConstraint: () => {
+          live();
+          mujoco.mj_rnePostConstraint(model, data);
+        },
         qpos,
         qvel,
         ctrl,
+        cfrcExt,
         time: () => {
           live();
           return data.time;
@@ -167,6 +187,7 @@ const initRuntime = async (): Promise<MujocoRuntime> => {
       nq,
       nv,
       nu,
+      nbody: model.nbody,
       timestep: model.opt.timestep,
       bytesPerData: Number(model.narena) + Number(model.nbuffer),
       createData,

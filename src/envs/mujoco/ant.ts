@@ -1,0 +1,334 @@
+/**
+ * Ant task distributions of the ProMP paper (Rothfuss et al. 2019, App. D.2), with the rewards of its
+ * released code, on the project's own ant model (src/envs/models/ant.xml).
+ *
+ * - Observation (111 numbers, as gym's Ant): qpos[2:] (torso height, orientation quaternion, eight joint
+ *   angles; 13), qvel (14), then the external (contact) forces clip(cfrc_ext, −1, 1) of all 14 bodies,
+ *   world included (84), rounded to float32.
+ * - Action: 8 torques clipped to [−1, 1] by the environment (gear 150).
+ * - One environment step = frame skip 5 physics steps of 0.01 s (dt = 0.05 s). After the physics steps
+ *   the environment runs mj_forward and mj_rnePostConstraint, so that cfrc_ext (which MuJoCo ≥ 2.2 only
+ *   fills in mj_rnePostConstraint) and the positions belong to the state reached. This differs from
+ *   mujoco-py's reads after mj_step (derived quantities one physics step stale); the torso position is
+ *   read from qpos[0:2] (the free joint), as the half-cheetah reads x from qpos[0].
+ * - Contact cost 0.5·10⁻³·Σ clip(cfrc_ext, −1, 1)²; control cost c‖a‖² of the clipped action.
+ *   - AntFwdBack: dir ∈ {−1, +1}; reward dir·v_x − 0.5‖a‖² − contact cost + 1.
+ *   - AntRandDir: dir a uniform unit vector in the plane; reward dir·v_xy − 0.5‖a‖² − contact cost + 1.
+ *     Both end an episode (done) when the state (qpos, qvel) is not finite or the torso height qpos[2]
+ *     leaves [0.2, 1.0] (ProMP: notdone = isfinite(state).all() and 0.2 <= z <= 1.0); the step that
+ *     leaves the range still earns its reward. Horizon 100, one adaptation step.
+ *   - AntRandGoal: goal g uniform in the disc of radius 3; reward −‖xy − g‖₁ − 0.1‖a‖² − contact cost;
+ *     never done except for a non-finite state. Horizon 200, two adaptation steps.
+ * - A done environment stays done (reward 0, observation repeated, done flag 1) until reset; a step whose
+ *   state becomes non-finite earns reward 0.
+ * - Reset (gym's): the model's initial state with qpos += U(−0.1, 0.1) and qvel += 0.1·N(0, 1) per
+ *   coordinate (quaternion included; MuJoCo normalises it), drawn from the `uniform` passed to reset.
+ *
+ * `const { antFwdBack, antRandDir, antRandGoal } = await antTaskDistributions()`.
+ */
+import { checkActions, checkTaskCount, clip } from '../checks.ts';
+import type { StepResult, TaskDistribution, Uniform } from '../types.ts';
+
+import { ANT, ANT_DESCRIPTIONS } from './ant-constants.ts';
+import type { MujocoTaskDistribution, MujocoVectorEnv } from './half-cheetah.ts';
+import { createMujocoRuntime, type MujocoData, type MujocoModel, type MujocoRuntime } from './runtime.ts';
+
+export { ANT, ANT_DESCRIPTIONS };
+
+export interface AntDirTask {
+  readonly direction: 1 | -1;
+}
+export interface AntDir2dTask {
+  /** A unit vector in the xy-plane. */
+  readonly direction: readonly [number, number];
+}
+export interface AntGoalTask {
+  readonly goal: readonly [number, number];
+}
+
+export interface AntTaskDistributions {
+  readonly antFwdBack: MujocoTaskDistribution<AntDirTask>;
+  readonly antRandDir: MujocoTaskDistribution<AntDir2dTask>;
+  readonly antRandGoal: MujocoTaskDistribution<AntGoalTask>;
+  readonly runtime: MujocoRuntime;
+}
+
+/** Frees MjData of environments that were dropped without free(). */
+const finalizer = new FinalizationRegistry<{ freeAll: () => void }>((held) => held.freeAll());
+
+/** A standard normal from two uniforms (Box–Muller), as the half-cheetah's reset draws them. */
+const normal = (uniform: Uniform): number => {
+  const u1 = 1 - uniform(); // (0, 1]
+  const u2 = uniform();
+  return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+};
+
+/** Contact cost of one state: weight · Σ clip(cfrc_ext, −1, 1)². */
+export const antContactCost = (cfrcExt: ArrayLike<number>): number => {
+  let sum = 0;
+  for (let k = 0; k < cfrcExt.length; k++) {
+    const c = clip(cfrcExt[k]!, 1);
+    sum += c * c;
+  }
+  return ANT.contactCostWeight * sum;
+};
+
+interface AntRewardSpec {
+  /** Task reward of row i from the torso's xy before and after the step (dt given). */
+  readonly taskReward: (row: number, x0: number, y0: number, x1: number, y1: number, dt: number) => number;
+  readonly ctrlCostWeight: number;
+  readonly surviveReward: number;
+  /** Whether leaving the height range ends the episode. */
+  readonly heightTermination: boolean;
+}
+
+const makeAnt = (name: string, model: MujocoModel, size: number, spec: AntRewardSpec, describeRow: (row: number) => unknown): MujocoVectorEnv => {
+  const { frameSkip, maxAction, resetNoise, observationDim, actionDim, minHeight, maxHeight } = ANT;
+  if (model.nu !== actionDim || model.nq - 2 + model.nv + 6 * model.nbody !== observationDim) {
+    throw new Error(`${name}: model has nq=${model.nq}, nv=${model.nv}, nu=${model.nu}, nbody=${model.nbody}; expected nu=${actionDim} and nq−2+nv+6·nbody=${observationDim}`);
+  }
+  const dt = frameSkip * model.timestep;
+  const datas: MujocoData[] = [];
+  const holder = {
+    freeAll: () => {
+      for (const d of datas) d.free();
+    },
+  };
+  try {
+    for (let i = 0; i < size; i++) datas.push(model.createData());
+  } catch (error) {
+    holder.freeAll();
+    throw new Error(`${name}: could not create environment ${datas.length} of ${size}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const done = new Uint8Array(size);
+  const ctrl = new Float64Array(actionDim);
+  let t = -1;
+  let freed = false;
+
+  /** mj_forward + mj_rnePostConstraint: derived quantities and cfrc_ext of the current state. */
+  const settle = (d: MujocoData): void => {
+    d.forward();
+    d.rnePostConstraint();
+  };
+
+  const observe = (out: Float32Array, i: number): void => {
+    const d = datas[i]!;
+    const qpos = d.qpos();
+    const qvel = d.qvel();
+    const cfrc = d.cfrcExt();
+    let o = i * observationDim;
+    for (let k = 2; k < qpos.length; k++) out[o++] = qpos[k]!;
+    for (let k = 0; k < qvel.length; k++) out[o++] = qvel[k]!;
+    for (let k = 0; k < cfrc.length; k++) out[o++] = clip(cfrc[k]!, 1);
+  };
+
+  const live = (): void => {
+    if (freed) throw new Error(`${name}: environment used after free()`);
+  };
+
+  const reset = (uniform: Uniform): Float32Array => {
+    live();
+    const observations = new Float32Array(size * observationDim);
+    for (let i = 0; i < size; i++) {
+      const d = datas[i]!;
+      d.reset();
+      const qpos = d.qpos();
+      for (let k = 0; k < qpos.length; k++) qpos[k] = qpos[k]! + resetNoise * (2 * uniform() - 1);
+      const qvel = d.qvel();
+      for (let k = 0; k < qvel.length; k++) qvel[k] = qvel[k]! + resetNoise * normal(uniform);
+      settle(d);
+      observe(observations, i);
+    }
+    done.fill(0);
+    t = 0;
+    return observations;
+  };
+
+  const finiteState = (d: MujocoData): boolean => {
+    for (const x of d.qpos()) if (!Number.isFinite(x)) return false;
+    for (const x of d.qvel()) if (!Number.isFinite(x)) return false;
+    return true;
+  };
+
+  const step = (actions: Float32Array): StepResult => {
+    live();
+    checkActions(name, actions, size, actionDim, t, describeRow);
+    const observations = new Float32Array(size * observationDim);
+    const rewards = new Float32Array(size);
+    for (let i = 0; i < size; i++) {
+      const d = datas[i]!;
+      if (done[i]) {
+        observe(observations, i);
+        continue;
+      }
+      let squared = 0;
+      for (let k = 0; k < actionDim; k++) {
+        const a = clip(actions[i * actionDim + k]!, maxAction);
+        ctrl[k] = a;
+        squared += a * a;
+      }
+      d.setCtrl(ctrl);
+      const before = d.qpos();
+      const x0 = before[0]!;
+      const y0 = before[1]!;
+      d.step(frameSkip);
+      if (!finiteState(d)) {
+        observe(observations, i);
+        done[i] = 1;
+        continue;
+      }
+      settle(d);
+      observe(observations, i);
+      const after = d.qpos();
+      const x1 = after[0]!;
+      const y1 = after[1]!;
+      const z = after[2]!;
+      rewards[i] =
+        spec.taskReward(i, x0, y0, x1, y1, dt) - spec.ctrlCostWeight * squared - antContactCost(d.cfrcExt()) + spec.surviveReward;
+      if (spec.heightTermination && !(z >= minHeight && z <= maxHeight)) done[i] = 1;
+    }
+    t += 1;
+    return { observations, rewards, dones: done.slice() };
+  };
+
+  const env: MujocoVectorEnv = {
+    size,
+    reset,
+    step,
+    free: () => {
+      if (freed) return;
+      freed = true;
+      finalizer.unregister(env);
+      holder.freeAll();
+    },
+  };
+  finalizer.register(env, holder, env);
+  return env;
+};
+
+const action = Object.freeze({ kind: 'continuous', dim: ANT.actionDim, low: -ANT.maxAction, high: ANT.maxAction } as const);
+
+/**
+ * Loads the MuJoCo runtime (through `load`, by default a fresh loader) and the ant model, and returns
+ * the ant task distributions over it.
+ */
+export const antTaskDistributions = async (load: () => Promise<MujocoRuntime> = createMujocoRuntime()): Promise<AntTaskDistributions> => {
+  const runtime = await load();
+  const model = runtime.loadModel(ANT.modelFile);
+
+  const FWD_BACK = 'ant-fwd-back';
+  const describeDir = (task: AntDirTask): { direction: number } => ({ direction: task.direction });
+  const antFwdBack = Object.freeze({
+    name: FWD_BACK,
+    description: ANT_DESCRIPTIONS[FWD_BACK],
+    observationDim: ANT.observationDim,
+    action,
+    horizon: ANT.horizon,
+    adaptationSteps: 1,
+    sampleTasks: (uniform: Uniform, count: number): AntDirTask[] => {
+      checkTaskCount(FWD_BACK, count);
+      const out: AntDirTask[] = [];
+      for (let i = 0; i < count; i++) out.push(Object.freeze({ direction: uniform() < 0.5 ? -1 : 1 }));
+      return out;
+    },
+    describeTask: describeDir,
+    make: (tasks: readonly AntDirTask[]): MujocoVectorEnv => {
+      const directions = tasks.map((task, i) => {
+        if (task.direction !== 1 && task.direction !== -1) throw new Error(`${FWD_BACK}: task ${i} has direction ${JSON.stringify(task.direction)}, expected 1 or −1`);
+        return task.direction;
+      });
+      const spec: AntRewardSpec = {
+        taskReward: (i, x0, _y0, x1, _y1, dt) => (directions[i]! * (x1 - x0)) / dt,
+        ctrlCostWeight: ANT.ctrlCostWeightDirection,
+        surviveReward: ANT.surviveReward,
+        heightTermination: true,
+      };
+      return makeAnt(FWD_BACK, model, tasks.length, spec, (i) => describeDir(tasks[i]!));
+    },
+  });
+
+  const RAND_DIR = 'ant-rand-dir';
+  const describeDir2d = (task: AntDir2dTask): { direction: [number, number] } => ({ direction: [task.direction[0], task.direction[1]] });
+  const antRandDir = Object.freeze({
+    name: RAND_DIR,
+    description: ANT_DESCRIPTIONS[RAND_DIR],
+    observationDim: ANT.observationDim,
+    action,
+    horizon: ANT.horizon,
+    adaptationSteps: 1,
+    sampleTasks: (uniform: Uniform, count: number): AntDir2dTask[] => {
+      checkTaskCount(RAND_DIR, count);
+      const out: AntDir2dTask[] = [];
+      for (let i = 0; i < count; i++) {
+        const angle = 2 * Math.PI * uniform();
+        out.push(Object.freeze({ direction: Object.freeze([Math.cos(angle), Math.sin(angle)] as const) }));
+      }
+      return out;
+    },
+    describeTask: describeDir2d,
+    make: (tasks: readonly AntDir2dTask[]): MujocoVectorEnv => {
+      const directions = tasks.map((task, i) => {
+        const [dx, dy] = task.direction;
+        if (!Number.isFinite(dx) || !Number.isFinite(dy) || Math.abs(Math.hypot(dx, dy) - 1) > 1e-6) {
+          throw new Error(`${RAND_DIR}: task ${i} has direction ${JSON.stringify(task.direction)}, expected a unit vector`);
+        }
+        return [dx, dy] as const;
+      });
+      const spec: AntRewardSpec = {
+        taskReward: (i, x0, y0, x1, y1, dt) => {
+          const [dx, dy] = directions[i]!;
+          return (dx * (x1 - x0) + dy * (y1 - y0)) / dt;
+        },
+        ctrlCostWeight: ANT.ctrlCostWeightDirection,
+        surviveReward: ANT.surviveReward,
+        heightTermination: true,
+      };
+      return makeAnt(RAND_DIR, model, tasks.length, spec, (i) => describeDir2d(tasks[i]!));
+    },
+  });
+
+  const RAND_GOAL = 'ant-rand-goal';
+  const describeGoal = (task: AntGoalTask): { goal: [number, number] } => ({ goal: [task.goal[0], task.goal[1]] });
+  const antRandGoal = Object.freeze({
+    name: RAND_GOAL,
+    description: ANT_DESCRIPTIONS[RAND_GOAL],
+    observationDim: ANT.observationDim,
+    action,
+    horizon: ANT.goalHorizon,
+    adaptationSteps: ANT.goalAdaptationSteps,
+    sampleTasks: (uniform: Uniform, count: number): AntGoalTask[] => {
+      checkTaskCount(RAND_GOAL, count);
+      const out: AntGoalTask[] = [];
+      for (let i = 0; i < count; i++) {
+        // ProMP: angle ~ U[0, 2π), radius = 3·√U (uniform in the disc)
+        const angle = 2 * Math.PI * uniform();
+        const radius = ANT.goalRadius * Math.sqrt(uniform());
+        out.push(Object.freeze({ goal: Object.freeze([radius * Math.cos(angle), radius * Math.sin(angle)] as const) }));
+      }
+      return out;
+    },
+    describeTask: describeGoal,
+    make: (tasks: readonly AntGoalTask[]): MujocoVectorEnv => {
+      const goals = tasks.map((task, i) => {
+        const [gx, gy] = task.goal;
+        if (!Number.isFinite(gx) || !Number.isFinite(gy)) throw new Error(`${RAND_GOAL}: task ${i} has a non-finite goal ${JSON.stringify(task.goal)}`);
+        return [gx, gy] as const;
+      });
+      const spec: AntRewardSpec = {
+        taskReward: (i, _x0, _y0, x1, y1) => {
+          const [gx, gy] = goals[i]!;
+          return -(Math.abs(x1 - gx) + Math.abs(y1 - gy));
+        },
+        ctrlCostWeight: ANT.ctrlCostWeightGoal,
+        surviveReward: 0,
+        heightTermination: false,
+      };
+      return makeAnt(RAND_GOAL, model, tasks.length, spec, (i) => describeGoal(tasks[i]!));
+    },
+  });
+
+  // all three are TaskDistributions as well (checked here, at compile time)
+  const asBase: readonly [TaskDistribution<AntDirTask>, TaskDistribution<AntDir2dTask>, TaskDistribution<AntGoalTask>] = [antFwdBack, antRandDir, antRandGoal];
+  void asBase;
+  return { antFwdBack, antRandDir, antRandGoal, runtime };
+};
