@@ -222,7 +222,7 @@ test('ProMP trains on half-cheetah-fwd-back through train(): the MuJoCo runtime 
 
 test('the environment list names the MuJoCo environments, and an unknown name lists them all', async (t) => {
   const { environmentNames, loadTaskDistribution, environmentDescriptor } = await import('../src/envs/index.ts');
-  t.deepEqual(environmentNames, ['point-corners', 'point-1d', 'nav-2d', 'half-cheetah-fwd-back', 'half-cheetah-rand-vel', 'ant-fwd-back', 'ant-rand-dir', 'ant-rand-goal']);
+  t.deepEqual(environmentNames, ['point-corners', 'point-1d', 'nav-2d', 'half-cheetah-fwd-back', 'half-cheetah-rand-vel', 'ant-fwd-back', 'ant-rand-dir', 'ant-rand-goal', 'walker-fwd-back', 'walker2d-rand-params', 'hopper-rand-params']);
   t.is(environmentDescriptor('half-cheetah-rand-vel').observationDim, 17);
-  await t.throwsAsync(loadTaskDistribution('walker-fwd-back'), { message: /unknown environment 'walker-fwd-back'; valid: point-corners, point-1d, nav-2d, half-cheetah-fwd-back, half-cheetah-rand-vel, ant-fwd-back, ant-rand-dir, ant-rand-goal/ });
+  await t.throwsAsync(loadTaskDistribution('humanoid-fwd-back'), { message: /unknown environment 'humanoid-fwd-back'; valid: point-corners, point-1d, nav-2d, half-cheetah-fwd-back, half-cheetah-rand-vel, ant-fwd-back, ant-rand-dir, ant-rand-goal, walker-fwd-back, walker2d-rand-params, hopper-rand-params/ });
 });

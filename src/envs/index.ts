@@ -8,6 +8,7 @@ import { point1d } from './point-1d.ts';
 import { nav2d } from './nav-2d.ts';
 import { HALF_CHEETAH } from './mujoco/half-cheetah-constants.ts';
 import { ANT, ANT_DESCRIPTIONS } from './mujoco/ant-constants.ts';
+import { HOPPER, WALKER, WALKER_DESCRIPTIONS } from './mujoco/walker-constants.ts';
 
 export type { ActionSpace, StepResult, TaskDistribution, Uniform, VectorEnv } from './types.ts';
 export { pointCorners, POINT_CORNERS, type PointCornersTask } from './point-corners.ts';
@@ -99,6 +100,30 @@ const mujocoDescriptors: Readonly<Record<string, EnvironmentDescriptor>> = Objec
     horizon: ANT.goalHorizon,
     adaptationSteps: ANT.goalAdaptationSteps,
   },
+  'walker-fwd-back': {
+    name: 'walker-fwd-back',
+    description: WALKER_DESCRIPTIONS['walker-fwd-back'],
+    observationDim: WALKER.observationDim,
+    action: { kind: 'continuous', dim: WALKER.actionDim, low: -WALKER.maxAction, high: WALKER.maxAction },
+    horizon: WALKER.horizon,
+    adaptationSteps: 1,
+  },
+  'walker2d-rand-params': {
+    name: 'walker2d-rand-params',
+    description: WALKER_DESCRIPTIONS['walker2d-rand-params'],
+    observationDim: WALKER.observationDim,
+    action: { kind: 'continuous', dim: WALKER.actionDim, low: -WALKER.maxAction, high: WALKER.maxAction },
+    horizon: WALKER.horizon,
+    adaptationSteps: 1,
+  },
+  'hopper-rand-params': {
+    name: 'hopper-rand-params',
+    description: WALKER_DESCRIPTIONS['hopper-rand-params'],
+    observationDim: HOPPER.observationDim,
+    action: { kind: 'continuous', dim: HOPPER.actionDim, low: -HOPPER.maxAction, high: HOPPER.maxAction },
+    horizon: HOPPER.horizon,
+    adaptationSteps: 1,
+  },
 });
 
 /** Every environment `magicbox train --env` accepts: the point environments, then the MuJoCo ones. */
@@ -123,6 +148,11 @@ export const loadTaskDistribution = async (name: string): Promise<AnyTaskDistrib
     const { antTaskDistributions } = await import('./mujoco/ant.ts');
     const ant = await antTaskDistributions();
     return name === 'ant-fwd-back' ? ant.antFwdBack : name === 'ant-rand-dir' ? ant.antRandDir : ant.antRandGoal;
+  }
+  if (name.startsWith('walker') || name.startsWith('hopper')) {
+    const { walkerTaskDistributions } = await import('./mujoco/walker.ts');
+    const w = await walkerTaskDistributions();
+    return name === 'walker-fwd-back' ? w.walkerFwdBack : name === 'walker2d-rand-params' ? w.walker2dRandParams : w.hopperRandParams;
   }
   const { mujocoTaskDistributions } = await import('./mujoco/half-cheetah.ts');
   const loaded = await mujocoTaskDistributions();

@@ -54,6 +54,17 @@ export interface MujocoModel {
   readonly timestep: number;
   /** Bytes each MjData reserves: arena (`<size memory>`) plus its fixed buffer. */
   readonly bytesPerData: number;
+  /** Number of geoms. */
+  readonly ngeom: number;
+  /**
+   * Writable live views of physical parameters (float64, valid until the heap grows: call again rather
+   * than keep them): body_mass (nbody), body_inertia (nbody × 3), geom_friction (ngeom × 3) and
+   * dof_damping (nv). They belong to the model, so a change applies to every MjData of this model.
+   */
+  readonly bodyMass: () => Float64Array;
+  readonly bodyInertia: () => Float64Array;
+  readonly geomFriction: () => Float64Array;
+  readonly dofDamping: () => Float64Array;
   readonly createData: () => MujocoData;
   /** Frees the model; free its data first. */
   readonly free: () => void;
@@ -111,6 +122,10 @@ const initRuntime = async (): Promise<MujocoRuntime> => {
     const nv = model.nv;
     const nu = model.nu;
     let modelFreed = false;
+    const modelArray = (view: unknown): Float64Array => {
+      if (modelFreed) throw new Error(`mujoco model ${name}: parameters read after free()`);
+      return view as Float64Array;
+    };
 
     const createData = (): MujocoData => {
       if (modelFreed) throw new Error(`mujoco model ${name}: createData() after free()`);
@@ -190,6 +205,11 @@ const initRuntime = async (): Promise<MujocoRuntime> => {
       nbody: model.nbody,
       timestep: model.opt.timestep,
       bytesPerData: Number(model.narena) + Number(model.nbuffer),
+      ngeom: model.ngeom,
+      bodyMass: () => modelArray(model.body_mass),
+      bodyInertia: () => modelArray(model.body_inertia),
+      geomFriction: () => modelArray(model.geom_friction),
+      dofDamping: () => modelArray(model.dof_damping),
       createData,
       free: () => {
         if (modelFreed) return;
