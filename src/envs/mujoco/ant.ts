@@ -26,12 +26,13 @@
  *
  * `const { antFwdBack, antRandDir, antRandGoal } = await antTaskDistributions()`.
  */
-import { checkActions, checkTaskCount, clip } from '../checks.ts';
-import type { StepResult, TaskDistribution, Uniform } from '../types.ts';
+import { checkTaskCount, clip } from '../checks.ts';
+import type { TaskDistribution, Uniform } from '../types.ts';
 
 import { ANT, ANT_DESCRIPTIONS } from './ant-constants.ts';
-import type { MujocoTaskDistribution, MujocoVectorEnv } from './half-cheetah.ts';
-import { createMujocoRuntime, type MujocoData, type MujocoModel, type MujocoRuntime } from './runtime.ts';
+import type { MujocoTaskDistribution } from './half-cheetah.ts';
+import { createMujocoRuntime, type MujocoModel, type MujocoRuntime } from './runtime.ts';
+import { mujocoVectorEnv, normalFrom, type BodyDynamics, type MujocoVectorEnv } from './vector-env.ts';
 
 export { ANT, ANT_DESCRIPTIONS };
 
@@ -52,16 +53,6 @@ export interface AntTaskDistributions {
   readonly antRandGoal: MujocoTaskDistribution<AntGoalTask>;
   readonly runtime: MujocoRuntime;
 }
-
-/** Frees MjData of environments that were dropped without free(). */
-const finalizer = new FinalizationRegistry<{ freeAll: () => void }>((held) => held.freeAll());
-
-/** A standard normal from two uniforms (Box–Muller), as the half-cheetah's reset draws them. */
-const normal = (uniform: Uniform): number => {
-  const u1 = 1 - uniform(); // (0, 1]
-  const u2 = uniform();
-  return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
-};
 
 /** Contact cost of one state: weight · Σ clip(cfrc_ext, −1, 1)². */
 export const antContactCost = (cfrcExt: ArrayLike<number>): number => {
@@ -84,126 +75,45 @@ interface AntRewardSpec {
 
 const makeAnt = (name: string, model: MujocoModel, size: number, spec: AntRewardSpec, describeRow: (row: number) => unknown): MujocoVectorEnv => {
   const { frameSkip, maxAction, resetNoise, observationDim, actionDim, minHeight, maxHeight } = ANT;
-  if (model.nu !== actionDim || model.nq - 2 + model.nv + 6 * model.nbody !== observationDim) {
-    throw new Error(`${name}: model has nq=${model.nq}, nv=${model.nv}, nu=${model.nu}, nbody=${model.nbody}; expected nu=${actionDim} and nq−2+nv+6·nbody=${observationDim}`);
-  }
-  const dt = frameSkip * model.timestep;
-  const datas: MujocoData[] = [];
-  const holder = {
-    freeAll: () => {
-      for (const d of datas) d.free();
-    },
-  };
-  try {
-    for (let i = 0; i < size; i++) datas.push(model.createData());
-  } catch (error) {
-    holder.freeAll();
-    throw new Error(`${name}: could not create environment ${datas.length} of ${size}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  const done = new Uint8Array(size);
-  const ctrl = new Float64Array(actionDim);
-  let t = -1;
-  let freed = false;
-
-  /** mj_forward + mj_rnePostConstraint: derived quantities and cfrc_ext of the current state. */
-  const settle = (d: MujocoData): void => {
-    d.forward();
-    d.rnePostConstraint();
-  };
-
-  const observe = (out: Float32Array, i: number): void => {
-    const d = datas[i]!;
-    const qpos = d.qpos();
-    const qvel = d.qvel();
-    const cfrc = d.cfrcExt();
-    let o = i * observationDim;
-    for (let k = 2; k < qpos.length; k++) out[o++] = qpos[k]!;
-    for (let k = 0; k < qvel.length; k++) out[o++] = qvel[k]!;
-    for (let k = 0; k < cfrc.length; k++) out[o++] = clip(cfrc[k]!, 1);
-  };
-
-  const live = (): void => {
-    if (freed) throw new Error(`${name}: environment used after free()`);
-  };
-
-  const reset = (uniform: Uniform): Float32Array => {
-    live();
-    const observations = new Float32Array(size * observationDim);
-    for (let i = 0; i < size; i++) {
-      const d = datas[i]!;
-      d.reset();
+  const body: BodyDynamics = {
+    frameSkip,
+    maxAction,
+    observationDim,
+    actionDim,
+    checkModel: (m) =>
+      m.nu !== actionDim || m.nq - 2 + m.nv + 6 * m.nbody !== observationDim
+        ? `model has nq=${m.nq}, nv=${m.nv}, nu=${m.nu}, nbody=${m.nbody}; expected nu=${actionDim} and nq−2+nv+6·nbody=${observationDim}`
+        : undefined,
+    perturb: (d, uniform) => {
       const qpos = d.qpos();
       for (let k = 0; k < qpos.length; k++) qpos[k] = qpos[k]! + resetNoise * (2 * uniform() - 1);
       const qvel = d.qvel();
-      for (let k = 0; k < qvel.length; k++) qvel[k] = qvel[k]! + resetNoise * normal(uniform);
-      settle(d);
-      observe(observations, i);
-    }
-    done.fill(0);
-    t = 0;
-    return observations;
-  };
-
-  const finiteState = (d: MujocoData): boolean => {
-    for (const x of d.qpos()) if (!Number.isFinite(x)) return false;
-    for (const x of d.qvel()) if (!Number.isFinite(x)) return false;
-    return true;
-  };
-
-  const step = (actions: Float32Array): StepResult => {
-    live();
-    checkActions(name, actions, size, actionDim, t, describeRow);
-    const observations = new Float32Array(size * observationDim);
-    const rewards = new Float32Array(size);
-    for (let i = 0; i < size; i++) {
-      const d = datas[i]!;
-      if (done[i]) {
-        observe(observations, i);
-        continue;
-      }
-      let squared = 0;
-      for (let k = 0; k < actionDim; k++) {
-        const a = clip(actions[i * actionDim + k]!, maxAction);
-        ctrl[k] = a;
-        squared += a * a;
-      }
-      d.setCtrl(ctrl);
-      const before = d.qpos();
-      const x0 = before[0]!;
-      const y0 = before[1]!;
-      d.step(frameSkip);
-      if (!finiteState(d)) {
-        observe(observations, i);
-        done[i] = 1;
-        continue;
-      }
-      settle(d);
-      observe(observations, i);
+      for (let k = 0; k < qvel.length; k++) qvel[k] = qvel[k]! + resetNoise * normalFrom(uniform);
+    },
+    // mj_forward + mj_rnePostConstraint: derived quantities and cfrc_ext of the current state.
+    settle: (d) => {
+      d.forward();
+      d.rnePostConstraint();
+    },
+    observe: (d, out, offset) => {
+      const qpos = d.qpos();
+      const qvel = d.qvel();
+      const cfrc = d.cfrcExt();
+      let o = offset;
+      for (let k = 2; k < qpos.length; k++) out[o++] = qpos[k]!;
+      for (let k = 0; k < qvel.length; k++) out[o++] = qvel[k]!;
+      for (let k = 0; k < cfrc.length; k++) out[o++] = clip(cfrc[k]!, 1);
+    },
+    reward: (row, d, x0, y0, squared, dt) => {
       const after = d.qpos();
-      const x1 = after[0]!;
-      const y1 = after[1]!;
-      const z = after[2]!;
-      rewards[i] =
-        spec.taskReward(i, x0, y0, x1, y1, dt) - spec.ctrlCostWeight * squared - antContactCost(d.cfrcExt()) + spec.surviveReward;
-      if (spec.heightTermination && !(z >= minHeight && z <= maxHeight)) done[i] = 1;
-    }
-    t += 1;
-    return { observations, rewards, dones: done.slice() };
-  };
-
-  const env: MujocoVectorEnv = {
-    size,
-    reset,
-    step,
-    free: () => {
-      if (freed) return;
-      freed = true;
-      finalizer.unregister(env);
-      holder.freeAll();
+      return spec.taskReward(row, x0, y0, after[0]!, after[1]!, dt) - spec.ctrlCostWeight * squared - antContactCost(d.cfrcExt()) + spec.surviveReward;
+    },
+    ends: (d) => {
+      const z = d.qpos()[2]!;
+      return spec.heightTermination && !(z >= minHeight && z <= maxHeight);
     },
   };
-  finalizer.register(env, holder, env);
-  return env;
+  return mujocoVectorEnv(name, body, Array.from({ length: size }, () => model), false, describeRow);
 };
 
 const action = Object.freeze({ kind: 'continuous', dim: ANT.actionDim, low: -ANT.maxAction, high: ANT.maxAction } as const);

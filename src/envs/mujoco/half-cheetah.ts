@@ -18,11 +18,12 @@
  * Loading the WASM runtime is asynchronous, so the distributions come from an async factory:
  * `const { halfCheetahFwdBack, halfCheetahRandVel } = await mujocoTaskDistributions()`.
  */
-import { checkActions, checkTaskCount, clip } from '../checks.ts';
-import type { StepResult, TaskDistribution, Uniform, VectorEnv } from '../types.ts';
+import { checkTaskCount } from '../checks.ts';
+import type { TaskDistribution, Uniform } from '../types.ts';
 
 import { HALF_CHEETAH } from './half-cheetah-constants.ts';
-import { createMujocoRuntime, type MujocoData, type MujocoModel, type MujocoRuntime } from './runtime.ts';
+import { createMujocoRuntime, type MujocoModel, type MujocoRuntime } from './runtime.ts';
+import { mujocoVectorEnv, normalFrom, type BodyDynamics, type MujocoVectorEnv } from './vector-env.ts';
 
 export { HALF_CHEETAH };
 
@@ -33,10 +34,7 @@ export interface HalfCheetahVelTask {
   readonly velocity: number;
 }
 
-/** A VectorEnv over MjData instances; `free()` releases them now (otherwise they are freed when the env is collected). */
-export interface MujocoVectorEnv extends VectorEnv {
-  readonly free: () => void;
-}
+export type { MujocoVectorEnv } from './vector-env.ts';
 
 /** A TaskDistribution whose environments can be freed explicitly. */
 export type MujocoTaskDistribution<Task> = Omit<TaskDistribution<Task>, 'make'> & {
@@ -49,19 +47,9 @@ export interface MujocoTaskDistributions {
   readonly runtime: MujocoRuntime;
 }
 
-/** Frees MjData of environments that were dropped without free(). */
-const finalizer = new FinalizationRegistry<{ freeAll: () => void }>((held) => held.freeAll());
-
-/** A standard normal from two uniforms (Box–Muller). */
-const normal = (uniform: Uniform): number => {
-  const u1 = 1 - uniform(); // (0, 1]
-  const u2 = uniform();
-  return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
-};
-
 /**
- * The shared half-cheetah vector environment; `forwardReward(i, v)` is task i's reward for forward
- * velocity v (before the control cost).
+ * The half-cheetah vector environment; `forwardReward(i, v)` is task i's reward for forward velocity v
+ * (before the control cost). Observation: qpos[1:] and qvel (gym's HalfCheetah).
  */
 const makeHalfCheetah = (
   name: string,
@@ -71,107 +59,32 @@ const makeHalfCheetah = (
   describeRow: (row: number) => unknown,
 ): MujocoVectorEnv => {
   const { frameSkip, ctrlCostWeight, maxAction, resetNoise, observationDim, actionDim } = HALF_CHEETAH;
-  if (model.nu !== actionDim || model.nq + model.nv - 1 !== observationDim) {
-    throw new Error(`${name}: model has nq=${model.nq}, nv=${model.nv}, nu=${model.nu}; expected nu=${actionDim} and nq+nv−1=${observationDim}`);
-  }
-  const dt = frameSkip * model.timestep;
-  const datas: MujocoData[] = [];
-  const holder = {
-    freeAll: () => {
-      for (const d of datas) d.free();
-    },
-  };
-  try {
-    for (let i = 0; i < size; i++) datas.push(model.createData());
-  } catch (error) {
-    holder.freeAll();
-    throw new Error(`${name}: could not create environment ${datas.length} of ${size}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  const done = new Uint8Array(size);
-  const ctrl = new Float64Array(actionDim);
-  let t = -1;
-  let freed = false;
-
-  const observe = (out: Float32Array, i: number): void => {
-    const d = datas[i]!;
-    const qpos = d.qpos();
-    const qvel = d.qvel();
-    const o = i * observationDim;
-    const nq = qpos.length;
-    for (let k = 1; k < nq; k++) out[o + k - 1] = qpos[k]!;
-    for (let k = 0; k < qvel.length; k++) out[o + nq - 1 + k] = qvel[k]!;
-  };
-
-  const live = (): void => {
-    if (freed) throw new Error(`${name}: environment used after free()`);
-  };
-
-  const reset = (uniform: Uniform): Float32Array => {
-    live();
-    const observations = new Float32Array(size * observationDim);
-    for (let i = 0; i < size; i++) {
-      const d = datas[i]!;
-      d.reset();
+  const body: BodyDynamics = {
+    frameSkip,
+    maxAction,
+    observationDim,
+    actionDim,
+    checkModel: (m) =>
+      m.nu !== actionDim || m.nq + m.nv - 1 !== observationDim
+        ? `model has nq=${m.nq}, nv=${m.nv}, nu=${m.nu}; expected nu=${actionDim} and nq+nv−1=${observationDim}`
+        : undefined,
+    perturb: (d, uniform) => {
       const qpos = d.qpos();
       for (let k = 0; k < qpos.length; k++) qpos[k] = qpos[k]! + resetNoise * (2 * uniform() - 1);
       const qvel = d.qvel();
-      for (let k = 0; k < qvel.length; k++) qvel[k] = qvel[k]! + resetNoise * normal(uniform);
-      d.forward();
-      observe(observations, i);
-    }
-    done.fill(0);
-    t = 0;
-    return observations;
-  };
-
-  const step = (actions: Float32Array): StepResult => {
-    live();
-    checkActions(name, actions, size, actionDim, t, describeRow);
-    const observations = new Float32Array(size * observationDim);
-    const rewards = new Float32Array(size);
-    for (let i = 0; i < size; i++) {
-      const d = datas[i]!;
-      if (done[i]) {
-        observe(observations, i);
-        continue;
-      }
-      let squared = 0;
-      for (let k = 0; k < actionDim; k++) {
-        const a = clip(actions[i * actionDim + k]!, maxAction);
-        ctrl[k] = a;
-        squared += a * a;
-      }
-      d.setCtrl(ctrl);
-      const xBefore = d.qpos()[0]!;
-      d.step(frameSkip);
-      const xAfter = d.qpos()[0]!;
-      observe(observations, i);
-      let finite = Number.isFinite(xAfter);
-      for (let k = i * observationDim; finite && k < (i + 1) * observationDim; k++) finite = Number.isFinite(observations[k]!);
-      if (!finite) {
-        done[i] = 1;
-        continue;
-      }
-      const velocity = (xAfter - xBefore) / dt;
-      rewards[i] = forwardReward(i, velocity) - ctrlCostWeight * squared;
-    }
-    t += 1;
-    return { observations, rewards, dones: done.slice() };
-  };
-
-  const env: MujocoVectorEnv = {
-    size,
-    reset,
-    step,
-    free: () => {
-      if (freed) return;
-      freed = true;
-      finalizer.unregister(env);
-      holder.freeAll();
+      for (let k = 0; k < qvel.length; k++) qvel[k] = qvel[k]! + resetNoise * normalFrom(uniform);
     },
+    observe: (d, out, o) => {
+      const qpos = d.qpos();
+      const qvel = d.qvel();
+      const nq = qpos.length;
+      for (let k = 1; k < nq; k++) out[o + k - 1] = qpos[k]!;
+      for (let k = 0; k < qvel.length; k++) out[o + nq - 1 + k] = qvel[k]!;
+    },
+    reward: (row, d, x0, _y0, squared, dt) => forwardReward(row, (d.qpos()[0]! - x0) / dt) - ctrlCostWeight * squared,
+    ends: () => false,
   };
-  finalizer.register(env, holder, env);
-  return env;
+  return mujocoVectorEnv(name, body, Array.from({ length: size }, () => model), false, describeRow);
 };
 
 const action = Object.freeze({ kind: 'continuous', dim: HALF_CHEETAH.actionDim, low: -HALF_CHEETAH.maxAction, high: HALF_CHEETAH.maxAction } as const);

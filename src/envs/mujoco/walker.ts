@@ -22,12 +22,13 @@
  * - Reset (gym's): the model's initial state with qpos and qvel += U(−0.005, 0.005) per coordinate, qpos
  *   first, row by row, drawn from the `uniform` passed to reset.
  */
-import { checkActions, checkTaskCount, clip } from '../checks.ts';
-import type { StepResult, TaskDistribution, Uniform } from '../types.ts';
+import { checkTaskCount, clip } from '../checks.ts';
+import type { TaskDistribution, Uniform } from '../types.ts';
 
 import { HOPPER, RAND_PARAMS, WALKER, WALKER_DESCRIPTIONS } from './walker-constants.ts';
-import type { MujocoTaskDistribution, MujocoVectorEnv } from './half-cheetah.ts';
-import { createMujocoRuntime, type MujocoData, type MujocoModel, type MujocoRuntime } from './runtime.ts';
+import type { MujocoTaskDistribution } from './half-cheetah.ts';
+import { createMujocoRuntime, type MujocoModel, type MujocoRuntime } from './runtime.ts';
+import { mujocoVectorEnv, type BodyDynamics, type MujocoVectorEnv } from './vector-env.ts';
 
 export { HOPPER, RAND_PARAMS, WALKER, WALKER_DESCRIPTIONS };
 
@@ -52,8 +53,6 @@ export interface WalkerTaskDistributions {
 
 type Body = typeof WALKER | typeof HOPPER;
 
-/** Frees MjData (and per-task models) of environments that were dropped without free(). */
-const finalizer = new FinalizationRegistry<{ freeAll: () => void }>((held) => held.freeAll());
 
 /** Whether (qpos, qvel) ends the episode (true) for the given body, gym's rules. */
 export const planarDone = (body: Body, qpos: ArrayLike<number>, qvel: ArrayLike<number>): boolean => {
@@ -75,109 +74,32 @@ const makePlanar = (
   describeRow: (row: number) => unknown,
 ): MujocoVectorEnv => {
   const { frameSkip, maxAction, resetNoise, observationDim, actionDim, ctrlCostWeight, aliveBonus, maxVelocity } = body;
-  const size = models.length;
-  const datas: MujocoData[] = [];
-  const holder = {
-    freeAll: () => {
-      for (const d of datas) d.free();
-      if (ownsModels) for (const m of models) m.free();
-    },
-  };
-  try {
-    for (const m of models) {
-      if (m.nu !== actionDim || m.nq - 1 + m.nv !== observationDim) {
-        throw new Error(`model has nq=${m.nq}, nv=${m.nv}, nu=${m.nu}; expected nu=${actionDim} and nq−1+nv=${observationDim}`);
-      }
-      datas.push(m.createData());
-    }
-  } catch (error) {
-    holder.freeAll();
-    throw new Error(`${name}: could not create environment ${datas.length} of ${size}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  const done = new Uint8Array(size);
-  const ctrl = new Float64Array(actionDim);
-  let t = -1;
-  let freed = false;
-
-  const observe = (out: Float32Array, i: number): void => {
-    const d = datas[i]!;
-    const qpos = d.qpos();
-    const qvel = d.qvel();
-    let o = i * observationDim;
-    for (let k = 1; k < qpos.length; k++) out[o++] = qpos[k]!;
-    for (let k = 0; k < qvel.length; k++) out[o++] = clip(qvel[k]!, maxVelocity);
-  };
-
-  const live = (): void => {
-    if (freed) throw new Error(`${name}: environment used after free()`);
-  };
-
-  const reset = (uniform: Uniform): Float32Array => {
-    live();
-    const observations = new Float32Array(size * observationDim);
-    for (let i = 0; i < size; i++) {
-      const d = datas[i]!;
-      d.reset();
+  const dynamics: BodyDynamics = {
+    frameSkip,
+    maxAction,
+    observationDim,
+    actionDim,
+    checkModel: (m) =>
+      m.nu !== actionDim || m.nq - 1 + m.nv !== observationDim
+        ? `model has nq=${m.nq}, nv=${m.nv}, nu=${m.nu}; expected nu=${actionDim} and nq−1+nv=${observationDim}`
+        : undefined,
+    perturb: (d, uniform) => {
       const qpos = d.qpos();
       for (let k = 0; k < qpos.length; k++) qpos[k] = qpos[k]! + resetNoise * (2 * uniform() - 1);
       const qvel = d.qvel();
       for (let k = 0; k < qvel.length; k++) qvel[k] = qvel[k]! + resetNoise * (2 * uniform() - 1);
-      d.forward();
-      observe(observations, i);
-    }
-    done.fill(0);
-    t = 0;
-    return observations;
-  };
-
-  const step = (actions: Float32Array): StepResult => {
-    live();
-    checkActions(name, actions, size, actionDim, t, describeRow);
-    const observations = new Float32Array(size * observationDim);
-    const rewards = new Float32Array(size);
-    for (let i = 0; i < size; i++) {
-      const d = datas[i]!;
-      if (done[i]) {
-        observe(observations, i);
-        continue;
-      }
-      let squared = 0;
-      for (let k = 0; k < actionDim; k++) {
-        const a = clip(actions[i * actionDim + k]!, maxAction);
-        ctrl[k] = a;
-        squared += a * a;
-      }
-      d.setCtrl(ctrl);
-      const x0 = d.qpos()[0]!;
-      d.step(frameSkip);
-      observe(observations, i);
+    },
+    observe: (d, out, offset) => {
       const qpos = d.qpos();
       const qvel = d.qvel();
-      if (!qpos.every(Number.isFinite) || !qvel.every(Number.isFinite)) {
-        done[i] = 1;
-        continue;
-      }
-      const dt = frameSkip * models[i]!.timestep;
-      rewards[i] = (direction(i) * (qpos[0]! - x0)) / dt - ctrlCostWeight * squared + aliveBonus;
-      if (planarDone(body, qpos, qvel)) done[i] = 1;
-    }
-    t += 1;
-    return { observations, rewards, dones: done.slice() };
-  };
-
-  const env: MujocoVectorEnv = {
-    size,
-    reset,
-    step,
-    free: () => {
-      if (freed) return;
-      freed = true;
-      finalizer.unregister(env);
-      holder.freeAll();
+      let o = offset;
+      for (let k = 1; k < qpos.length; k++) out[o++] = qpos[k]!;
+      for (let k = 0; k < qvel.length; k++) out[o++] = clip(qvel[k]!, maxVelocity);
     },
+    reward: (row, d, x0, _y0, squared, dt) => (direction(row) * (d.qpos()[0]! - x0)) / dt - ctrlCostWeight * squared + aliveBonus,
+    ends: (d) => planarDone(body, d.qpos(), d.qvel()),
   };
-  finalizer.register(env, holder, env);
-  return env;
+  return mujocoVectorEnv(name, dynamics, models, ownsModels, describeRow);
 };
 
 const actionOf = (body: Body) => Object.freeze({ kind: 'continuous', dim: body.actionDim, low: -body.maxAction, high: body.maxAction } as const);
