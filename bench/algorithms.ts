@@ -145,7 +145,7 @@ const trainOne = async (opts: Options, algo: AlgorithmName, seed: number): Promi
   let timesteps = 0;
   try {
     for (let it = 0; it < opts.iterations; it++) {
-      const r = runIteration(trainer, params, state, it);
+      const r = await runIteration(trainer, params, state, it);
       disposeParams(params);
       if (state !== undefined && state !== r.optimizerState) adam().dispose(state);
       params = r.params;
@@ -154,7 +154,7 @@ const trainOne = async (opts: Options, algo: AlgorithmName, seed: number): Promi
       timesteps += r.stats.timesteps;
       if (r.stats.lineSearch !== undefined) lineSearch.push(r.stats.lineSearch);
     }
-    const evalReturns = evaluateParams(trainer, params, EVAL_SEED, opts.evalTasks);
+    const evalReturns = await evaluateParams(trainer, params, EVAL_SEED, opts.evalTasks);
     const seconds = (performance.now() - started) / 1000;
     return { algo, seed, postUpdate, finalPostUpdate: mean(postUpdate.slice(-LAST)), evalReturns, timesteps, seconds, lineSearch };
   } finally {

@@ -62,7 +62,7 @@ const log = (msg: string) => process.stderr.write(`[metagrad-variance] ${msg}\n`
 
 export const run = async (args: readonly string[] = []): Promise<Record<string, unknown>> => {
   const { quick, ...options } = parseOptions(args);
-  const result = metaGradientVariance({
+  const result = await metaGradientVariance({
     ...options,
     onGradient: ({ estimator, batch, seconds, norm }) => log(`${estimator} batch ${batch}: ${seconds.toFixed(2)} s, |g| = ${norm.toExponential(3)}`),
   });

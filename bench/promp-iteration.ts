@@ -113,7 +113,7 @@ export const run = async (args: readonly string[] = []): Promise<Record<string, 
         carried = Object.keys(params).length + (state !== undefined ? Object.keys(state.m).length + Object.keys(state.v).length : 0);
       }
       const t0 = performance.now();
-      const r = runIteration(trainer, params, state, it);
+      const r = await runIteration(trainer, params, state, it);
       const totalSeconds = (performance.now() - t0) / 1000;
       disposeParams(params);
       if (state !== undefined && state !== r.optimizerState) adam().dispose(state);

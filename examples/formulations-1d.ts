@@ -93,13 +93,13 @@ interface Path {
   readonly postReturn: number[];
 }
 
-const train = (trainer: Trainer): Path => {
+const train = async (trainer: Trainer): Promise<Path> => {
   let params = toParams(THETA_INIT);
   let state: OptimizerState;
   const thetas: Theta[] = [THETA_INIT];
   const postReturn: number[] = [];
   for (let it = 0; it < ITERATIONS; it++) {
-    const r = runIteration(trainer, params, state, it);
+    const r = await runIteration(trainer, params, state, it);
     disposeParams(params);
     if (state !== undefined && state !== r.optimizerState) adam().dispose(state);
     params = r.params;
@@ -113,10 +113,10 @@ const train = (trainer: Trainer): Path => {
 };
 
 /** J(θ): the post-update average return of π_θ′ (one inner step with the trainer's own estimator). */
-const J = (trainer: Trainer, theta: Theta, seed = EVAL_SEED): number => {
+const J = async (trainer: Trainer, theta: Theta, seed = EVAL_SEED): Promise<number> => {
   const p = toParams(theta);
   try {
-    return evaluateParams(trainer, p, seed, EVAL_TASKS).at(-1)!;
+    return (await evaluateParams(trainer, p, seed, EVAL_TASKS)).at(-1)!;
   } finally {
     disposeParams(p);
   }
@@ -133,23 +133,25 @@ interface Optimum {
   readonly others: number[];
 }
 
-const gridBest = (trainer: Trainer, theta0: readonly number[], theta1: readonly number[]): { theta: Theta; value: number } => {
+const gridBest = async (trainer: Trainer, theta0: readonly number[], theta1: readonly number[]): Promise<{ theta: Theta; value: number }> => {
   let best: { theta: Theta; value: number } = { theta: [NaN, NaN], value: -Infinity };
   for (const a of theta0) {
     for (const b of theta1) {
-      const value = J(trainer, [a, b]);
+      const value = await J(trainer, [a, b]);
       if (value > best.value) best = { theta: [a, b], value };
     }
   }
   return best;
 };
 
-const findOptimum = (trainer: Trainer): Optimum => {
-  const coarse = gridBest(trainer, COARSE.theta0, COARSE.theta1);
+const findOptimum = async (trainer: Trainer): Promise<Optimum> => {
+  const coarse = await gridBest(trainer, COARSE.theta0, COARSE.theta1);
   const around = (c: number) => [-2, -1, 0, 1, 2].map((k) => Number((c + k * FINE_STEP).toFixed(6)));
-  const fine = gridBest(trainer, around(coarse.theta[0]), around(coarse.theta[1]));
+  const fine = await gridBest(trainer, around(coarse.theta[0]), around(coarse.theta[1]));
   const best = fine.value >= coarse.value ? fine : coarse;
   const edge = (v: number, grid: readonly number[]) => v === grid[0] || v === grid.at(-1);
+  const others: number[] = [];
+  for (const s of EXTRA_EVAL_SEEDS) others.push(await J(trainer, best.theta, s));
   return {
     theta: best.theta,
     value: best.value,
@@ -157,7 +159,7 @@ const findOptimum = (trainer: Trainer): Optimum => {
     coarseValue: coarse.value,
     onBoundary: edge(coarse.theta[0], COARSE.theta0) || edge(coarse.theta[1], COARSE.theta1),
     evaluations: COARSE.theta0.length * COARSE.theta1.length + 25,
-    others: EXTRA_EVAL_SEEDS.map((s) => J(trainer, best.theta, s)),
+    others,
   };
 };
 
@@ -197,7 +199,12 @@ console.log(
 
 // 1. training
 const trainStarted = performance.now();
-const paths = variants.map((v) => SEEDS.map((seed) => train(v.trainer(seed))));
+const paths: Path[][] = [];
+for (const v of variants) {
+  const runs: Path[] = [];
+  for (const seed of SEEDS) runs.push(await train(v.trainer(seed)));
+  paths.push(runs);
+}
 console.log(`training (${variants.length} × ${SEEDS.length} runs): ${seconds(trainStarted)}`);
 
 // 2. the optimum of each distinct J (estimated with the seed-1 trainers)
@@ -208,27 +215,31 @@ console.log(
     `step 0.25, then 5 × 5 around the best point, step ${FINE_STEP}`,
 );
 const optimaByObjective = new Map<string, Optimum>();
-const optima = variants.map((v) => {
+const optima: Optimum[] = [];
+for (const v of variants) {
   const trainer = v.trainer(SEEDS[0]!);
   const shared = optimaByObjective.get(v.objective);
   if (shared !== undefined) {
     // The claim that this variant's J is the same function: check it at θ* and at the start.
-    const same = [shared.theta, THETA_INIT].every((t) => J(trainer, t) === J(variants.find((w) => w.objective === v.objective)!.trainer(SEEDS[0]!), t));
+    const other = variants.find((w) => w.objective === v.objective)!.trainer(SEEDS[0]!);
+    let same = true;
+    for (const th of [shared.theta, THETA_INIT]) same &&= (await J(trainer, th)) === (await J(other, th));
     if (same) {
       console.log(`  ${v.label.padEnd(width)}  same J as above (${v.objective}: equal estimates at θ* and θ_init)`);
-      return shared;
+      optima.push(shared);
+      continue;
     }
   }
-  const o = findOptimum(trainer);
+  const o = await findOptimum(trainer);
   optimaByObjective.set(v.objective, o);
   const all = [o.value, ...o.others];
   console.log(
     `  ${v.label.padEnd(width)}  θ* = ${point(o.theta)}  J(θ*) = ${o.value.toFixed(2)} (other seeds ${o.others.map((x) => x.toFixed(2)).join(', ')}: ` +
       `mean ${mean(all).toFixed(2)} ± sd ${sd(all).toFixed(2)}); coarse best ${point(o.coarse)} ${o.coarseValue.toFixed(2)}` +
-      `${o.onBoundary ? ' ON THE GRID BOUNDARY' : ''}; J(θ_init) = ${J(trainer, THETA_INIT).toFixed(2)}; ${o.evaluations} estimates`,
+      `${o.onBoundary ? ' ON THE GRID BOUNDARY' : ''}; J(θ_init) = ${(await J(trainer, THETA_INIT)).toFixed(2)}; ${o.evaluations} estimates`,
   );
-  return o;
-});
+  optima.push(o);
+}
 if (optima.some((o) => o.onBoundary)) {
   console.log('  (a θ* whose coarse point is on the grid boundary is only the best point of the grid: that J has no interior maximum there)');
 }
@@ -251,18 +262,19 @@ console.log(
   `\nper run: d(start) → d(end) [min d], path length / net displacement (1 = a straight path), ` +
     `mean post-update return R′ of the last 10 iterations (the run's own samples), J(θ_end) (evaluation seed ${EVAL_SEED})`,
 );
-variants.forEach((v, k) => {
+for (const [k, v] of variants.entries()) {
   const finals: number[] = [];
-  const line = paths[k]!.map((p, s) => {
+  const line: string[] = [];
+  for (const [s, p] of paths[k]!.entries()) {
     const d = p.thetas.map((th) => distance(th, optima[k]!.theta));
     const length = p.thetas.slice(1).reduce((acc, th, i) => acc + distance(th, p.thetas[i]!), 0);
     const net = distance(p.thetas[0]!, p.thetas.at(-1)!);
     finals.push(d.at(-1)!);
-    return (
+    line.push(
       `seed ${SEEDS[s]}: d ${d[0]!.toFixed(2)} → ${d.at(-1)!.toFixed(2)} [${Math.min(...d).toFixed(2)}], ` +
-      `${(length / Math.max(net, 1e-9)).toFixed(2)}, R′ ${mean(p.postReturn.slice(-10)).toFixed(1)}, J ${J(v.trainer(SEEDS[0]!), p.thetas.at(-1)!).toFixed(1)}`
+        `${(length / Math.max(net, 1e-9)).toFixed(2)}, R′ ${mean(p.postReturn.slice(-10)).toFixed(1)}, J ${(await J(v.trainer(SEEDS[0]!), p.thetas.at(-1)!)).toFixed(1)}`,
     );
-  });
+  }
   console.log(`  ${v.label.padEnd(width)}  final d mean ${mean(finals).toFixed(2)}  |  ${line.join('  |  ')}`);
-});
+}
 console.log(`\ntotal: ${seconds(started)}; live tensors at the end: ${tf.memory().numTensors}`);

@@ -12,7 +12,7 @@ import { metaGradientVariance, studyDefaults, varianceEstimators } from '../src/
 const backend = await selectBackend();
 console.log(describeBackend(backend));
 
-const result = metaGradientVariance({
+const result = await metaGradientVariance({
   ...studyDefaults,
   onGradient: ({ estimator, batch }) => process.stderr.write(`\r${estimator} batch ${batch + 1}/${studyDefaults.batches}   `),
 });

@@ -26,6 +26,9 @@ export * as ops from './ops/index.ts';
 // Training runs: a run directory with config, progress logs and checkpoints; resume; evaluation.
 export {
   train,
+  trainerFor,
+  withWorkerSampler,
+  type SamplingOptions,
   evaluateCheckpoint,
   readCheckpoint,
   decodeConfigPatch,
@@ -48,6 +51,8 @@ export { resolveConfig, defaultConfig, type TrainConfig, type TrainConfigPatch }
 export { makeTrainer, runIteration, evaluateParams, TrainingError, type Trainer, type IterationStats } from './meta/iteration.ts';
 export { gaussianMlpPolicy, categoricalMlpPolicy, linearGaussianPolicy, mlpPolicyFor, type Policy } from './meta/policy.ts';
 export { rlGraph } from './meta/rl-graph.ts';
+export { sampleGroups, inProcessSampler, averageReturn, SamplerError, type Sampler, type SampleRequest, type Trajectories } from './meta/sampler.ts';
+export { workerSampler, defaultWorkerCount, type WorkerSamplerOptions, type PolicySpec } from './meta/parallel-sampler.ts';
 export { taskDistribution, taskDistributionNames, environmentNames, environmentDescriptor, loadTaskDistribution, pointCorners, point1d, nav2d, type EnvironmentDescriptor } from './envs/index.ts';
 export type { TaskDistribution, VectorEnv, ActionSpace } from './envs/types.ts';
 

@@ -39,14 +39,14 @@ const warmState = (): AdamState => ({
 });
 
 /** One iteration of `algo` from THETA; returns θ after it, [θ0, θ1], and frees every tensor. */
-const oneStep = (algo: 'dice-vpg' | 'emaml-vpg', seed: number): { after: number[]; stats: IterationResult['stats'] } => {
+const oneStep = async (algo: 'dice-vpg' | 'emaml-vpg', seed: number): Promise<{ after: number[]; stats: IterationResult['stats'] }> => {
   const config = resolveConfig({ algo, env: 'point-1d', seed, tasksPerIteration: 4, trajectoriesPerTask: 5, innerStepSize: 0.3, outerLearningRate: 0.05 });
   const trainer = makeTrainer(config, env, policy);
   const params = theta();
   const state = warmState();
   let result: IterationResult | undefined;
   try {
-    result = runIteration(trainer, params, state, 0);
+    result = await runIteration(trainer, params, state, 0);
     return { after: [result.params.W0!.dataSync()[0]!, result.params.b0!.dataSync()[0]!], stats: result.stats };
   } finally {
     disposeParams(params);
@@ -67,10 +67,10 @@ test('the linear policy on point-1d has exactly the two parameters θ0 = W0 and 
 });
 
 for (const algo of ['dice-vpg', 'emaml-vpg'] as const) {
-  test(`${algo}: one iteration moves θ, and the same seed gives the same θ to the last bit`, (t) => {
+  test(`${algo}: one iteration moves θ, and the same seed gives the same θ to the last bit`, async (t) => {
     const before = tf.memory().numTensors;
-    const a = oneStep(algo, 7);
-    const b = oneStep(algo, 7);
+    const a = await oneStep(algo, 7);
+    const b = await oneStep(algo, 7);
     t.is(tf.memory().numTensors, before, 'no tensor leaks from an iteration');
     t.true(a.after.every(Number.isFinite));
     const moved = Math.hypot(a.after[0]! - THETA[0], a.after[1]! - THETA[1]);
@@ -78,14 +78,14 @@ for (const algo of ['dice-vpg', 'emaml-vpg'] as const) {
     t.deepEqual(a.after, b.after);
     t.deepEqual(a.stats.averageReturn, b.stats.averageReturn);
     // Another seed samples other data, hence another update.
-    const c = oneStep(algo, 8);
+    const c = await oneStep(algo, 8);
     t.notDeepEqual(a.after, c.after);
   });
 }
 
-test('formulations I (dice-vpg) and II (emaml-vpg) make different updates from the same data seed', (t) => {
-  const one = oneStep('dice-vpg', 7);
-  const two = oneStep('emaml-vpg', 7);
+test('formulations I (dice-vpg) and II (emaml-vpg) make different updates from the same data seed', async (t) => {
+  const one = await oneStep('dice-vpg', 7);
+  const two = await oneStep('emaml-vpg', 7);
   // The same seed draws the same tasks and the same pre-update trajectories (both sample with θ).
   t.is(one.stats.averageReturn[0], two.stats.averageReturn[0]);
   const d1 = [one.after[0]! - THETA[0], one.after[1]! - THETA[1]];

@@ -4,11 +4,13 @@
  */
 import { describeBackend, selectBackend } from '../backend.ts';
 import { CheckpointError, evaluateCheckpoint } from '../meta/train.ts';
+import { parseWorkers } from './train.ts';
 import type { Output } from './validate.ts';
 
 export interface EvalCliOptions {
   readonly tasks?: string;
   readonly seed?: string;
+  readonly workers?: string;
   readonly json: boolean;
 }
 
@@ -25,7 +27,8 @@ const levelName = (j: number): string => (j === 0 ? 'pre-update' : `after ${j} s
 export async function runEval(checkpoint: string, opts: EvalCliOptions, out: Output): Promise<number> {
   const tasks = wholeNumber('--tasks', opts.tasks, 1);
   const seed = wholeNumber('--seed', opts.seed, 0);
-  const errors = [tasks.error, seed.error].filter((e): e is string => e !== undefined);
+  const workers = parseWorkers(opts.workers);
+  const errors = [tasks.error, seed.error, 'error' in workers ? workers.error : undefined].filter((e): e is string => e !== undefined);
   if (errors.length > 0) {
     errors.forEach((e) => out.error(`magicbox eval: ${e}`));
     return 1;
@@ -36,6 +39,8 @@ export async function runEval(checkpoint: string, opts: EvalCliOptions, out: Out
     result = await evaluateCheckpoint(checkpoint, {
       ...(tasks.value !== undefined ? { tasks: tasks.value } : {}),
       ...(seed.value !== undefined ? { seed: seed.value } : {}),
+      ...('value' in workers && workers.value !== undefined ? { workers: workers.value } : {}),
+      backend: backend.tfjsName,
     });
   } catch (e) {
     if (e instanceof CheckpointError) {

@@ -56,6 +56,7 @@ program
   .option('--adaptation-steps <k>', 'inner adaptation steps (default: the environment\'s)')
   .option('--checkpoint-every <n>', 'write a checkpoint every N iterations (and at the end)')
   .option('--progress <mode>', 'auto (a bar on a terminal, lines otherwise), bar, lines or off')
+  .option('--workers <n>', 'sampler worker threads (default: one per core; 1 samples in the main thread); results do not depend on it')
   .action(async (opts: TrainCliOptions) => {
     process.exitCode = await runTrain(opts, console_);
   });
@@ -66,6 +67,7 @@ program
   .argument('<checkpoint>', 'a checkpoint file or a run directory')
   .option('--tasks <n>', 'fresh tasks to evaluate on (default: the run\'s tasks per iteration)')
   .option('--seed <s>', 'seed of the fresh tasks (default 0)')
+  .option('--workers <n>', 'sampler worker threads (default: one per core; 1 samples in the main thread)')
   .option('--json', 'print the result as one JSON object', false)
   .action(async (checkpoint: string, opts: EvalCliOptions) => {
     process.exitCode = await runEval(checkpoint, opts, console_);

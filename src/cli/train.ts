@@ -27,6 +27,7 @@ export interface TrainCliOptions {
   readonly adaptationSteps?: string;
   readonly checkpointEvery?: string;
   readonly progress?: string;
+  readonly workers?: string;
 }
 
 /** Command-line flags and the config fields they set. */
@@ -88,6 +89,13 @@ const filePatch = async (file: string): Promise<{ patch: TrainConfigPatch } | { 
   return { patch: decoded.right };
 };
 
+/** `--workers N`: a whole number ≥ 1 (how many threads sample), or absent (one per core). */
+export const parseWorkers = (text: string | undefined): { value?: number } | { error: string } => {
+  if (text === undefined) return {};
+  if (!/^\s*\d+\s*$/.test(text) || Number(text) < 1) return { error: `--workers: expected a whole number ≥ 1, got ${JSON.stringify(text)}` };
+  return { value: Number(text) };
+};
+
 /** Runs `magicbox train`; returns the exit status (0 done, 1 bad input or a failed run, 130 interrupted). */
 export async function runTrain(opts: TrainCliOptions, out: Output): Promise<number> {
   const fail = (lines: readonly string[]) => {
@@ -97,6 +105,8 @@ export async function runTrain(opts: TrainCliOptions, out: Output): Promise<numb
   if (opts.progress !== undefined && !(progressModes as readonly string[]).includes(opts.progress)) {
     return fail([`--progress: expected one of ${progressModes.join(', ')}, got ${JSON.stringify(opts.progress)}`]);
   }
+  const workers = parseWorkers(opts.workers);
+  if ('error' in workers) return fail([workers.error]);
   if (opts.resume !== undefined && opts.out !== undefined) {
     return fail(['--out and --resume exclude each other: a resumed run stays in its own directory']);
   }
@@ -145,6 +155,7 @@ export async function runTrain(opts: TrainCliOptions, out: Output): Promise<numb
       progress: (opts.progress as ProgressMode | undefined) ?? 'auto',
       signal: controller.signal,
       backend,
+      ...(workers.value !== undefined ? { workers: workers.value } : {}),
     });
     return result.exitCode;
   } catch (e) {

@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { AnyTaskDistribution } from '../envs/index.ts';
-import { seededNormal, seededUniform } from '../random.ts';
+import { seededUniform } from '../random.ts';
 import type { Graph } from '../scg/builder.ts';
 import type { Params } from '../surrogates/batch.ts';
 import { meanKl } from '../surrogates/divergence.ts';
@@ -19,7 +19,7 @@ import { metaObjective, type LevelData, type MetaObjective } from './meta-object
 import { adam, backtrackingLineSearch, conjugateGradient, flattenParams, paramLayout, unflattenParams, type AdamState } from './optimizers.ts';
 import type { Policy } from './policy.ts';
 import { rlGraph } from './rl-graph.ts';
-import { averageReturn, disposeBatch, sampleGroups, toBatch, type Trajectories } from './sampler.ts';
+import { averageReturn, disposeBatch, inProcessSampler, toBatch, type Sampler, type Trajectories } from './sampler.ts';
 
 export class TrainingError extends Error {
   override readonly name = 'TrainingError';
@@ -35,9 +35,12 @@ export interface Trainer {
   readonly meta: MetaObjective;
   readonly horizon: number;
   readonly adaptationSteps: number;
+  /** Where trajectories come from: this thread, or worker threads (the same trajectories either way). */
+  readonly sampler: Sampler;
 }
 
-export const makeTrainer = (config: TrainConfig, distribution: AnyTaskDistribution, policy: Policy): Trainer => {
+/** A trainer; without `sampler`, trajectories are sampled in this thread. */
+export const makeTrainer = (config: TrainConfig, distribution: AnyTaskDistribution, policy: Policy, sampler?: Sampler): Trainer => {
   const algorithm = algorithms[config.algo];
   const graph = rlGraph(policy, distribution.name);
   const adaptationSteps = config.adaptationSteps ?? distribution.adaptationSteps;
@@ -48,7 +51,17 @@ export const makeTrainer = (config: TrainConfig, distribution: AnyTaskDistributi
     steps: adaptationSteps,
     outerEstimator: algorithm.outer(config),
   });
-  return { config, distribution, policy, algorithm, graph, meta, horizon: config.horizon ?? distribution.horizon, adaptationSteps };
+  return {
+    config,
+    distribution,
+    policy,
+    algorithm,
+    graph,
+    meta,
+    horizon: config.horizon ?? distribution.horizon,
+    adaptationSteps,
+    sampler: sampler ?? inProcessSampler(distribution, policy),
+  };
 };
 
 /** What one iteration measured. */
@@ -134,12 +147,14 @@ const assertFinite = (iteration: number, what: string, values: ArrayLike<number>
  * Sampling with parameters that have diverged fails inside an environment (a non-finite action);
  * report it as the training failure it is, naming the iteration and the adaptation level.
  */
-const sampleLevel = (iteration: number, level: number, sample: () => Trajectories[]): Trajectories[] => {
+const sampleLevel = async (iteration: number, level: number, sample: () => Promise<Trajectories[]>): Promise<Trajectories[]> => {
   try {
-    return sample();
+    return await sample();
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
-    throw new TrainingError(`iteration ${iteration}: sampling at adaptation level ${level} failed — the ${level === 0 ? 'policy' : 'adapted policy'} has diverged? (${message})`);
+    // A non-finite action means the parameters diverged; anything else (a crashed worker) is reported as is.
+    const diverged = /action (NaN|-?Infinity)/.test(message) ? ` — the ${level === 0 ? 'policy' : 'adapted policy'} has diverged?` : '';
+    throw new TrainingError(`iteration ${iteration}: sampling at adaptation level ${level} failed${diverged} (${message})`);
   }
 };
 
@@ -156,12 +171,10 @@ export interface IterationResult {
  * Runs iteration `iteration` from `params`. Returns new parameters and optimiser state; the inputs are
  * not disposed (the caller decides, e.g. after a checkpoint).
  */
-export const runIteration = (trainer: Trainer, params: Params, optimizerState: OptimizerState, iteration: number): IterationResult => {
+export const runIteration = async (trainer: Trainer, params: Params, optimizerState: OptimizerState, iteration: number): Promise<IterationResult> => {
   const { config, distribution, policy, meta, graph, horizon, adaptationSteps } = trainer;
   const seconds = (since: number) => (performance.now() - since) / 1000;
   const tasks = distribution.sampleTasks(seededUniform(stream(config.seed, iteration, 0)), config.tasksPerIteration);
-  const random = { normal: seededNormal(stream(config.seed, iteration, 1)), uniform: seededUniform(stream(config.seed, iteration, 2)) };
-  const resetUniform = seededUniform(stream(config.seed, iteration, 3));
 
   const levels: LevelData[][] = [];
   const levelParams: Params[][] = [tasks.map(() => params)];
@@ -172,8 +185,9 @@ export const runIteration = (trainer: Trainer, params: Params, optimizerState: O
   try {
     for (let j = 0; j <= adaptationSteps; j++) {
       const started = performance.now();
-      const trajectories = sampleLevel(iteration, j, () =>
-        sampleGroups({ distribution, policy, tasks, params: levelParams[j]!, perGroup: config.trajectoriesPerTask, horizon, random, resetUniform }),
+      // Level j's trajectories come from streams seeded by (seed, iteration, level, task) alone.
+      const trajectories = await sampleLevel(iteration, j, () =>
+        trainer.sampler.sample({ tasks, params: levelParams[j]!, perGroup: config.trajectoriesPerTask, horizon, seed: stream(config.seed, iteration, 1 + j) }),
       );
       returns.push(trajectories.reduce((acc, tr) => acc + averageReturn(tr), 0) / trajectories.length);
       timesteps += trajectories.reduce((acc, tr) => acc + tr.mask.reduce((a, m) => a + m, 0), 0);
@@ -298,17 +312,15 @@ export const runIteration = (trainer: Trainer, params: Params, optimizerState: O
 };
 
 /** Evaluates parameters on fresh tasks: the average return at each adaptation level, no outer step. */
-export const evaluateParams = (trainer: Trainer, params: Params, seed: number, tasksCount: number): number[] => {
-  const { config, distribution, policy, meta, horizon, adaptationSteps } = trainer;
+export const evaluateParams = async (trainer: Trainer, params: Params, seed: number, tasksCount: number): Promise<number[]> => {
+  const { config, distribution, meta, horizon, adaptationSteps } = trainer;
   // Seeded by the evaluation seed alone, so that runs trained with different seeds meet the same tasks.
   const iteration = 1_000_000;
   const tasks = distribution.sampleTasks(seededUniform(stream(seed, iteration, 0)), tasksCount);
-  const random = { normal: seededNormal(stream(seed, iteration, 1)), uniform: seededUniform(stream(seed, iteration, 2)) };
-  const resetUniform = seededUniform(stream(seed, iteration, 3));
   let current: Params[] = tasks.map(() => params);
   const returns: number[] = [];
   for (let j = 0; j <= adaptationSteps; j++) {
-    const trajectories = sampleGroups({ distribution, policy, tasks, params: current, perGroup: config.trajectoriesPerTask, horizon, random, resetUniform });
+    const trajectories = await trainer.sampler.sample({ tasks, params: current, perGroup: config.trajectoriesPerTask, horizon, seed: stream(seed, iteration, 1 + j) });
     returns.push(trajectories.reduce((acc, tr) => acc + averageReturn(tr), 0) / trajectories.length);
     if (j === adaptationSteps) break;
     const next = trajectories.map((tr, i) => {

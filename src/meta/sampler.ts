@@ -5,8 +5,9 @@
  * objectives need.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { TaskDistribution, Uniform, VectorEnv } from '../envs/types.ts';
+import type { TaskDistribution, VectorEnv } from '../envs/types.ts';
 import type { Batch, Params } from '../surrogates/batch.ts';
+import { seededNormal, seededUniform } from '../random.ts';
 import type { Policy, PolicyRandom } from './policy.ts';
 
 /** Trajectories of one group (one task), row-major. */
@@ -31,67 +32,108 @@ export class SamplerError extends Error {
   override readonly name = 'SamplerError';
 }
 
-/**
- * Samples `perGroup` trajectories for each group: group g runs task tasks[g] with parameters params[g].
- * One VectorEnv holds every environment; the policy is evaluated once per step per group.
- */
-export const sampleGroups = <Task>(opts: {
-  readonly distribution: TaskDistribution<Task>;
-  readonly policy: Policy;
+/** The seed of one random stream: a mix of a level's seed, a group's index and what the stream is for. */
+export const streamSeed = (seed: number, group: number, purpose: number): number =>
+  (Math.imul((seed >>> 0) ^ 0x2545f491, 0x9e3779b1) ^ Math.imul(group + 1, 0x85ebca6b) ^ Math.imul(purpose + 1, 0xc2b2ae35)) >>> 0;
+
+/** What one sampling call collects: `perGroup` trajectories of each task, each group with its own parameters. */
+export interface SampleRequest<Task = unknown> {
   readonly tasks: readonly Task[];
   readonly params: readonly Params[];
   readonly perGroup: number;
   readonly horizon: number;
-  readonly random: PolicyRandom;
-  readonly resetUniform: Uniform;
-}): Trajectories[] => {
-  const { distribution, policy, tasks, params, perGroup, horizon, random } = opts;
-  if (tasks.length !== params.length) throw new SamplerError(`${tasks.length} tasks but ${params.length} parameter sets`);
-  const groups = tasks.length;
+  /**
+   * The level's seed. Group g draws its actions and its resets from streams seeded by (seed, g) alone,
+   * so a group's trajectories do not depend on which other groups are sampled with it, or where: the
+   * same whether one thread samples every group or the groups are split across workers.
+   */
+  readonly seed: number;
+}
+
+/**
+ * Samples `perGroup` trajectories of one task with one parameter set: one VectorEnv of `perGroup`
+ * environments, the policy evaluated once per step for all of them. `group` is the group's index in
+ * its request, which (with the seed) fixes its random streams.
+ */
+export const sampleGroup = <Task>(opts: {
+  readonly distribution: TaskDistribution<Task>;
+  readonly policy: Policy;
+  readonly task: Task;
+  readonly params: Params;
+  readonly perGroup: number;
+  readonly horizon: number;
+  readonly seed: number;
+  readonly group: number;
+}): Trajectories => {
+  const { distribution, policy, task, params, perGroup: n, horizon, seed, group } = opts;
+  if (!Number.isInteger(n) || n < 1) throw new SamplerError(`trajectories per task must be a positive integer, got ${n}`);
+  if (!Number.isInteger(horizon) || horizon < 1) throw new SamplerError(`the horizon must be a positive integer, got ${horizon}`);
   const d = distribution.observationDim;
+  const discrete = policy.action.kind === 'discrete';
   const actionDim = policy.action.kind === 'continuous' ? policy.action.dim : 1;
-  const env: VectorEnv = distribution.make(tasks.flatMap((t) => Array.from({ length: perGroup }, () => t)));
-  let observations = env.reset(opts.resetUniform);
-  const out = tasks.map(() => ({
-    observations: new Float32Array(perGroup * horizon * d),
-    actions: new Float32Array(perGroup * horizon * actionDim),
-    rewards: new Float32Array(perGroup * horizon),
-    mask: new Float32Array(perGroup * horizon),
-    logProbs: new Float32Array(perGroup * horizon),
-  }));
-  const alive = new Uint8Array(groups * perGroup).fill(1);
-  const allActions = new Float32Array(groups * perGroup * actionDim);
-  for (let t = 0; t < horizon; t++) {
-    for (let g = 0; g < groups; g++) {
-      const obs = observations.subarray(g * perGroup * d, (g + 1) * perGroup * d);
-      const actions = policy.sample(params[g]!, obs, perGroup, random);
+  const random: PolicyRandom = { normal: seededNormal(streamSeed(seed, group, 0)), uniform: seededUniform(streamSeed(seed, group, 1)) };
+  const env: VectorEnv & { free?: () => void } = distribution.make(Array.from({ length: n }, () => task));
+  const out = {
+    observations: new Float32Array(n * horizon * d),
+    actions: new Float32Array(n * horizon * actionDim),
+    rewards: new Float32Array(n * horizon),
+    mask: new Float32Array(n * horizon),
+    logProbs: new Float32Array(n * horizon),
+  };
+  try {
+    let observations = env.reset(seededUniform(streamSeed(seed, group, 2)));
+    const alive = new Uint8Array(n).fill(1);
+    for (let t = 0; t < horizon; t++) {
+      const actions = policy.sample(params, observations, n, random);
       const logp = tf.tidy(() =>
-        policy
-          .logProb(params[g]!, tf.tensor2d(obs, [perGroup, d]), actionDim === 1 && policy.action.kind === 'discrete' ? tf.tensor1d(actions) : tf.tensor2d(actions, [perGroup, actionDim]))
-          .dataSync(),
+        policy.logProb(params, tf.tensor2d(observations, [n, d]), discrete ? tf.tensor1d(actions) : tf.tensor2d(actions, [n, actionDim])).dataSync(),
       );
-      allActions.set(actions, g * perGroup * actionDim);
-      const o = out[g]!;
-      for (let i = 0; i < perGroup; i++) {
+      for (let i = 0; i < n; i++) {
         const row = i * horizon + t;
-        o.observations.set(obs.subarray(i * d, (i + 1) * d), row * d);
-        o.actions.set(actions.subarray(i * actionDim, (i + 1) * actionDim), row * actionDim);
-        o.logProbs[row] = logp[i]!;
-        o.mask[row] = alive[g * perGroup + i]!;
+        out.observations.set(observations.subarray(i * d, (i + 1) * d), row * d);
+        out.actions.set(actions.subarray(i * actionDim, (i + 1) * actionDim), row * actionDim);
+        out.logProbs[row] = logp[i]!;
+        out.mask[row] = alive[i]!;
       }
-    }
-    const step = env.step(allActions);
-    for (let g = 0; g < groups; g++) {
-      for (let i = 0; i < perGroup; i++) {
-        const k = g * perGroup + i;
-        out[g]!.rewards[i * horizon + t] = alive[k] ? step.rewards[k]! : 0;
-        if (step.dones[k]) alive[k] = 0;
+      const step = env.step(actions);
+      for (let i = 0; i < n; i++) {
+        out.rewards[i * horizon + t] = alive[i] ? step.rewards[i]! : 0;
+        if (step.dones[i]) alive[i] = 0;
       }
+      observations = step.observations;
     }
-    observations = step.observations;
+  } finally {
+    // MuJoCo environments hold WASM memory: release it now rather than at garbage collection.
+    env.free?.();
   }
-  return out.map((o) => ({ n: perGroup, horizon, observationDim: d, actionDim, ...o }));
+  return { n, horizon, observationDim: d, actionDim, ...out };
 };
+
+/** Samples every group of a request in this thread, one group after another. */
+export const sampleGroups = <Task>(opts: SampleRequest<Task> & { readonly distribution: TaskDistribution<Task>; readonly policy: Policy }): Trajectories[] => {
+  const { tasks, params } = opts;
+  if (tasks.length !== params.length) throw new SamplerError(`${tasks.length} tasks but ${params.length} parameter sets`);
+  return tasks.map((task, group) => sampleGroup({ ...opts, task, params: params[group]!, group }));
+};
+
+/**
+ * Where trajectories come from during training: in this thread, or from worker threads
+ * (src/meta/parallel-sampler.ts). Both give the same trajectories for the same request.
+ */
+export interface Sampler {
+  /** How many threads sample (1: this one). */
+  readonly workers: number;
+  readonly sample: (request: SampleRequest) => Promise<Trajectories[]>;
+  /** Releases the workers; sampling afterwards is an error. */
+  readonly close: () => Promise<void>;
+}
+
+/** The sampler that runs in this thread. */
+export const inProcessSampler = <Task>(distribution: TaskDistribution<Task>, policy: Policy): Sampler => ({
+  workers: 1,
+  sample: async (request) => sampleGroups({ ...(request as SampleRequest<Task>), distribution, policy }),
+  close: async () => {},
+});
 
 /** Undiscounted return of each trajectory, averaged: what learning curves show. */
 export const averageReturn = (tr: Trajectories): number => {

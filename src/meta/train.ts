@@ -34,6 +34,7 @@ import type { Params } from '../surrogates/batch.ts';
 import { algorithmNames } from './algorithm-names.ts';
 import { defaultConfig, resolveConfig, TrainConfigPatchCodec, type TrainConfig, type TrainConfigPatch } from './config.ts';
 import { evaluateParams, makeTrainer, runIteration, TrainingError, type IterationResult, type OptimizerState, type Trainer } from './iteration.ts';
+import { currentBackendName, defaultWorkerCount, workerSampler } from './parallel-sampler.ts';
 import { mlpPolicyFor } from './policy.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -457,7 +458,7 @@ const makeDisplay = (mode: ProgressMode, log: (line: string) => void, total: num
 // ---------------------------------------------------------------------------------------------------
 // The run
 
-export type IterationFunction = (trainer: Trainer, params: Params, optimizerState: OptimizerState, iteration: number) => IterationResult;
+export type IterationFunction = (trainer: Trainer, params: Params, optimizerState: OptimizerState, iteration: number) => IterationResult | Promise<IterationResult>;
 
 export interface TrainOptions {
   readonly config: TrainConfig;
@@ -480,6 +481,11 @@ export interface TrainOptions {
   readonly backend?: BackendReport;
   /** Called after each iteration's row is written (and its checkpoint, if one is due). */
   readonly onIteration?: (row: ProgressRow) => void;
+  /**
+   * Sampler worker threads (default: one per core); 1 samples in this thread. The trajectories, and so
+   * the run, are the same whatever the number.
+   */
+  readonly workers?: number;
   /** The iteration function (default: runIteration); a seam for tests and instrumentation. */
   readonly iterate?: IterationFunction;
 }
@@ -500,11 +506,45 @@ export interface TrainResult {
   readonly message?: string;
 }
 
-/** The trainer (distribution, policy, compiled meta-objective) a config describes; loads MuJoCo when the environment needs it. */
-export const trainerFor = async (config: TrainConfig): Promise<Trainer> => {
+/** How a trainer samples: the number of worker threads (1: this thread) and the backend they load. */
+export interface SamplingOptions {
+  /** Default: one per core (os.availableParallelism()). */
+  readonly workers?: number;
+  /** The tfjs backend workers load (default: this thread's). */
+  readonly backend?: string;
+}
+
+/**
+ * The trainer (distribution, policy, compiled meta-objective, sampler) a config describes; loads MuJoCo
+ * when the environment needs it and starts the sampler's worker threads. Close `trainer.sampler` when
+ * done with it.
+ */
+export const trainerFor = async (config: TrainConfig, sampling: SamplingOptions = {}): Promise<Trainer> => {
   const distribution = await loadTaskDistribution(config.env);
   const policy = mlpPolicyFor(distribution.observationDim, distribution.action, { hidden: config.hidden, initLogStd: config.initLogStd });
-  return makeTrainer(config, distribution, policy);
+  // Built first, so that a config the algorithms refuse fails before any thread starts.
+  return withWorkerSampler(makeTrainer(config, distribution, policy), sampling);
+};
+
+/**
+ * The trainer with its sampling moved to `sampling.workers` worker threads (default one per core; 1
+ * keeps it in this thread). The policy must be the MLP its config describes (as `trainerFor` makes).
+ */
+export const withWorkerSampler = async (trainer: Trainer, sampling: SamplingOptions = {}): Promise<Trainer> => {
+  const workers = sampling.workers ?? defaultWorkerCount();
+  if (!Number.isInteger(workers) || workers < 1) throw new RunError(`workers must be a whole number ≥ 1, got ${workers}`);
+  if (workers === 1) return trainer;
+  const { config, distribution, policy } = trainer;
+  const initLogStd = config.initLogStd;
+  const sampler = await workerSampler({
+    environment: config.env,
+    policy: { observationDim: policy.observationDim, action: policy.action, hidden: policy.hidden, ...(initLogStd !== undefined ? { initLogStd } : {}) },
+    backend: sampling.backend ?? currentBackendName(),
+    workers,
+    describeTask: distribution.describeTask,
+  });
+  await trainer.sampler.close();
+  return { ...trainer, sampler };
 };
 
 const disposeReplaced = (old: readonly tf.Tensor[], kept: readonly tf.Tensor[]): void => {
@@ -645,12 +685,32 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const wanted = completeConfig(options.config);
   // Build the trainer before touching the run directory: a config the algorithms refuse (e.g. a clip
   // range the estimator rejects) is reported with nothing written.
+  // (The sampler's worker threads start later, once the run directory has been checked.)
   let trainer: Trainer;
   try {
-    trainer = await trainerFor(wanted);
+    trainer = await trainerFor(wanted, { workers: 1 });
   } catch (e) {
     throw new RunError(`invalid configuration: ${e instanceof Error ? e.message : String(e)}`);
   }
+  const holder = { trainer };
+  try {
+    return await runTrainer(options, holder, wanted, backend, iterate, warn);
+  } finally {
+    await holder.trainer.sampler.close();
+  }
+}
+
+/** The body of `train`, once its trainer exists; `holder.trainer` gains its worker sampler here. */
+async function runTrainer(
+  options: TrainOptions,
+  holder: { trainer: Trainer },
+  wanted: TrainConfig,
+  backend: BackendReport,
+  iterate: IterationFunction,
+  warn: (line: string) => void,
+): Promise<TrainResult> {
+  const { runDir, log, signal } = options;
+  let trainer = holder.trainer;
   // Setup problems are reported before anything else is printed; what setup has to say comes after
   // the backend line.
   const notes: Array<{ line: string; warning: boolean }> = [];
@@ -699,7 +759,17 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     tf.dispose([...Object.values(params), ...stateTensors(optimizerState)]);
     return result('completed', 0);
   }
-  log(`training ${config.algo} on ${config.env}: iterations ${done + 1}-${config.iterations}, ${config.tasksPerIteration} tasks × ${config.trajectoriesPerTask} trajectories × horizon ${config.horizon}, ${config.adaptationSteps} adaptation step(s); run directory ${runDir}`);
+  const workers = options.workers ?? defaultWorkerCount();
+  if (workers > 1) {
+    try {
+      trainer = holder.trainer = await withWorkerSampler(trainer, { workers, backend: backend.tfjsName });
+    } catch (e) {
+      tf.dispose([...Object.values(params), ...stateTensors(optimizerState)]);
+      throw new RunError(e instanceof Error ? e.message : String(e));
+    }
+  }
+  const sampling = trainer.sampler.workers === 1 ? 'sampling in this thread' : `sampling on ${trainer.sampler.workers} worker threads`;
+  log(`training ${config.algo} on ${config.env}: iterations ${done + 1}-${config.iterations}, ${config.tasksPerIteration} tasks × ${config.trajectoriesPerTask} trajectories × horizon ${config.horizon}, ${config.adaptationSteps} adaptation step(s), ${sampling}; run directory ${runDir}`);
 
   const display = makeDisplay(options.progress ?? 'auto', log, config.iterations, done);
   const csv = fs.openSync(files.csv, 'a');
@@ -716,7 +786,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const iteration = done;
       let step: IterationResult;
       try {
-        step = iterate(trainer, params, optimizerState, iteration);
+        step = await iterate(trainer, params, optimizerState, iteration);
       } catch (e) {
         display.stop();
         const what = e instanceof TrainingError ? e.message : `iteration ${iteration}: ${e instanceof Error ? e.message : String(e)}`;
@@ -796,21 +866,28 @@ export interface CheckpointEvaluation {
  * at each adaptation level on `tasks` fresh tasks (default: the run's tasks per iteration), drawn from
  * `seed` (default 0), with no outer step.
  */
-export const evaluateCheckpoint = async (file: string, options: { readonly tasks?: number; readonly seed?: number } = {}): Promise<CheckpointEvaluation> => {
+export const evaluateCheckpoint = async (
+  file: string,
+  options: { readonly tasks?: number; readonly seed?: number } & SamplingOptions = {},
+): Promise<CheckpointEvaluation> => {
   const checkpoint = readCheckpoint(file);
   const where = fs.existsSync(file) && fs.statSync(file).isDirectory() ? runFiles(file).checkpoint : file;
-  const trainer = await trainerFor(checkpoint.config);
   let params: Params;
   try {
-    params = tensorsFromJson(checkpoint.params, trainer.policy.paramShapes, 'params');
+    params = tensorsFromJson(checkpoint.params, trainerShapes(checkpoint.config), 'params');
   } catch (e) {
     throw new CheckpointError(`checkpoint ${where}: ${e instanceof Error ? e.message : String(e)}`);
   }
   const tasks = options.tasks ?? checkpoint.config.tasksPerIteration;
   const seed = options.seed ?? 0;
   try {
-    const averageReturn = evaluateParams(trainer, params, seed, tasks);
-    return { averageReturn, checkpoint: where, config: checkpoint.config, iterations: checkpoint.nextIteration, tasks, seed };
+    const trainer = await trainerFor(checkpoint.config, options);
+    try {
+      const averageReturn = await evaluateParams(trainer, params, seed, tasks);
+      return { averageReturn, checkpoint: where, config: checkpoint.config, iterations: checkpoint.nextIteration, tasks, seed };
+    } finally {
+      await trainer.sampler.close();
+    }
   } finally {
     tf.dispose(Object.values(params));
   }

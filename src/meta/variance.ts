@@ -144,9 +144,8 @@ export interface VarianceResult {
 /** The generator seeds of batch k (a namespace of its own: no training iteration uses them). */
 export interface BatchSeeds {
   readonly tasks: number;
-  readonly normal: number;
-  readonly uniform: number;
-  readonly reset: number;
+  /** Level j's trajectories are sampled with the seed mix(sampling, j) (src/meta/sampler.ts). */
+  readonly sampling: number;
 }
 
 const mix = (seed: number, index: number, purpose: number): number =>
@@ -157,9 +156,7 @@ export const batchSeeds = (seed: number, k: number, fixedTasks = false): BatchSe
   const index = 3_000_000 + k;
   return {
     tasks: mix(seed, fixedTasks ? 3_000_000 : index, 0),
-    normal: mix(seed, index, 1),
-    uniform: mix(seed, index, 2),
-    reset: mix(seed, index, 3),
+    sampling: mix(seed, index, 1),
   };
 };
 
@@ -181,8 +178,6 @@ export const metaGradientSample = (trainer: Trainer, params: Params, seeds: Batc
   const { config, distribution, policy, meta, horizon, adaptationSteps } = trainer;
   const seconds = (since: number) => (performance.now() - since) / 1000;
   const tasks = (distribution as AnyTaskDistribution).sampleTasks(seededUniform(seeds.tasks), config.tasksPerIteration);
-  const random = { normal: seededNormal(seeds.normal), uniform: seededUniform(seeds.uniform) };
-  const resetUniform = seededUniform(seeds.reset);
   const levels: LevelData[][] = [];
   const levelParams: Params[][] = [tasks.map(() => params)];
   const returns: number[] = [];
@@ -190,7 +185,7 @@ export const metaGradientSample = (trainer: Trainer, params: Params, seeds: Batc
   try {
     for (let j = 0; j <= adaptationSteps; j++) {
       const started = performance.now();
-      const trajectories = sampleGroups({ distribution, policy, tasks, params: levelParams[j]!, perGroup: config.trajectoriesPerTask, horizon, random, resetUniform });
+      const trajectories = sampleGroups({ distribution, policy, tasks, params: levelParams[j]!, perGroup: config.trajectoriesPerTask, horizon, seed: mix(seeds.sampling, j, 4) });
       returns.push(trajectories.reduce((acc, tr) => acc + averageReturn(tr), 0) / trajectories.length);
       levels.push(trajectories.map((tr) => levelData(trainer, tr)));
       samplingSeconds += seconds(started);
@@ -259,7 +254,7 @@ const norm = (g: Float32Array): number => Math.sqrt(g.reduce((a, x) => a + x * x
 // the study
 
 /** The study described in the module comment. */
-export const metaGradientVariance = (options: VarianceOptions = {}): VarianceResult => {
+export const metaGradientVariance = async (options: VarianceOptions = {}): Promise<VarianceResult> => {
   const started = performance.now();
   const K = options.batches ?? 10;
   if (!Number.isInteger(K) || K < 2) throw new VarianceError(`batches must be a whole number ≥ 2, got ${K}`);
@@ -283,7 +278,7 @@ export const metaGradientVariance = (options: VarianceOptions = {}): VarianceRes
       let state: OptimizerState = undefined;
       try {
         for (let it = 0; it < warmupIterations; it++) {
-          const r = runIteration(trainer, params, state, it);
+          const r = await runIteration(trainer, params, state, it);
           disposeParams(params);
           if (state !== undefined && state !== r.optimizerState) adam().dispose(state);
           params = r.params;
