@@ -3,6 +3,7 @@ import test from 'ava';
 import { HALF_CHEETAH, mujocoTaskDistributions, type HalfCheetahDirTask, type HalfCheetahVelTask } from '../src/envs/mujoco/half-cheetah.ts';
 import { createMujocoRuntime } from '../src/envs/mujoco/runtime.ts';
 import { seededUniform } from '../src/random.ts';
+import { resolveConfig } from '../src/meta/config.ts';
 
 const load = createMujocoRuntime();
 const distributions = mujocoTaskDistributions(load);
@@ -222,7 +223,11 @@ test('ProMP trains on half-cheetah-fwd-back through train(): the MuJoCo runtime 
 
 test('the environment list names the MuJoCo environments, and an unknown name lists them all', async (t) => {
   const { environmentNames, loadTaskDistribution, environmentDescriptor } = await import('../src/envs/index.ts');
-  t.deepEqual(environmentNames, ['point-corners', 'point-1d', 'nav-2d', 'half-cheetah-fwd-back', 'half-cheetah-rand-vel', 'ant-fwd-back', 'ant-rand-dir', 'ant-rand-goal', 'walker-fwd-back', 'walker2d-rand-params', 'hopper-rand-params']);
+  t.deepEqual(environmentNames, ['point-corners', 'point-1d', 'nav-2d', 'half-cheetah-fwd-back', 'half-cheetah-rand-vel', 'ant-fwd-back', 'ant-rand-dir', 'ant-rand-goal', 'walker-fwd-back', 'walker2d-rand-params', 'hopper-rand-params', 'humanoid-fwd-back', 'humanoid-rand-dir']);
   t.is(environmentDescriptor('half-cheetah-rand-vel').observationDim, 17);
-  await t.throwsAsync(loadTaskDistribution('humanoid-fwd-back'), { message: /unknown environment 'humanoid-fwd-back'; valid: point-corners, point-1d, nav-2d, half-cheetah-fwd-back, half-cheetah-rand-vel, ant-fwd-back, ant-rand-dir, ant-rand-goal, walker-fwd-back, walker2d-rand-params, hopper-rand-params/ });
+  await t.throwsAsync(loadTaskDistribution('humanoid-nope'), { message: /unknown environment 'humanoid-nope'; valid: point-corners, point-1d, nav-2d, half-cheetah-fwd-back, half-cheetah-rand-vel, ant-fwd-back, ant-rand-dir, ant-rand-goal, walker-fwd-back, walker2d-rand-params, hopper-rand-params, humanoid-fwd-back, humanoid-rand-dir$/ });
+  // The humanoid's paper policy is (128, 128); the others keep (64, 64) unless the config says otherwise.
+  t.deepEqual(resolveConfig({ env: 'humanoid-rand-dir' }).hidden, [128, 128]);
+  t.deepEqual(resolveConfig({ env: 'humanoid-rand-dir' }, { hidden: [32] }).hidden, [32]);
+  t.deepEqual(resolveConfig({ env: 'half-cheetah-fwd-back' }).hidden, [64, 64]);
 });

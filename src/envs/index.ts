@@ -9,6 +9,7 @@ import { nav2d } from './nav-2d.ts';
 import { HALF_CHEETAH } from './mujoco/half-cheetah-constants.ts';
 import { ANT, ANT_DESCRIPTIONS } from './mujoco/ant-constants.ts';
 import { HOPPER, WALKER, WALKER_DESCRIPTIONS } from './mujoco/walker-constants.ts';
+import { HUMANOID, HUMANOID_DESCRIPTIONS } from './mujoco/humanoid-constants.ts';
 
 export type { ActionSpace, StepResult, TaskDistribution, Uniform, VectorEnv } from './types.ts';
 export { pointCorners, POINT_CORNERS, type PointCornersTask } from './point-corners.ts';
@@ -55,6 +56,8 @@ export interface EnvironmentDescriptor {
   readonly action: ActionSpaceOf;
   readonly horizon: number;
   readonly adaptationSteps: number;
+  /** The paper's policy hidden sizes where they differ from the usual (64, 64), e.g. (128, 128) for the humanoid. */
+  readonly policyHidden?: readonly number[];
 }
 type ActionSpaceOf = TaskDistribution['action'];
 
@@ -124,6 +127,24 @@ const mujocoDescriptors: Readonly<Record<string, EnvironmentDescriptor>> = Objec
     horizon: HOPPER.horizon,
     adaptationSteps: 1,
   },
+  'humanoid-fwd-back': {
+    name: 'humanoid-fwd-back',
+    description: HUMANOID_DESCRIPTIONS['humanoid-fwd-back'],
+    observationDim: HUMANOID.observationDim,
+    action: { kind: 'continuous', dim: HUMANOID.actionDim, low: -HUMANOID.maxAction, high: HUMANOID.maxAction },
+    horizon: HUMANOID.horizon,
+    adaptationSteps: HUMANOID.adaptationSteps,
+    policyHidden: HUMANOID.hiddenSizes,
+  },
+  'humanoid-rand-dir': {
+    name: 'humanoid-rand-dir',
+    description: HUMANOID_DESCRIPTIONS['humanoid-rand-dir'],
+    observationDim: HUMANOID.observationDim,
+    action: { kind: 'continuous', dim: HUMANOID.actionDim, low: -HUMANOID.maxAction, high: HUMANOID.maxAction },
+    horizon: HUMANOID.horizon,
+    adaptationSteps: HUMANOID.adaptationSteps,
+    policyHidden: HUMANOID.hiddenSizes,
+  },
 });
 
 /** Every environment `magicbox train --env` accepts: the point environments, then the MuJoCo ones. */
@@ -153,6 +174,11 @@ export const loadTaskDistribution = async (name: string): Promise<AnyTaskDistrib
     const { walkerTaskDistributions } = await import('./mujoco/walker.ts');
     const w = await walkerTaskDistributions();
     return name === 'walker-fwd-back' ? w.walkerFwdBack : name === 'walker2d-rand-params' ? w.walker2dRandParams : w.hopperRandParams;
+  }
+  if (name.startsWith('humanoid-')) {
+    const { humanoidTaskDistributions } = await import('./mujoco/humanoid.ts');
+    const h = await humanoidTaskDistributions();
+    return name === 'humanoid-fwd-back' ? h.humanoidFwdBack : h.humanoidRandDir;
   }
   const { mujocoTaskDistributions } = await import('./mujoco/half-cheetah.ts');
   const loaded = await mujocoTaskDistributions();

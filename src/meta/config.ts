@@ -5,6 +5,7 @@
  */
 import * as t from 'io-ts';
 import { algorithmNames, type AlgorithmName } from './algorithm-names.ts';
+import { environmentDescriptor, environmentNames } from '../envs/index.ts';
 
 const oneOf = <T extends string>(values: readonly T[], name: string) =>
   new t.Type<T, T, unknown>(
@@ -133,6 +134,13 @@ export const defaultConfig: TrainConfig = {
   checkpointEvery: 10,
 };
 
-/** Layers patches over the defaults, later ones winning (file, then command line). */
-export const resolveConfig = (...patches: readonly TrainConfigPatch[]): TrainConfig =>
-  patches.reduce<TrainConfig>((acc, p) => ({ ...acc, ...Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined)) }), defaultConfig);
+/**
+ * Layers patches over the defaults, later ones winning (file, then command line). Unless a patch sets
+ * `hidden`, an environment whose paper policy is not (64, 64) (the humanoid's (128, 128)) gets its own.
+ */
+export const resolveConfig = (...patches: readonly TrainConfigPatch[]): TrainConfig => {
+  const merged = patches.reduce<TrainConfig>((acc, p) => ({ ...acc, ...Object.fromEntries(Object.entries(p).filter(([, v]) => v !== undefined)) }), defaultConfig);
+  if (patches.some((p) => p.hidden !== undefined)) return merged;
+  const environmentHidden = environmentNames.includes(merged.env) ? environmentDescriptor(merged.env).policyHidden : undefined;
+  return environmentHidden === undefined ? merged : { ...merged, hidden: [...environmentHidden] };
+};

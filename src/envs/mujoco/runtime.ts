@@ -38,6 +38,22 @@ export interface MujocoData {
   readonly cfrcExt: () => Float64Array;
   /** mj_rnePostConstraint: computes cfrc_ext (and cacc, cfrc_int) from the current derived quantities. */
   readonly rnePostConstraint: () => void;
+  /**
+   * Derived quantities as live views, filled by mj_forward (and mj_step, from its last evaluation):
+   * xipos, the bodies' centres of mass in world coordinates (nbody × 3); cinert, their com-based
+   * inertias (nbody × 10); cvel, their com-based velocities (nbody × 6, rotation then translation);
+   * qfrcActuator, the actuator forces in joint space (nv).
+   */
+  readonly xipos: () => Float64Array;
+  readonly cinert: () => Float64Array;
+  readonly cvel: () => Float64Array;
+  readonly qfrcActuator: () => Float64Array;
+  /**
+   * mj_setConst(model, this data): recomputes the model's constants derived from its parameters at qpos0
+   * (body_subtreemass, dof/body/tendon invweight0, actuator length0 and acc0, mean inertia, …), e.g.
+   * after scaling masses. It uses this data as scratch space: reset it before simulating.
+   */
+  readonly setConst: () => void;
   /** Simulation time in seconds. */
   readonly time: () => number;
   readonly free: () => void;
@@ -65,6 +81,8 @@ export interface MujocoModel {
   readonly bodyInertia: () => Float64Array;
   readonly geomFriction: () => Float64Array;
   readonly dofDamping: () => Float64Array;
+  /** body_subtreemass (nbody), derived from body_mass by the compiler or `MujocoData.setConst()` (a live view; read it, do not write it). */
+  readonly bodySubtreeMass: () => Float64Array;
   readonly createData: () => MujocoData;
   /** Frees the model; free its data first. */
   readonly free: () => void;
@@ -160,6 +178,19 @@ const initRuntime = async (): Promise<MujocoRuntime> => {
         if (cfrcExtView.length === 0) cfrcExtView = data.cfrc_ext as Float64Array;
         return cfrcExtView;
       };
+      /** A cached view of one MjData array, fetched again when it has gone empty (as the ones above). */
+      const cachedView = (fetch: () => unknown): (() => Float64Array) => {
+        let view = fetch() as Float64Array;
+        return () => {
+          live();
+          if (view.length === 0) view = fetch() as Float64Array;
+          return view;
+        };
+      };
+      const xipos = cachedView(() => data.xipos);
+      const cinert = cachedView(() => data.cinert);
+      const cvel = cachedView(() => data.cvel);
+      const qfrcActuator = cachedView(() => data.qfrc_actuator);
       return {
         reset: () => {
           live();
@@ -181,10 +212,19 @@ const initRuntime = async (): Promise<MujocoRuntime> => {
           live();
           mujoco.mj_rnePostConstraint(model, data);
         },
+        setConst: () => {
+          live();
+          if (modelFreed) throw new Error(`mujoco model ${name}: setConst() after free()`);
+          mujoco.mj_setConst(model, data);
+        },
         qpos,
         qvel,
         ctrl,
         cfrcExt,
+        xipos,
+        cinert,
+        cvel,
+        qfrcActuator,
         time: () => {
           live();
           return data.time;
@@ -210,6 +250,7 @@ const initRuntime = async (): Promise<MujocoRuntime> => {
       bodyInertia: () => modelArray(model.body_inertia),
       geomFriction: () => modelArray(model.geom_friction),
       dofDamping: () => modelArray(model.dof_damping),
+      bodySubtreeMass: () => modelArray(model.body_subtreemass),
       createData,
       free: () => {
         if (modelFreed) return;

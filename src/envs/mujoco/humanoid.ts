@@ -1,0 +1,216 @@
+/**
+ * Humanoid task distributions of the ProMP paper (Rothfuss et al. 2019, App. D.2), with the rewards of
+ * its released code (humanoid_rand_direc, humanoid_rand_direc_2d, on gym's Humanoid v2), on the
+ * project's own humanoid model (src/envs/models/humanoid.xml).
+ *
+ * - Observation (376 numbers, as gym's Humanoid v2): qpos[2:] (22), qvel (23), cinert (14 × 10), cvel
+ *   (14 × 6), qfrc_actuator (23), cfrc_ext (14 × 6), unclipped, rounded to float32 (the layout is in
+ *   humanoid-constants.ts).
+ * - Action: 17 torques clipped to the motors' ctrl range [−0.4, 0.4] by the environment.
+ * - One environment step = frame skip 5 physics steps of 0.003 s (dt = 0.015 s). After the physics steps
+ *   the environment runs mj_forward and mj_rnePostConstraint, so that every derived quantity (xipos,
+ *   cinert, cvel, qfrc_actuator, and cfrc_ext, which MuJoCo ≥ 2.2 only fills in mj_rnePostConstraint)
+ *   belongs to the state reached (as the ant; mujoco-py read them one physics step stale).
+ * - Mass centre c = Σ body_mass·xipos / Σ body_mass (its xy), of the state before and after the step.
+ *   Reward 1.25·dir·(c_after − c_before)/dt − 0.1‖a‖² − min(5·10⁻⁷‖cfrc_ext‖², 10) + 5 with a the
+ *   clipped action (ProMP / gym v2 write 0.25·Δc / opt.timestep: the same number).
+ *   - HumanoidFwdBack (humanoid_rand_direc): dir ∈ {−1, +1} along x.
+ *   - HumanoidRandDir (humanoid_rand_direc_2d): dir a uniform unit vector in the plane.
+ * - Done when the torso height qpos[2] leaves [1, 2] (ProMP: done = z < 1.0 or z > 2.0); the step that
+ *   leaves the range still earns its reward. A done environment stays done (reward 0, observation
+ *   repeated, done flag 1) until reset; a step whose state becomes non-finite earns reward 0 and ends.
+ *   Horizon 200, one adaptation step; the paper's policy has two hidden layers of 128 units
+ *   (`HUMANOID.hiddenSizes`).
+ * - Reset (gym v2's): the model's initial state with qpos and qvel += U(−0.01, 0.01) per coordinate
+ *   (quaternion included; MuJoCo normalises it), qpos first, row by row, drawn from the `uniform` passed
+ *   to reset.
+ *
+ * `const { humanoidFwdBack, humanoidRandDir } = await humanoidTaskDistributions()`.
+ */
+import { checkTaskCount, clip } from '../checks.ts';
+import type { TaskDistribution, Uniform } from '../types.ts';
+
+import { HUMANOID, HUMANOID_DESCRIPTIONS } from './humanoid-constants.ts';
+import type { MujocoTaskDistribution } from './half-cheetah.ts';
+import { createMujocoRuntime, type MujocoData, type MujocoModel, type MujocoRuntime } from './runtime.ts';
+import { mujocoVectorEnv, type BodyDynamics, type MujocoVectorEnv } from './vector-env.ts';
+
+export { HUMANOID, HUMANOID_DESCRIPTIONS };
+
+export interface HumanoidDirTask {
+  readonly direction: 1 | -1;
+}
+export interface HumanoidDir2dTask {
+  /** A unit vector in the xy-plane. */
+  readonly direction: readonly [number, number];
+}
+
+export interface HumanoidTaskDistributions {
+  readonly humanoidFwdBack: MujocoTaskDistribution<HumanoidDirTask>;
+  readonly humanoidRandDir: MujocoTaskDistribution<HumanoidDir2dTask>;
+  readonly runtime: MujocoRuntime;
+}
+
+/** Contact cost of one state: min(5·10⁻⁷ · Σ cfrc_ext², 10). */
+export const humanoidContactCost = (cfrcExt: ArrayLike<number>): number => {
+  let sum = 0;
+  for (let k = 0; k < cfrcExt.length; k++) sum += cfrcExt[k]! * cfrcExt[k]!;
+  return Math.min(HUMANOID.contactCostWeight * sum, HUMANOID.contactCostMax);
+};
+
+/** The mass centre's (x, y): Σ mass·xipos / Σ mass over all bodies (`mass` = body_mass, nbody). */
+export const massCentre = (mass: ArrayLike<number>, xipos: ArrayLike<number>): [number, number] => {
+  let total = 0;
+  let x = 0;
+  let y = 0;
+  for (let b = 0; b < mass.length; b++) {
+    const m = mass[b]!;
+    total += m;
+    x += m * xipos[3 * b]!;
+    y += m * xipos[3 * b + 1]!;
+  }
+  return [x / total, y / total];
+};
+
+/** Writes the 376-number observation of `d` (derived quantities current) at `out[offset …]`. */
+const observeHumanoid = (d: MujocoData, out: Float32Array, offset: number): void => {
+  let o = offset;
+  const qpos = d.qpos();
+  for (let k = 2; k < qpos.length; k++) out[o++] = qpos[k]!;
+  for (const view of [d.qvel(), d.cinert(), d.cvel(), d.qfrcActuator(), d.cfrcExt()]) {
+    for (let k = 0; k < view.length; k++) out[o++] = view[k]!;
+  }
+};
+
+/**
+ * The humanoid vector environment; row i runs in direction `directions[i]` (a unit vector in the plane;
+ * [±1, 0] for fwd-back).
+ */
+const makeHumanoid = (
+  name: string,
+  model: MujocoModel,
+  directions: readonly (readonly [number, number])[],
+  describeRow: (row: number) => unknown,
+): MujocoVectorEnv => {
+  const { frameSkip, maxAction, resetNoise, observationDim, actionDim, forwardRewardWeight, ctrlCostWeight, aliveBonus, minHeight, maxHeight } = HUMANOID;
+  const mass = Float64Array.from(model.bodyMass());
+  // Each row's mass centre (x, y) before and after its latest step, kept per MjData: `settle` runs
+  // exactly once after every reset and every finite step, before `reward` reads them.
+  const centres = new WeakMap<MujocoData, Float64Array>();
+  const body: BodyDynamics = {
+    frameSkip,
+    maxAction,
+    observationDim,
+    actionDim,
+    checkModel: (m) =>
+      m.nu !== actionDim || m.nbody !== mass.length || m.nq - 2 + 2 * m.nv + 22 * m.nbody !== observationDim
+        ? `model has nq=${m.nq}, nv=${m.nv}, nu=${m.nu}, nbody=${m.nbody}; expected nu=${actionDim}, nbody=${mass.length} and nq−2+2·nv+22·nbody=${observationDim}`
+        : undefined,
+    perturb: (d, uniform) => {
+      const qpos = d.qpos();
+      for (let k = 0; k < qpos.length; k++) qpos[k] = qpos[k]! + resetNoise * (2 * uniform() - 1);
+      const qvel = d.qvel();
+      for (let k = 0; k < qvel.length; k++) qvel[k] = qvel[k]! + resetNoise * (2 * uniform() - 1);
+    },
+    // mj_forward + mj_rnePostConstraint: derived quantities and cfrc_ext of the current state; then the
+    // mass centre of this state becomes the row's "after", the previous one its "before".
+    settle: (d) => {
+      d.forward();
+      d.rnePostConstraint();
+      let c = centres.get(d);
+      if (c === undefined) {
+        c = new Float64Array(4);
+        centres.set(d, c);
+      }
+      const [x, y] = massCentre(mass, d.xipos());
+      c[0] = c[2]!;
+      c[1] = c[3]!;
+      c[2] = x;
+      c[3] = y;
+    },
+    observe: observeHumanoid,
+    reward: (row, d, _x0, _y0, squared, dt) => {
+      const c = centres.get(d)!;
+      const [dx, dy] = directions[row]!;
+      const forward = (forwardRewardWeight * (dx * (c[2]! - c[0]!) + dy * (c[3]! - c[1]!))) / dt;
+      return forward - ctrlCostWeight * squared - humanoidContactCost(d.cfrcExt()) + aliveBonus;
+    },
+    ends: (d) => {
+      const z = d.qpos()[2]!;
+      return !(z >= minHeight && z <= maxHeight);
+    },
+  };
+  return mujocoVectorEnv(name, body, directions.map(() => model), false, describeRow);
+};
+
+const action = Object.freeze({ kind: 'continuous', dim: HUMANOID.actionDim, low: -HUMANOID.maxAction, high: HUMANOID.maxAction } as const);
+
+/**
+ * Loads the MuJoCo runtime (through `load`, by default a fresh loader) and the humanoid model, and
+ * returns the humanoid task distributions over it.
+ */
+export const humanoidTaskDistributions = async (load: () => Promise<MujocoRuntime> = createMujocoRuntime()): Promise<HumanoidTaskDistributions> => {
+  const runtime = await load();
+  const model = runtime.loadModel(HUMANOID.modelFile);
+
+  const FWD_BACK = 'humanoid-fwd-back';
+  const describeDir = (task: HumanoidDirTask): { direction: number } => ({ direction: task.direction });
+  const humanoidFwdBack: MujocoTaskDistribution<HumanoidDirTask> = Object.freeze({
+    name: FWD_BACK,
+    description: HUMANOID_DESCRIPTIONS[FWD_BACK],
+    observationDim: HUMANOID.observationDim,
+    action,
+    horizon: HUMANOID.horizon,
+    adaptationSteps: HUMANOID.adaptationSteps,
+    sampleTasks: (uniform: Uniform, count: number): HumanoidDirTask[] => {
+      checkTaskCount(FWD_BACK, count);
+      const out: HumanoidDirTask[] = [];
+      for (let i = 0; i < count; i++) out.push(Object.freeze({ direction: uniform() < 0.5 ? -1 : 1 }));
+      return out;
+    },
+    describeTask: describeDir,
+    make: (tasks: readonly HumanoidDirTask[]): MujocoVectorEnv => {
+      const directions = tasks.map((task, i): readonly [number, number] => {
+        if (task.direction !== 1 && task.direction !== -1) throw new Error(`${FWD_BACK}: task ${i} has direction ${JSON.stringify(task.direction)}, expected 1 or −1`);
+        return [task.direction, 0];
+      });
+      return makeHumanoid(FWD_BACK, model, directions, (i) => describeDir(tasks[i]!));
+    },
+  });
+
+  const RAND_DIR = 'humanoid-rand-dir';
+  const describeDir2d = (task: HumanoidDir2dTask): { direction: [number, number] } => ({ direction: [task.direction[0], task.direction[1]] });
+  const humanoidRandDir: MujocoTaskDistribution<HumanoidDir2dTask> = Object.freeze({
+    name: RAND_DIR,
+    description: HUMANOID_DESCRIPTIONS[RAND_DIR],
+    observationDim: HUMANOID.observationDim,
+    action,
+    horizon: HUMANOID.horizon,
+    adaptationSteps: HUMANOID.adaptationSteps,
+    sampleTasks: (uniform: Uniform, count: number): HumanoidDir2dTask[] => {
+      checkTaskCount(RAND_DIR, count);
+      const out: HumanoidDir2dTask[] = [];
+      for (let i = 0; i < count; i++) {
+        const angle = 2 * Math.PI * uniform();
+        out.push(Object.freeze({ direction: Object.freeze([Math.cos(angle), Math.sin(angle)] as const) }));
+      }
+      return out;
+    },
+    describeTask: describeDir2d,
+    make: (tasks: readonly HumanoidDir2dTask[]): MujocoVectorEnv => {
+      const directions = tasks.map((task, i): readonly [number, number] => {
+        const [dx, dy] = task.direction;
+        if (!Number.isFinite(dx) || !Number.isFinite(dy) || Math.abs(Math.hypot(dx, dy) - 1) > 1e-6) {
+          throw new Error(`${RAND_DIR}: task ${i} has direction ${JSON.stringify(task.direction)}, expected a unit vector`);
+        }
+        return [dx, dy];
+      });
+      return makeHumanoid(RAND_DIR, model, directions, (i) => describeDir2d(tasks[i]!));
+    },
+  });
+
+  // both are TaskDistributions as well (checked here, at compile time)
+  const asBase: readonly [TaskDistribution<HumanoidDirTask>, TaskDistribution<HumanoidDir2dTask>] = [humanoidFwdBack, humanoidRandDir];
+  void asBase;
+  return { humanoidFwdBack, humanoidRandDir, runtime };
+};
