@@ -1,6 +1,6 @@
 import test from 'ava';
 import { HOPPER, WALKER, planarDone, walkerTaskDistributions, type RandParamsTask } from '../src/envs/mujoco/walker.ts';
-import type { MujocoData } from '../src/envs/mujoco/runtime.ts';
+import type { MujocoData, MujocoModel, MujocoRuntime } from '../src/envs/mujoco/runtime.ts';
 import { createMujocoRuntime } from '../src/envs/mujoco/runtime.ts';
 import { environmentDescriptor, loadTaskDistribution } from '../src/envs/index.ts';
 import { seededUniform } from '../src/random.ts';
@@ -24,6 +24,21 @@ const replayReset = (replicas: MujocoData[], uniform: () => number): void => {
   }
 };
 const close = (a: number, e: number): boolean => Math.abs(a - e) <= 1e-5 * Math.max(1, Math.abs(e));
+/** The file's model with a task's factors applied, then (with `setConst`) mj_setConst through a scratch MjData. */
+const scaledModel = (runtime: MujocoRuntime, file: string, task: RandParamsTask, setConst: boolean): MujocoModel => {
+  const m = runtime.loadModel(file);
+  const scale = (v: Float64Array, f: readonly number[]) => v.forEach((x, k) => (v[k] = x * f[k]!));
+  scale(m.bodyMass(), task.bodyMass);
+  scale(m.bodyInertia(), task.bodyInertia);
+  scale(m.geomFriction(), task.geomFriction);
+  scale(m.dofDamping(), task.dofDamping);
+  if (setConst) {
+    const scratch = m.createData();
+    scratch.setConst();
+    scratch.free();
+  }
+  return m;
+};
 
 test('models: sizes, timestep 0.002, 1M memory', async (t) => {
   const rt = await load();
@@ -97,16 +112,8 @@ for (const [key, body, modelName] of [
     const env = dist.make(tasks);
     const n = body.actionDim;
     const od = body.observationDim;
-    // replicas: the file's model with the same factors applied
-    const models = tasks.map((task) => {
-      const m = all.runtime.loadModel(body.modelFile);
-      const scale = (v: Float64Array, f: readonly number[]) => v.forEach((x, k) => (v[k] = x * f[k]!));
-      scale(m.bodyMass(), task.bodyMass);
-      scale(m.bodyInertia(), task.bodyInertia);
-      scale(m.geomFriction(), task.geomFriction);
-      scale(m.dofDamping(), task.dofDamping);
-      return m;
-    });
+    // replicas: the file's model with the same factors applied and its derived constants recomputed
+    const models = tasks.map((task) => scaledModel(all.runtime, body.modelFile, task, true));
     const replicas = models.map((m) => m.createData());
     env.reset(seededUniform(6));
     replayReset(replicas, seededUniform(6));
@@ -201,6 +208,44 @@ test('two tasks with different masses give different dynamics for the same actio
   const b = rollout(heavy);
   t.true(Math.abs(a[0]! - b[0]!) > 1e-4 || a.some((x, k) => Math.abs(x - b[k]!) > 1e-3), 'heavier bodies move differently');
   t.deepEqual(rollout(base), a, 'equal tasks, same dynamics');
+});
+
+test('rand-params make recomputes the derived constants (mj_setConst): the rollout is the recompiled model\'s, not the stale one\'s', async (t) => {
+  const { walker2dRandParams: dist, runtime } = await distributions;
+  const [task] = dist.sampleTasks(seededUniform(13), 1);
+  // body_subtreemass is derived from body_mass: stale after scaling until setConst
+  const stale = scaledModel(runtime, WALKER.modelFile, task!, false);
+  const fresh = scaledModel(runtime, WALKER.modelFile, task!, true);
+  const masses = Array.from(fresh.bodyMass());
+  t.true(close(fresh.bodySubtreeMass()[0]!, masses.reduce((s, m) => s + m, 0)), 'world subtree mass = total scaled mass');
+  t.false(close(stale.bodySubtreeMass()[0]!, fresh.bodySubtreeMass()[0]!), 'stale without setConst');
+  // the environment's dynamics are the recomputed model's (contact softness depends on body_invweight0):
+  // compare the observations of every step before the episode ends
+  const env = dist.make([task!]);
+  env.reset(seededUniform(2));
+  const trace: number[][] = [];
+  for (const a of scripted(1, 6, 40, 0.8)) {
+    const r = env.step(a);
+    if (r.dones[0] === 1) break;
+    trace.push(Array.from(r.observations));
+  }
+  env.free();
+  t.true(trace.length >= 10, `${trace.length} steps before done`);
+  const rollout = (m: MujocoModel): number[][] => {
+    const d = m.createData();
+    replayReset([d], seededUniform(2));
+    const out = scripted(1, 6, trace.length, 0.8).map((a) => {
+      d.setCtrl(Array.from(a, (x) => clip(x, 1)));
+      d.step(4);
+      return observation(d);
+    });
+    d.free();
+    return out;
+  };
+  t.deepEqual(trace, rollout(fresh));
+  t.notDeepEqual(trace, rollout(stale));
+  stale.free();
+  fresh.free();
 });
 
 test('walker environments are wired into the environment list and load by name', async (t) => {

@@ -13,8 +13,11 @@
  *     world body and the floor geom are included (as rand_param_envs scales whole arrays). The paper's
  *     inner step size 0.05 is a config matter (the descriptor says so).
  * - Parameters live on the MjModel and are shared by every MjData of that model, so `make` of a
- *   rand-params distribution loads one MjModel per task row (its parameters = the file's × the task's
- *   factors) and frees them with the environment; WalkerFwdBack shares one model.
+ *   rand-params distribution loads one MjModel per distinct task (its parameters = the file's × the task's
+ *   factors) and frees them with the environment; WalkerFwdBack shares one model. After scaling, the
+ *   model's derived constants (body_subtreemass, dof/body invweight0, which set the constraints'
+ *   softness, actuator_acc0, mean inertia, …) are recomputed by mj_setConst through a scratch MjData,
+ *   as recompiling the scaled model would.
  * - Done: walker when the height qpos[1] leaves (0.8, 2.0) or |qpos[2]| ≥ 1; hopper unless the state is
  *   finite, |(qpos, qvel)[2:]| < 100, height > 0.7 and |pitch| < 0.2 (gym's). The step that ends an
  *   episode earns its reward; a done environment stays done (reward 0, observation repeated) until
@@ -149,10 +152,18 @@ const randParams = (name: 'walker2d-rand-params' | 'hopper-rand-params', body: B
         }
       });
       const models: MujocoModel[] = [];
+      // Rows given the same task object (several trajectories of one task) share its model.
+      const modelOf = new Map<RandParamsTask, MujocoModel>();
       try {
         for (const task of tasks) {
+          const shared = modelOf.get(task);
+          if (shared !== undefined) {
+            models.push(shared);
+            continue;
+          }
           const m = runtime.loadModel(body.modelFile);
           models.push(m);
+          modelOf.set(task, m);
           const scale = (view: Float64Array, f: readonly number[]): void => {
             for (let k = 0; k < view.length; k++) view[k] = view[k]! * f[k]!;
           };
@@ -160,9 +171,15 @@ const randParams = (name: 'walker2d-rand-params' | 'hopper-rand-params', body: B
           scale(m.bodyInertia(), task.bodyInertia);
           scale(m.geomFriction(), task.geomFriction);
           scale(m.dofDamping(), task.dofDamping);
+          const scratch = m.createData();
+          try {
+            scratch.setConst();
+          } finally {
+            scratch.free();
+          }
         }
       } catch (error) {
-        for (const m of models) m.free();
+        for (const m of new Set(models)) m.free();
         throw error;
       }
       return makePlanar(name, body, models, true, () => 1, (i) => describe(tasks[i]!));
