@@ -12,6 +12,7 @@ import {
   linearGaussianPolicy,
   mlpPolicyFor,
   type Policy,
+  uniformPolicy,
 } from '../src/meta/policy.ts';
 import { flattenParams, paramLayout, unflattenParams, type ParamLayout } from '../src/meta/optimizers.ts';
 import { seededNormal, seededUniform } from '../src/random.ts';
@@ -333,4 +334,64 @@ test.serial('KL(P‖P) = 0 and KL(P‖Q) > 0, per observation; Gaussian KL in cl
   t.true(Math.abs(kl - expected) < 1e-5 * expected, `${kl} vs ${expected}`);
   [p, q].forEach(disposeParams);
   obs.dispose();
+});
+
+test('the JavaScript sampling network agrees with the tfjs distribution: Gaussian means and categorical logits', (t) => {
+  const rows = 7;
+  const obs = Float32Array.from({ length: rows * 5 }, (_, k) => Math.sin(1.7 * k) * 2);
+  // With every normal draw 0 the Gaussian sample is the mean itself.
+  const zero = { normal: () => 0, uniform: () => 0.5 };
+  const gaussian = gaussianMlpPolicy({ observationDim: 5, actionDim: 3, hidden: [16, 16] });
+  const gp = gaussian.init(4);
+  const drawn = gaussian.sampler(gp)(obs, rows, zero);
+  const mean = tf.tidy(() => {
+    const d = gaussian.distribution(gp, tf.tensor2d(obs, [rows, 5]));
+    return 'mean' in d ? Array.from(d.mean.dataSync()) : [];
+  });
+  t.is(mean.length, rows * 3);
+  mean.forEach((m, k) => t.true(Math.abs(drawn[k]! - m) <= 1e-5 * Math.max(1, Math.abs(m)), `mean ${k}: ${drawn[k]} vs ${m}`));
+  t.deepEqual(gaussian.sample(gp, obs, rows, zero), drawn);
+  // Categorical: uniform u picks the first action whose softmax CDF exceeds u; compare at u away from the CDF's steps.
+  const categorical = categoricalMlpPolicy({ observationDim: 5, actions: 4, hidden: [16] });
+  const cp = categorical.init(5);
+  const probs = tf.tidy(() => {
+    const d = categorical.distribution(cp, tf.tensor2d(obs, [rows, 5]));
+    return 'logits' in d ? Array.from(tf.softmax(d.logits).dataSync()) : [];
+  });
+  let compared = 0;
+  for (const u of [0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95]) {
+    const choices = categorical.sampler(cp)(obs, rows, { normal: () => 0, uniform: () => u });
+    for (let r = 0; r < rows; r++) {
+      let cdf = 0;
+      let expected = 3;
+      let nearStep = false;
+      for (let j = 0; j < 4; j++) {
+        cdf += probs[r * 4 + j]!;
+        if (Math.abs(cdf - u) < 1e-4) nearStep = true;
+        if (u < cdf) {
+          expected = j;
+          break;
+        }
+      }
+      if (nearStep) continue;
+      t.is(choices[r], expected, `row ${r}, u = ${u}`);
+      compared++;
+    }
+  }
+  t.true(compared > 40);
+  disposeParams(gp);
+  disposeParams(cp);
+});
+
+test('uniformPolicy: actions fill the box uniformly, logProb is −Σ log(high − low); unbounded spaces are refused', (t) => {
+  const policy = uniformPolicy({ kind: 'continuous', dim: 2, low: -1, high: 3 });
+  const n = 4000;
+  const a = policy.sample({}, new Float32Array(n * 5), n, { normal: () => 0, uniform: seededUniform(2) });
+  t.true(a.every((x) => x >= -1 && x < 3));
+  const mean = a.reduce((s, x) => s + x, 0) / a.length;
+  t.true(Math.abs(mean - 1) < 0.05, `mean ${mean}`);
+  const lp = tf.tidy(() => Array.from(policy.logProb({}, tf.zeros([3, 4, 5]), tf.zeros([3, 4, 2])).dataSync()));
+  t.is(lp.length, 12);
+  lp.forEach((x) => t.true(Math.abs(x - -2 * Math.log(4)) < 1e-6));
+  t.throws(() => uniformPolicy({ kind: 'continuous', dim: 1, low: -Infinity, high: Infinity }), { message: /finite bounds/ });
 });

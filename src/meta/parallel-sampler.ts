@@ -16,8 +16,12 @@ import type { ActionSpace } from '../envs/types.ts';
 import type { Params } from '../surrogates/batch.ts';
 import { SamplerError, type SampleRequest, type Sampler, type Trajectories } from './sampler.ts';
 
-/** The policy a worker rebuilds: an MLP for the environment's spaces (src/meta/policy.ts `mlpPolicyFor`). */
+/**
+ * The policy a worker rebuilds: an MLP for the environment's spaces (src/meta/policy.ts `mlpPolicyFor`),
+ * or with `uniform: true` the parameter-free uniform random policy (`uniformPolicy`).
+ */
 export interface PolicySpec {
+  readonly uniform?: boolean;
   readonly observationDim: number;
   readonly action: ActionSpace;
   readonly hidden: readonly number[];

@@ -48,11 +48,21 @@ export interface Policy {
    * action indices (categorical).
    */
   readonly sample: (params: Params, observations: Float32Array, n: number, random: PolicyRandom) => Float32Array;
+  /**
+   * `sample` with the parameters read once: the returned function draws as `sample(params, …)` does.
+   * Sampling a trajectory calls it at every step, so it runs the network in plain JavaScript on weights
+   * copied out of the tensors (no tfjs op per step); its means and logits agree with `distribution`'s to
+   * float32 rounding.
+   */
+  readonly sampler: (params: Params) => (observations: Float32Array, n: number, random: PolicyRandom) => Float32Array;
   /** log π(a|s): observations [..., observationDim], actions [..., dim] or [...] indices → [...]. */
   readonly logProb: (params: Params, observations: tf.Tensor, actions: tf.Tensor) => tf.Tensor;
   /** KL(π_P(·|s) ‖ π_Q(·|s)) per observation: [..., observationDim] → [...]. */
   readonly kl: (paramsP: Params, paramsQ: Params, observations: tf.Tensor) => tf.Tensor;
 }
+
+/** What sampling needs of a policy: its action space, a draw per row, and the log-probability of a draw. */
+export type SamplingPolicy = Pick<Policy, 'action' | 'sample' | 'logProb'> & Partial<Pick<Policy, 'sampler'>>;
 
 export class PolicyError extends Error {
   override readonly name = 'PolicyError';
@@ -117,6 +127,51 @@ const initMlp = (shapes: Readonly<Record<string, readonly number[]>>, seed: numb
   return out;
 };
 
+/**
+ * The MLP's forward pass in JavaScript, on weights copied out once: for sampling, where no gradient is
+ * needed and the arithmetic (tens of thousands of multiply-adds per step) costs less than the tfjs ops
+ * would. Accumulates in float64; returns [n × outputDim].
+ */
+const jsMlp = (params: Params, layers: number, inputDim: number, outputDim: number): ((x: Float32Array, n: number) => Float64Array) => {
+  const weights: Float32Array[] = [];
+  const biases: Float32Array[] = [];
+  const widths = [inputDim];
+  for (let i = 0; i < layers; i++) {
+    const w = param(params, `W${i}`);
+    const out = w.shape[1]!;
+    if (w.shape[0] !== widths[i] || (i + 1 === layers && out !== outputDim)) {
+      throw new PolicyError(`parameter W${i} has shape [${w.shape.join(', ')}], expected [${widths[i]}, ${i + 1 === layers ? outputDim : out}]`);
+    }
+    weights.push(read(w));
+    biases.push(read(param(params, `b${i}`)));
+    widths.push(out);
+  }
+  return (x, n) => {
+    let input: ArrayLike<number> = x;
+    let result = new Float64Array(0);
+    for (let l = 0; l < layers; l++) {
+      const [inW, outW] = [widths[l]!, widths[l + 1]!];
+      const w = weights[l]!;
+      const b = biases[l]!;
+      const h = new Float64Array(n * outW);
+      for (let r = 0; r < n; r++) {
+        const row = r * outW;
+        for (let j = 0; j < outW; j++) h[row + j] = b[j]!;
+        for (let k = 0; k < inW; k++) {
+          const v = input[r * inW + k]!;
+          if (v === 0) continue;
+          const wk = k * outW;
+          for (let j = 0; j < outW; j++) h[row + j]! += v * w[wk + j]!;
+        }
+      }
+      if (l + 1 < layers) for (let k = 0; k < h.length; k++) h[k] = Math.tanh(h[k]!);
+      input = h;
+      result = h;
+    }
+    return result;
+  };
+};
+
 /** Reads a tensor's values into a fresh array (a backend's readSync may hand back its own buffer). */
 const read = (t: tf.Tensor): Float32Array => Float32Array.from(t.dataSync());
 
@@ -167,6 +222,25 @@ export const gaussianMlpPolicy = (opts: GaussianMlpOptions): Policy => {
     logStd: logStdOf(params),
   });
 
+  const sampler = (params: Params) => {
+    const mean = jsMlp(params, layers, observationDim, actionDim);
+    const logStd = learnStd ? read(param(params, 'logStd')) : new Float32Array(actionDim).fill(initLogStd);
+    if (logStd.length !== actionDim) throw new PolicyError(`parameter logStd has ${logStd.length} entries, expected ${actionDim}`);
+    const std = Array.from(logStd, Math.exp);
+    return (observations: Float32Array, n: number, random: PolicyRandom): Float32Array => {
+      checkRows(observations, n, observationDim);
+      const m = mean(observations, n);
+      const out = new Float32Array(n * actionDim);
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < actionDim; j++) {
+          const k = i * actionDim + j;
+          out[k] = m[k]! + std[j]! * random.normal();
+        }
+      }
+      return out;
+    };
+  };
+
   return {
     kind: 'gaussian',
     observationDim,
@@ -179,23 +253,8 @@ export const gaussianMlpPolicy = (opts: GaussianMlpOptions): Policy => {
       return p;
     },
     distribution,
-    sample: (params, observations, n, random) => {
-      checkRows(observations, n, observationDim);
-      const [mean, logStd] = tf.tidy(() => {
-        const obs = tf.tensor2d(observations.subarray(0, n * observationDim), [n, observationDim]);
-        const d = distribution(params, obs);
-        return [read(d.mean), read(d.logStd)];
-      });
-      const std = Array.from(logStd, Math.exp);
-      const out = new Float32Array(n * actionDim);
-      for (let i = 0; i < n; i++) {
-        for (let j = 0; j < actionDim; j++) {
-          const k = i * actionDim + j;
-          out[k] = mean[k]! + std[j]! * random.normal();
-        }
-      }
-      return out;
-    },
+    sample: (params, observations, n, random) => sampler(params)(observations, n, random),
+    sampler,
     logProb: (params, observations, actions) => {
       const d = distribution(params, observations);
       return gaussianLogProb(actions, d.mean, d.logStd);
@@ -252,6 +311,7 @@ export const categoricalMlpPolicy = (opts: CategoricalMlpOptions): Policy => {
   const distribution = (params: Params, observations: tf.Tensor): CategoricalParams => ({
     logits: mlp(params, layers, observationDim, actions, observations),
   });
+  const sampler = categoricalSampler(observationDim, actions, layers);
 
   return {
     kind: 'categorical',
@@ -261,11 +321,23 @@ export const categoricalMlpPolicy = (opts: CategoricalMlpOptions): Policy => {
     paramShapes,
     init: (seed) => initMlp(paramShapes, seed),
     distribution,
-    sample: (params, observations, n, random) => {
+    sample: (params, observations, n, random) => sampler(params)(observations, n, random),
+    sampler,
+    logProb: (params, observations, actionIndices) =>
+      categoricalLogProb(distribution(params, observations).logits, actionIndices),
+    kl: (paramsP, paramsQ, observations) =>
+      categoricalKl(distribution(paramsP, observations).logits, distribution(paramsQ, observations).logits),
+  };
+};
+
+/** Draws categorical actions from the logits of a JavaScript forward pass (see jsMlp). */
+const categoricalSampler =
+  (observationDim: number, actions: number, layers: number) =>
+  (params: Params) => {
+    const forward = jsMlp(params, layers, observationDim, actions);
+    return (observations: Float32Array, n: number, random: PolicyRandom): Float32Array => {
       checkRows(observations, n, observationDim);
-      const logits = tf.tidy(() =>
-        read(distribution(params, tf.tensor2d(observations.subarray(0, n * observationDim), [n, observationDim])).logits),
-      );
+      const logits = forward(observations, n);
       const out = new Float32Array(n);
       const p = new Float64Array(actions);
       for (let i = 0; i < n; i++) {
@@ -286,13 +358,8 @@ export const categoricalMlpPolicy = (opts: CategoricalMlpOptions): Policy => {
         out[i] = choice;
       }
       return out;
-    },
-    logProb: (params, observations, actionIndices) =>
-      categoricalLogProb(distribution(params, observations).logits, actionIndices),
-    kl: (paramsP, paramsQ, observations) =>
-      categoricalKl(distribution(paramsP, observations).logits, distribution(paramsQ, observations).logits),
+    };
   };
-};
 
 /** The MLP policy that fits an action space: Gaussian for a continuous one, categorical for a discrete one. */
 export const mlpPolicyFor = (
@@ -303,3 +370,27 @@ export const mlpPolicyFor = (
   action.kind === 'continuous'
     ? gaussianMlpPolicy({ observationDim, actionDim: action.dim, low: action.low, high: action.high, ...options })
     : categoricalMlpPolicy({ observationDim, actions: action.n, ...(options.hidden ? { hidden: options.hidden } : {}) });
+
+/**
+ * Actions drawn uniformly from a bounded continuous space (or uniformly among n discrete ones), with no
+ * parameters and no network: the random policy benchmarks and baselines compare against. logProb is
+ * the constant −Σ log(high − low) (−log n).
+ */
+export const uniformPolicy = (action: ActionSpace): SamplingPolicy => {
+  if (action.kind === 'continuous' && !(Number.isFinite(action.low) && Number.isFinite(action.high) && action.high > action.low)) {
+    throw new PolicyError(`a uniform policy needs finite bounds low < high, got [${action.low}, ${action.high}]`);
+  }
+  const dim = action.kind === 'continuous' ? action.dim : 1;
+  const logDensity = action.kind === 'continuous' ? -dim * Math.log(action.high - action.low) : -Math.log(action.n);
+  return {
+    action,
+    sample: (_params, _observations, n, random) => {
+      const out = new Float32Array(n * dim);
+      for (let k = 0; k < out.length; k++) {
+        out[k] = action.kind === 'continuous' ? action.low + (action.high - action.low) * random.uniform() : Math.floor(action.n * random.uniform());
+      }
+      return out;
+    },
+    logProb: (_params, observations) => tf.fill(observations.shape.slice(0, -1), logDensity),
+  };
+};

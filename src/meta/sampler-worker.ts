@@ -9,7 +9,7 @@ import { selectBackend } from '../backend.ts';
 import { loadTaskDistribution, type AnyTaskDistribution } from '../envs/index.ts';
 import type { Params } from '../surrogates/batch.ts';
 import type { FromWorker, ToWorker, WorkerSetup } from './parallel-sampler.ts';
-import { mlpPolicyFor, type Policy } from './policy.ts';
+import { mlpPolicyFor, uniformPolicy, type SamplingPolicy } from './policy.ts';
 import { sampleGroup, type Trajectories } from './sampler.ts';
 
 const port = parentPort;
@@ -31,10 +31,11 @@ const loadBackend = async (name: string): Promise<void> => {
   }
 };
 
-const prepare = async (): Promise<{ distribution: AnyTaskDistribution; policy: Policy }> => {
+const prepare = async (): Promise<{ distribution: AnyTaskDistribution; policy: SamplingPolicy }> => {
   await loadBackend(setup.backend);
   const distribution = await loadTaskDistribution(setup.environment);
   const { observationDim, action, hidden, initLogStd } = setup.policy;
+  if (setup.policy.uniform === true) return { distribution, policy: uniformPolicy(action) };
   const policy = mlpPolicyFor(observationDim, action, { hidden, ...(initLogStd !== undefined ? { initLogStd } : {}) });
   return { distribution, policy };
 };

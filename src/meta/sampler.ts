@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { TaskDistribution, VectorEnv } from '../envs/types.ts';
 import type { Batch, Params } from '../surrogates/batch.ts';
 import { seededNormal, seededUniform } from '../random.ts';
-import type { Policy, PolicyRandom } from './policy.ts';
+import type { PolicyRandom, SamplingPolicy } from './policy.ts';
 
 /** Trajectories of one group (one task), row-major. */
 export interface Trajectories {
@@ -57,7 +57,7 @@ export interface SampleRequest<Task = unknown> {
  */
 export const sampleGroup = <Task>(opts: {
   readonly distribution: TaskDistribution<Task>;
-  readonly policy: Policy;
+  readonly policy: SamplingPolicy;
   readonly task: Task;
   readonly params: Params;
   readonly perGroup: number;
@@ -81,18 +81,16 @@ export const sampleGroup = <Task>(opts: {
     logProbs: new Float32Array(n * horizon),
   };
   try {
+    // The parameters are read once per trajectory batch, not at every step.
+    const draw = policy.sampler?.(params) ?? ((obs: Float32Array, rows: number, r: PolicyRandom) => policy.sample(params, obs, rows, r));
     let observations = env.reset(seededUniform(streamSeed(seed, group, 2)));
     const alive = new Uint8Array(n).fill(1);
     for (let t = 0; t < horizon; t++) {
-      const actions = policy.sample(params, observations, n, random);
-      const logp = tf.tidy(() =>
-        policy.logProb(params, tf.tensor2d(observations, [n, d]), discrete ? tf.tensor1d(actions) : tf.tensor2d(actions, [n, actionDim])).dataSync(),
-      );
+      const actions = draw(observations, n, random);
       for (let i = 0; i < n; i++) {
         const row = i * horizon + t;
         out.observations.set(observations.subarray(i * d, (i + 1) * d), row * d);
         out.actions.set(actions.subarray(i * actionDim, (i + 1) * actionDim), row * actionDim);
-        out.logProbs[row] = logp[i]!;
         out.mask[row] = alive[i]!;
       }
       const step = env.step(actions);
@@ -106,11 +104,20 @@ export const sampleGroup = <Task>(opts: {
     // MuJoCo environments hold WASM memory: release it now rather than at garbage collection.
     env.free?.();
   }
+  // The behaviour log-probabilities in one evaluation over [n, T] (rather than one per step): half the
+  // network evaluations of sampling, and the same batch shape the surrogates evaluate log π on.
+  out.logProbs.set(
+    tf.tidy(() =>
+      policy
+        .logProb(params, tf.tensor3d(out.observations, [n, horizon, d]), discrete ? tf.tensor2d(out.actions, [n, horizon]) : tf.tensor3d(out.actions, [n, horizon, actionDim]))
+        .dataSync(),
+    ),
+  );
   return { n, horizon, observationDim: d, actionDim, ...out };
 };
 
 /** Samples every group of a request in this thread, one group after another. */
-export const sampleGroups = <Task>(opts: SampleRequest<Task> & { readonly distribution: TaskDistribution<Task>; readonly policy: Policy }): Trajectories[] => {
+export const sampleGroups = <Task>(opts: SampleRequest<Task> & { readonly distribution: TaskDistribution<Task>; readonly policy: SamplingPolicy }): Trajectories[] => {
   const { tasks, params } = opts;
   if (tasks.length !== params.length) throw new SamplerError(`${tasks.length} tasks but ${params.length} parameter sets`);
   return tasks.map((task, group) => sampleGroup({ ...opts, task, params: params[group]!, group }));
@@ -129,7 +136,7 @@ export interface Sampler {
 }
 
 /** The sampler that runs in this thread. */
-export const inProcessSampler = <Task>(distribution: TaskDistribution<Task>, policy: Policy): Sampler => ({
+export const inProcessSampler = <Task>(distribution: TaskDistribution<Task>, policy: SamplingPolicy): Sampler => ({
   workers: 1,
   sample: async (request) => sampleGroups({ ...(request as SampleRequest<Task>), distribution, policy }),
   close: async () => {},
@@ -146,7 +153,7 @@ export const averageReturn = (tr: Trajectories): number => {
  * The batch the RL graph is evaluated on: s [n, T, d], a [n, T, dim] (or [n, T]), r, the mask, the
  * behaviour log-probabilities of a, and (when given) the advantages of a.
  */
-export const toBatch = (tr: Trajectories, policy: Policy, advantages?: Float32Array): Batch => {
+export const toBatch = (tr: Trajectories, policy: SamplingPolicy, advantages?: Float32Array): Batch => {
   const { n, horizon: T } = tr;
   const a = policy.action.kind === 'continuous' ? tf.tensor3d(tr.actions, [n, T, tr.actionDim]) : tf.tensor2d(tr.actions, [n, T]);
   return {
