@@ -336,7 +336,8 @@ test.serial('KL(P‖P) = 0 and KL(P‖Q) > 0, per observation; Gaussian KL in cl
   obs.dispose();
 });
 
-test('the JavaScript sampling network agrees with the tfjs distribution: Gaussian means and categorical logits', (t) => {
+test.serial('the JavaScript sampling network agrees with the tfjs distribution: Gaussian means and categorical logits', async (t) => {
+  await useBackend('cpu');
   const rows = 7;
   const obs = Float32Array.from({ length: rows * 5 }, (_, k) => Math.sin(1.7 * k) * 2);
   // With every normal draw 0 the Gaussian sample is the mean itself.
@@ -383,7 +384,8 @@ test('the JavaScript sampling network agrees with the tfjs distribution: Gaussia
   disposeParams(cp);
 });
 
-test('uniformPolicy: actions fill the box uniformly, logProb is −Σ log(high − low); unbounded spaces are refused', (t) => {
+test.serial('uniformPolicy: actions fill the box uniformly, logProb is −Σ log(high − low); unbounded spaces are refused', async (t) => {
+  await useBackend('cpu');
   const policy = uniformPolicy({ kind: 'continuous', dim: 2, low: -1, high: 3 });
   const n = 4000;
   const a = policy.sample({}, new Float32Array(n * 5), n, { normal: () => 0, uniform: seededUniform(2) });
