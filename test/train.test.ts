@@ -45,7 +45,8 @@ const quiet = () => {
 
 const run = async (config: TrainConfig, runDir: string, more: Partial<TrainOptions> = {}) => {
   const out = quiet();
-  const result = await train({ config, runDir, log: out.log, progress: 'lines', backend, ...more });
+  // Sampling in this thread unless a test asks for workers (starting them costs ~1 s each).
+  const result = await train({ config, runDir, log: out.log, progress: 'lines', backend, workers: 1, ...more });
   return { result, lines: out.lines };
 };
 
@@ -133,9 +134,11 @@ test.serial('a run killed after a checkpoint and resumed writes exactly the numb
   t.is(jsonlRows(runDir).length, 3, 'a row of lost work after the checkpoint');
   t.is(readCheckpoint(runDir).nextIteration, 2);
 
-  const { result, lines } = await run(tiny({ checkpointEvery: 2 }), runDir, { resume: true });
+  // Resumed with two sampler workers: the numbers do not depend on where trajectories are sampled.
+  const { result, lines } = await run(tiny({ checkpointEvery: 2 }), runDir, { resume: true, workers: 2 });
   t.is(result.outcome, 'completed');
   t.true(lines.some((l) => /resuming .* after 2 iteration/.test(l)));
+  t.true(lines.some((l) => /sampling on 2 worker threads/.test(l)));
   t.deepEqual(numbers(jsonlRows(runDir)), numbers(expected));
   t.is(csvRows(runDir).rows.length, 4, 'the lost row was dropped from the CSV too');
   t.deepEqual(readCheckpoint(runDir).params, readCheckpoint(referenceDir).params, 'the same final parameters, bit for bit');
@@ -356,6 +359,9 @@ test('train: an unknown --algo or --env lists the valid names', async (t) => {
   t.is(env.code, 1);
   t.regex(env.stderr, /--env: unknown environment "half-cheetah"; valid: point-corners, point-1d, nav-2d/);
   t.regex(env.stderr, /--iterations: expected a whole number ≥ 1, got 0/);
+  const workers = await cli('train', '--algo', 'promp', '--env', 'point-1d', '--workers', '0', '--out', await newDir());
+  t.is(workers.code, 1);
+  t.regex(workers.stderr, /--workers: expected a whole number ≥ 1, got "0"/);
 });
 
 test('train: an invalid config file names the bad field; an existing --out is refused untouched', async (t) => {
