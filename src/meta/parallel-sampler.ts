@@ -139,6 +139,7 @@ export const workerSampler = async (options: WorkerSamplerOptions & { readonly d
             return;
           case 'setup-failed':
             reject(new SamplerError(`sampler worker ${index} could not set up ${env}: ${message.message}`));
+            void worker.terminate();
             return;
           case 'sampled': {
             const p = entry.pending.get(message.id);
