@@ -26,6 +26,7 @@
  *
  * `const { antFwdBack, antRandDir, antRandGoal } = await antTaskDistributions()`.
  */
+import { describeFwdBack, fwdBackDirections, sampleFwdBack, describePlanarDirection, planarDirections, samplePlanarDirections, type FwdBackTask, type PlanarDirectionTask } from '../direction-tasks.ts';
 import { checkTaskCount, clip } from '../checks.ts';
 import type { TaskDistribution, Uniform } from '../types.ts';
 
@@ -36,13 +37,8 @@ import { mujocoVectorEnv, normalFrom, type BodyDynamics, type MujocoVectorEnv } 
 
 export { ANT, ANT_DESCRIPTIONS };
 
-export interface AntDirTask {
-  readonly direction: 1 | -1;
-}
-export interface AntDir2dTask {
-  /** A unit vector in the xy-plane. */
-  readonly direction: readonly [number, number];
-}
+export type AntDirTask = FwdBackTask;
+export type AntDir2dTask = PlanarDirectionTask;
 export interface AntGoalTask {
   readonly goal: readonly [number, number];
 }
@@ -127,7 +123,7 @@ export const antTaskDistributions = async (load: () => Promise<MujocoRuntime> = 
   const model = runtime.loadModel(ANT.modelFile);
 
   const FWD_BACK = 'ant-fwd-back';
-  const describeDir = (task: AntDirTask): { direction: number } => ({ direction: task.direction });
+  const describeDir = describeFwdBack;
   const antFwdBack = Object.freeze({
     name: FWD_BACK,
     description: ANT_DESCRIPTIONS[FWD_BACK],
@@ -135,18 +131,10 @@ export const antTaskDistributions = async (load: () => Promise<MujocoRuntime> = 
     action,
     horizon: ANT.horizon,
     adaptationSteps: 1,
-    sampleTasks: (uniform: Uniform, count: number): AntDirTask[] => {
-      checkTaskCount(FWD_BACK, count);
-      const out: AntDirTask[] = [];
-      for (let i = 0; i < count; i++) out.push(Object.freeze({ direction: uniform() < 0.5 ? -1 : 1 }));
-      return out;
-    },
+    sampleTasks: (uniform: Uniform, count: number): AntDirTask[] => sampleFwdBack(FWD_BACK, uniform, count),
     describeTask: describeDir,
     make: (tasks: readonly AntDirTask[]): MujocoVectorEnv => {
-      const directions = tasks.map((task, i) => {
-        if (task.direction !== 1 && task.direction !== -1) throw new Error(`${FWD_BACK}: task ${i} has direction ${JSON.stringify(task.direction)}, expected 1 or −1`);
-        return task.direction;
-      });
+      const directions = fwdBackDirections(FWD_BACK, tasks);
       const spec: AntRewardSpec = {
         taskReward: (i, x0, _y0, x1, _y1, dt) => (directions[i]! * (x1 - x0)) / dt,
         ctrlCostWeight: ANT.ctrlCostWeightDirection,
@@ -158,7 +146,7 @@ export const antTaskDistributions = async (load: () => Promise<MujocoRuntime> = 
   });
 
   const RAND_DIR = 'ant-rand-dir';
-  const describeDir2d = (task: AntDir2dTask): { direction: [number, number] } => ({ direction: [task.direction[0], task.direction[1]] });
+  const describeDir2d = describePlanarDirection;
   const antRandDir = Object.freeze({
     name: RAND_DIR,
     description: ANT_DESCRIPTIONS[RAND_DIR],
@@ -166,24 +154,10 @@ export const antTaskDistributions = async (load: () => Promise<MujocoRuntime> = 
     action,
     horizon: ANT.horizon,
     adaptationSteps: 1,
-    sampleTasks: (uniform: Uniform, count: number): AntDir2dTask[] => {
-      checkTaskCount(RAND_DIR, count);
-      const out: AntDir2dTask[] = [];
-      for (let i = 0; i < count; i++) {
-        const angle = 2 * Math.PI * uniform();
-        out.push(Object.freeze({ direction: Object.freeze([Math.cos(angle), Math.sin(angle)] as const) }));
-      }
-      return out;
-    },
+    sampleTasks: (uniform: Uniform, count: number): AntDir2dTask[] => samplePlanarDirections(RAND_DIR, uniform, count),
     describeTask: describeDir2d,
     make: (tasks: readonly AntDir2dTask[]): MujocoVectorEnv => {
-      const directions = tasks.map((task, i) => {
-        const [dx, dy] = task.direction;
-        if (!Number.isFinite(dx) || !Number.isFinite(dy) || Math.abs(Math.hypot(dx, dy) - 1) > 1e-6) {
-          throw new Error(`${RAND_DIR}: task ${i} has direction ${JSON.stringify(task.direction)}, expected a unit vector`);
-        }
-        return [dx, dy] as const;
-      });
+      const directions = planarDirections(RAND_DIR, tasks);
       const spec: AntRewardSpec = {
         taskReward: (i, x0, y0, x1, y1, dt) => {
           const [dx, dy] = directions[i]!;

@@ -18,6 +18,7 @@
  * Loading the WASM runtime is asynchronous, so the distributions come from an async factory:
  * `const { halfCheetahFwdBack, halfCheetahRandVel } = await mujocoTaskDistributions()`.
  */
+import { describeFwdBack, fwdBackDirections, sampleFwdBack, type FwdBackTask } from '../direction-tasks.ts';
 import { checkTaskCount } from '../checks.ts';
 import type { TaskDistribution, Uniform } from '../types.ts';
 
@@ -27,9 +28,7 @@ import { mujocoVectorEnv, normalFrom, type BodyDynamics, type MujocoVectorEnv } 
 
 export { HALF_CHEETAH };
 
-export interface HalfCheetahDirTask {
-  readonly direction: 1 | -1;
-}
+export type HalfCheetahDirTask = FwdBackTask;
 export interface HalfCheetahVelTask {
   readonly velocity: number;
 }
@@ -98,7 +97,7 @@ export const mujocoTaskDistributions = async (load: () => Promise<MujocoRuntime>
   const model = runtime.loadModel(HALF_CHEETAH.modelFile);
 
   const FWD_BACK = 'half-cheetah-fwd-back';
-  const describeDir = (task: HalfCheetahDirTask): { direction: number } => ({ direction: task.direction });
+  const describeDir = describeFwdBack;
   const halfCheetahFwdBack = Object.freeze({
     name: FWD_BACK,
     description: 'half-cheetah running forward or backward (dir ±1); reward dir·v − 0.05‖a‖² (ProMP App. D.2)',
@@ -106,18 +105,10 @@ export const mujocoTaskDistributions = async (load: () => Promise<MujocoRuntime>
     action,
     horizon: HALF_CHEETAH.horizon,
     adaptationSteps: 1,
-    sampleTasks: (uniform: Uniform, count: number): HalfCheetahDirTask[] => {
-      checkTaskCount(FWD_BACK, count);
-      const out: HalfCheetahDirTask[] = [];
-      for (let i = 0; i < count; i++) out.push(Object.freeze({ direction: uniform() < 0.5 ? -1 : 1 }));
-      return out;
-    },
+    sampleTasks: (uniform: Uniform, count: number): HalfCheetahDirTask[] => sampleFwdBack(FWD_BACK, uniform, count),
     describeTask: describeDir,
     make: (tasks: readonly HalfCheetahDirTask[]): MujocoVectorEnv => {
-      const directions = tasks.map((task, i) => {
-        if (task.direction !== 1 && task.direction !== -1) throw new Error(`${FWD_BACK}: task ${i} has direction ${JSON.stringify(task.direction)}, expected 1 or −1`);
-        return task.direction;
-      });
+      const directions = fwdBackDirections(FWD_BACK, tasks);
       return makeHalfCheetah(FWD_BACK, model, tasks.length, (i, v) => directions[i]! * v, (i) => describeDir(tasks[i]!));
     },
   });

@@ -27,7 +27,8 @@
  *
  * `const { humanoidFwdBack, humanoidRandDir } = await humanoidTaskDistributions()`.
  */
-import { checkTaskCount, clip } from '../checks.ts';
+import { describeFwdBack, fwdBackDirections, sampleFwdBack, describePlanarDirection, planarDirections, samplePlanarDirections, type FwdBackTask, type PlanarDirectionTask } from '../direction-tasks.ts';
+import { clip } from '../checks.ts';
 import type { TaskDistribution, Uniform } from '../types.ts';
 
 import { HUMANOID, HUMANOID_DESCRIPTIONS } from './humanoid-constants.ts';
@@ -37,13 +38,8 @@ import { mujocoVectorEnv, type BodyDynamics, type MujocoVectorEnv } from './vect
 
 export { HUMANOID, HUMANOID_DESCRIPTIONS };
 
-export interface HumanoidDirTask {
-  readonly direction: 1 | -1;
-}
-export interface HumanoidDir2dTask {
-  /** A unit vector in the xy-plane. */
-  readonly direction: readonly [number, number];
-}
+export type HumanoidDirTask = FwdBackTask;
+export type HumanoidDir2dTask = PlanarDirectionTask;
 
 export interface HumanoidTaskDistributions {
   readonly humanoidFwdBack: MujocoTaskDistribution<HumanoidDirTask>;
@@ -154,7 +150,7 @@ export const humanoidTaskDistributions = async (load: () => Promise<MujocoRuntim
   const model = runtime.loadModel(HUMANOID.modelFile);
 
   const FWD_BACK = 'humanoid-fwd-back';
-  const describeDir = (task: HumanoidDirTask): { direction: number } => ({ direction: task.direction });
+  const describeDir = describeFwdBack;
   const humanoidFwdBack: MujocoTaskDistribution<HumanoidDirTask> = Object.freeze({
     name: FWD_BACK,
     description: HUMANOID_DESCRIPTIONS[FWD_BACK],
@@ -162,24 +158,16 @@ export const humanoidTaskDistributions = async (load: () => Promise<MujocoRuntim
     action,
     horizon: HUMANOID.horizon,
     adaptationSteps: HUMANOID.adaptationSteps,
-    sampleTasks: (uniform: Uniform, count: number): HumanoidDirTask[] => {
-      checkTaskCount(FWD_BACK, count);
-      const out: HumanoidDirTask[] = [];
-      for (let i = 0; i < count; i++) out.push(Object.freeze({ direction: uniform() < 0.5 ? -1 : 1 }));
-      return out;
-    },
+    sampleTasks: (uniform: Uniform, count: number): HumanoidDirTask[] => sampleFwdBack(FWD_BACK, uniform, count),
     describeTask: describeDir,
     make: (tasks: readonly HumanoidDirTask[]): MujocoVectorEnv => {
-      const directions = tasks.map((task, i): readonly [number, number] => {
-        if (task.direction !== 1 && task.direction !== -1) throw new Error(`${FWD_BACK}: task ${i} has direction ${JSON.stringify(task.direction)}, expected 1 or −1`);
-        return [task.direction, 0];
-      });
+      const directions = fwdBackDirections(FWD_BACK, tasks).map((d): readonly [number, number] => [d, 0]);
       return makeHumanoid(FWD_BACK, model, directions, (i) => describeDir(tasks[i]!));
     },
   });
 
   const RAND_DIR = 'humanoid-rand-dir';
-  const describeDir2d = (task: HumanoidDir2dTask): { direction: [number, number] } => ({ direction: [task.direction[0], task.direction[1]] });
+  const describeDir2d = describePlanarDirection;
   const humanoidRandDir: MujocoTaskDistribution<HumanoidDir2dTask> = Object.freeze({
     name: RAND_DIR,
     description: HUMANOID_DESCRIPTIONS[RAND_DIR],
@@ -187,24 +175,10 @@ export const humanoidTaskDistributions = async (load: () => Promise<MujocoRuntim
     action,
     horizon: HUMANOID.horizon,
     adaptationSteps: HUMANOID.adaptationSteps,
-    sampleTasks: (uniform: Uniform, count: number): HumanoidDir2dTask[] => {
-      checkTaskCount(RAND_DIR, count);
-      const out: HumanoidDir2dTask[] = [];
-      for (let i = 0; i < count; i++) {
-        const angle = 2 * Math.PI * uniform();
-        out.push(Object.freeze({ direction: Object.freeze([Math.cos(angle), Math.sin(angle)] as const) }));
-      }
-      return out;
-    },
+    sampleTasks: (uniform: Uniform, count: number): HumanoidDir2dTask[] => samplePlanarDirections(RAND_DIR, uniform, count),
     describeTask: describeDir2d,
     make: (tasks: readonly HumanoidDir2dTask[]): MujocoVectorEnv => {
-      const directions = tasks.map((task, i): readonly [number, number] => {
-        const [dx, dy] = task.direction;
-        if (!Number.isFinite(dx) || !Number.isFinite(dy) || Math.abs(Math.hypot(dx, dy) - 1) > 1e-6) {
-          throw new Error(`${RAND_DIR}: task ${i} has direction ${JSON.stringify(task.direction)}, expected a unit vector`);
-        }
-        return [dx, dy];
-      });
+      const directions = planarDirections(RAND_DIR, tasks);
       return makeHumanoid(RAND_DIR, model, directions, (i) => describeDir2d(tasks[i]!));
     },
   });

@@ -25,6 +25,7 @@
  * - Reset (gym's): the model's initial state with qpos and qvel += U(−0.005, 0.005) per coordinate, qpos
  *   first, row by row, drawn from the `uniform` passed to reset.
  */
+import { describeFwdBack, fwdBackDirections, sampleFwdBack, type FwdBackTask } from '../direction-tasks.ts';
 import { checkTaskCount, clip } from '../checks.ts';
 import type { TaskDistribution, Uniform } from '../types.ts';
 
@@ -35,9 +36,7 @@ import { mujocoVectorEnv, type BodyDynamics, type MujocoVectorEnv } from './vect
 
 export { HOPPER, RAND_PARAMS, WALKER, WALKER_DESCRIPTIONS };
 
-export interface WalkerDirTask {
-  readonly direction: 1 | -1;
-}
+export type WalkerDirTask = FwdBackTask;
 
 /** Multiplicative factors, one per element of the model's arrays. */
 export interface RandParamsTask {
@@ -193,7 +192,7 @@ export const walkerTaskDistributions = async (load: () => Promise<MujocoRuntime>
   const walkerModel = runtime.loadModel(WALKER.modelFile);
 
   const FWD_BACK = 'walker-fwd-back';
-  const describeDir = (task: WalkerDirTask): { direction: number } => ({ direction: task.direction });
+  const describeDir = describeFwdBack;
   const walkerFwdBack: MujocoTaskDistribution<WalkerDirTask> = Object.freeze({
     name: FWD_BACK,
     description: WALKER_DESCRIPTIONS[FWD_BACK],
@@ -201,18 +200,10 @@ export const walkerTaskDistributions = async (load: () => Promise<MujocoRuntime>
     action: actionOf(WALKER),
     horizon: WALKER.horizon,
     adaptationSteps: 1,
-    sampleTasks: (uniform: Uniform, count: number): WalkerDirTask[] => {
-      checkTaskCount(FWD_BACK, count);
-      const out: WalkerDirTask[] = [];
-      for (let i = 0; i < count; i++) out.push(Object.freeze({ direction: uniform() < 0.5 ? -1 : 1 }));
-      return out;
-    },
+    sampleTasks: (uniform: Uniform, count: number): WalkerDirTask[] => sampleFwdBack(FWD_BACK, uniform, count),
     describeTask: describeDir,
     make: (tasks: readonly WalkerDirTask[]): MujocoVectorEnv => {
-      const directions = tasks.map((task, i) => {
-        if (task.direction !== 1 && task.direction !== -1) throw new Error(`${FWD_BACK}: task ${i} has direction ${JSON.stringify(task.direction)}, expected 1 or −1`);
-        return task.direction;
-      });
+      const directions = fwdBackDirections(FWD_BACK, tasks);
       return makePlanar(FWD_BACK, WALKER, tasks.map(() => walkerModel), false, (i) => directions[i]!, (i) => describeDir(tasks[i]!));
     },
   });
