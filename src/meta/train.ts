@@ -678,8 +678,7 @@ export const readRunConfig = (runDir: string): TrainConfig => {
  * and exit code 1, leaving the last good checkpoint as it was.
  */
 export async function train(options: TrainOptions): Promise<TrainResult> {
-  const { runDir, log, signal } = options;
-  const warn = options.error ?? log;
+  const warn = options.error ?? options.log;
   const iterate = options.iterate ?? runIteration;
   const backend = options.backend ?? (await selectBackend());
   const wanted = completeConfig(options.config);
