@@ -6,12 +6,10 @@ import type { TaskDistribution } from './types.ts';
 import { pointCorners } from './point-corners.ts';
 import { point1d } from './point-1d.ts';
 import { nav2d } from './nav-2d.ts';
-import { HALF_CHEETAH } from './mujoco/half-cheetah-constants.ts';
-import { ANT, ANT_DESCRIPTIONS } from './mujoco/ant-constants.ts';
-import { HOPPER, WALKER, WALKER_DESCRIPTIONS } from './mujoco/walker-constants.ts';
-import { HUMANOID, HUMANOID_DESCRIPTIONS } from './mujoco/humanoid-constants.ts';
+import { mujocoDescriptor, mujocoDescriptors } from './mujoco/descriptors.ts';
+import type { EnvironmentDescriptor } from './types.ts';
 
-export type { ActionSpace, StepResult, TaskDistribution, Uniform, VectorEnv } from './types.ts';
+export type { ActionSpace, EnvironmentDescriptor, StepResult, TaskDistribution, Uniform, VectorEnv } from './types.ts';
 export { pointCorners, POINT_CORNERS, type PointCornersTask } from './point-corners.ts';
 export { point1d, POINT_1D, type Point1dTask } from './point-1d.ts';
 export { nav2d, NAV_2D, type Nav2dTask } from './nav-2d.ts';
@@ -48,105 +46,6 @@ export function taskDistribution(name: string): AnyTaskDistribution {
   return taskDistributions[name];
 }
 
-/** What is known about an environment without loading it: enough to complete a config and shape a policy. */
-export interface EnvironmentDescriptor {
-  readonly name: string;
-  readonly description: string;
-  readonly observationDim: number;
-  readonly action: ActionSpaceOf;
-  readonly horizon: number;
-  readonly adaptationSteps: number;
-  /** The paper's policy hidden sizes where they differ from the usual (64, 64), e.g. (128, 128) for the humanoid. */
-  readonly policyHidden?: readonly number[];
-}
-type ActionSpaceOf = TaskDistribution['action'];
-
-/** The MuJoCo environments: their physics loads asynchronously (the WebAssembly runtime), on demand. */
-const mujocoDescriptors: Readonly<Record<string, EnvironmentDescriptor>> = Object.freeze({
-  'half-cheetah-fwd-back': {
-    name: 'half-cheetah-fwd-back',
-    description: 'half-cheetah running forward or backward (dir ±1); reward dir·v − 0.05‖a‖² (ProMP App. D.2)',
-    observationDim: HALF_CHEETAH.observationDim,
-    action: { kind: 'continuous', dim: HALF_CHEETAH.actionDim, low: -HALF_CHEETAH.maxAction, high: HALF_CHEETAH.maxAction },
-    horizon: HALF_CHEETAH.horizon,
-    adaptationSteps: 1,
-  },
-  'half-cheetah-rand-vel': {
-    name: 'half-cheetah-rand-vel',
-    description: 'half-cheetah reaching a target forward velocity v* ~ U[0, 3]; reward −|v − v*| − 0.05‖a‖² (ProMP App. D.2)',
-    observationDim: HALF_CHEETAH.observationDim,
-    action: { kind: 'continuous', dim: HALF_CHEETAH.actionDim, low: -HALF_CHEETAH.maxAction, high: HALF_CHEETAH.maxAction },
-    horizon: HALF_CHEETAH.horizon,
-    adaptationSteps: 1,
-  },
-  'ant-fwd-back': {
-    name: 'ant-fwd-back',
-    description: ANT_DESCRIPTIONS['ant-fwd-back'],
-    observationDim: ANT.observationDim,
-    action: { kind: 'continuous', dim: ANT.actionDim, low: -ANT.maxAction, high: ANT.maxAction },
-    horizon: ANT.horizon,
-    adaptationSteps: 1,
-  },
-  'ant-rand-dir': {
-    name: 'ant-rand-dir',
-    description: ANT_DESCRIPTIONS['ant-rand-dir'],
-    observationDim: ANT.observationDim,
-    action: { kind: 'continuous', dim: ANT.actionDim, low: -ANT.maxAction, high: ANT.maxAction },
-    horizon: ANT.horizon,
-    adaptationSteps: 1,
-  },
-  'ant-rand-goal': {
-    name: 'ant-rand-goal',
-    description: ANT_DESCRIPTIONS['ant-rand-goal'],
-    observationDim: ANT.observationDim,
-    action: { kind: 'continuous', dim: ANT.actionDim, low: -ANT.maxAction, high: ANT.maxAction },
-    horizon: ANT.goalHorizon,
-    adaptationSteps: ANT.goalAdaptationSteps,
-  },
-  'walker-fwd-back': {
-    name: 'walker-fwd-back',
-    description: WALKER_DESCRIPTIONS['walker-fwd-back'],
-    observationDim: WALKER.observationDim,
-    action: { kind: 'continuous', dim: WALKER.actionDim, low: -WALKER.maxAction, high: WALKER.maxAction },
-    horizon: WALKER.horizon,
-    adaptationSteps: 1,
-  },
-  'walker2d-rand-params': {
-    name: 'walker2d-rand-params',
-    description: WALKER_DESCRIPTIONS['walker2d-rand-params'],
-    observationDim: WALKER.observationDim,
-    action: { kind: 'continuous', dim: WALKER.actionDim, low: -WALKER.maxAction, high: WALKER.maxAction },
-    horizon: WALKER.horizon,
-    adaptationSteps: 1,
-  },
-  'hopper-rand-params': {
-    name: 'hopper-rand-params',
-    description: WALKER_DESCRIPTIONS['hopper-rand-params'],
-    observationDim: HOPPER.observationDim,
-    action: { kind: 'continuous', dim: HOPPER.actionDim, low: -HOPPER.maxAction, high: HOPPER.maxAction },
-    horizon: HOPPER.horizon,
-    adaptationSteps: 1,
-  },
-  'humanoid-fwd-back': {
-    name: 'humanoid-fwd-back',
-    description: HUMANOID_DESCRIPTIONS['humanoid-fwd-back'],
-    observationDim: HUMANOID.observationDim,
-    action: { kind: 'continuous', dim: HUMANOID.actionDim, low: -HUMANOID.maxAction, high: HUMANOID.maxAction },
-    horizon: HUMANOID.horizon,
-    adaptationSteps: HUMANOID.adaptationSteps,
-    policyHidden: HUMANOID.hiddenSizes,
-  },
-  'humanoid-rand-dir': {
-    name: 'humanoid-rand-dir',
-    description: HUMANOID_DESCRIPTIONS['humanoid-rand-dir'],
-    observationDim: HUMANOID.observationDim,
-    action: { kind: 'continuous', dim: HUMANOID.actionDim, low: -HUMANOID.maxAction, high: HUMANOID.maxAction },
-    horizon: HUMANOID.horizon,
-    adaptationSteps: HUMANOID.adaptationSteps,
-    policyHidden: HUMANOID.hiddenSizes,
-  },
-});
-
 /** Every environment `magicbox train --env` accepts: the point environments, then the MuJoCo ones. */
 export const environmentNames: readonly string[] = Object.freeze([...taskDistributionNames, ...Object.keys(mujocoDescriptors)]);
 
@@ -155,7 +54,7 @@ const unknownEnvironment = (name: string) => new Error(`unknown environment '${n
 /** The descriptor of any known environment (synchronous: nothing is loaded). */
 export const environmentDescriptor = (name: string): EnvironmentDescriptor => {
   if (isName(name)) return taskDistributions[name];
-  const d = mujocoDescriptors[name];
+  const d = mujocoDescriptor(name);
   if (d === undefined) throw unknownEnvironment(name);
   return d;
 };
@@ -163,7 +62,7 @@ export const environmentDescriptor = (name: string): EnvironmentDescriptor => {
 /** The task distribution of any known environment, loading the MuJoCo runtime when it is one of those. */
 export const loadTaskDistribution = async (name: string): Promise<AnyTaskDistribution> => {
   if (isName(name)) return taskDistributions[name];
-  if (mujocoDescriptors[name] === undefined) throw unknownEnvironment(name);
+  if (mujocoDescriptor(name) === undefined) throw unknownEnvironment(name);
   // Imported here, not at the top: the MuJoCo glue is only parsed by runs that use it.
   if (name.startsWith('ant-')) {
     const { antTaskDistributions } = await import('./mujoco/ant.ts');

@@ -49,3 +49,15 @@ export interface TaskDistribution<Task = unknown> {
   /** One environment per entry of `tasks` (repeat a task to collect several trajectories of it). */
   readonly make: (tasks: readonly Task[]) => VectorEnv;
 }
+
+/** What is known about an environment without loading it: enough to complete a config and shape a policy. */
+export interface EnvironmentDescriptor {
+  readonly name: string;
+  readonly description: string;
+  readonly observationDim: number;
+  readonly action: ActionSpace;
+  readonly horizon: number;
+  readonly adaptationSteps: number;
+  /** The paper's policy hidden sizes where they differ from the usual (64, 64), e.g. (128, 128) for the humanoid. */
+  readonly policyHidden?: readonly number[];
+}

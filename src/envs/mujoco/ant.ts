@@ -26,12 +26,12 @@
  *
  * `const { antFwdBack, antRandDir, antRandGoal } = await antTaskDistributions()`.
  */
+import { mujocoDistribution, type MujocoTaskDistribution } from './descriptors.ts';
 import { describeFwdBack, fwdBackDirections, sampleFwdBack, describePlanarDirection, planarDirections, samplePlanarDirections, type FwdBackTask, type PlanarDirectionTask } from '../direction-tasks.ts';
 import { checkTaskCount, clip } from '../checks.ts';
 import type { TaskDistribution, Uniform } from '../types.ts';
 
 import { ANT, ANT_DESCRIPTIONS } from './ant-constants.ts';
-import type { MujocoTaskDistribution } from './half-cheetah.ts';
 import { createMujocoRuntime, type MujocoModel, type MujocoRuntime } from './runtime.ts';
 import { mujocoVectorEnv, normalFrom, type BodyDynamics, type MujocoVectorEnv } from './vector-env.ts';
 
@@ -112,8 +112,6 @@ const makeAnt = (name: string, model: MujocoModel, size: number, spec: AntReward
   return mujocoVectorEnv(name, body, Array.from({ length: size }, () => model), false, describeRow);
 };
 
-const action = Object.freeze({ kind: 'continuous', dim: ANT.actionDim, low: -ANT.maxAction, high: ANT.maxAction } as const);
-
 /**
  * Loads the MuJoCo runtime (through `load`, by default a fresh loader) and the ant model, and returns
  * the ant task distributions over it.
@@ -124,13 +122,7 @@ export const antTaskDistributions = async (load: () => Promise<MujocoRuntime> = 
 
   const FWD_BACK = 'ant-fwd-back';
   const describeDir = describeFwdBack;
-  const antFwdBack = Object.freeze({
-    name: FWD_BACK,
-    description: ANT_DESCRIPTIONS[FWD_BACK],
-    observationDim: ANT.observationDim,
-    action,
-    horizon: ANT.horizon,
-    adaptationSteps: 1,
+  const antFwdBack = mujocoDistribution<AntDirTask>(FWD_BACK, {
     sampleTasks: (uniform: Uniform, count: number): AntDirTask[] => sampleFwdBack(FWD_BACK, uniform, count),
     describeTask: describeDir,
     make: (tasks: readonly AntDirTask[]): MujocoVectorEnv => {
@@ -147,13 +139,7 @@ export const antTaskDistributions = async (load: () => Promise<MujocoRuntime> = 
 
   const RAND_DIR = 'ant-rand-dir';
   const describeDir2d = describePlanarDirection;
-  const antRandDir = Object.freeze({
-    name: RAND_DIR,
-    description: ANT_DESCRIPTIONS[RAND_DIR],
-    observationDim: ANT.observationDim,
-    action,
-    horizon: ANT.horizon,
-    adaptationSteps: 1,
+  const antRandDir = mujocoDistribution<AntDir2dTask>(RAND_DIR, {
     sampleTasks: (uniform: Uniform, count: number): AntDir2dTask[] => samplePlanarDirections(RAND_DIR, uniform, count),
     describeTask: describeDir2d,
     make: (tasks: readonly AntDir2dTask[]): MujocoVectorEnv => {
@@ -173,13 +159,7 @@ export const antTaskDistributions = async (load: () => Promise<MujocoRuntime> = 
 
   const RAND_GOAL = 'ant-rand-goal';
   const describeGoal = (task: AntGoalTask): { goal: [number, number] } => ({ goal: [task.goal[0], task.goal[1]] });
-  const antRandGoal = Object.freeze({
-    name: RAND_GOAL,
-    description: ANT_DESCRIPTIONS[RAND_GOAL],
-    observationDim: ANT.observationDim,
-    action,
-    horizon: ANT.goalHorizon,
-    adaptationSteps: ANT.goalAdaptationSteps,
+  const antRandGoal = mujocoDistribution<AntGoalTask>(RAND_GOAL, {
     sampleTasks: (uniform: Uniform, count: number): AntGoalTask[] => {
       checkTaskCount(RAND_GOAL, count);
       const out: AntGoalTask[] = [];

@@ -13,3 +13,9 @@ export const HALF_CHEETAH = Object.freeze({
   observationDim: 17,
   actionDim: 6,
 });
+
+/** The half-cheetah distributions' descriptions, by name. */
+export const HALF_CHEETAH_DESCRIPTIONS = Object.freeze({
+  'half-cheetah-fwd-back': 'half-cheetah running forward or backward (dir ±1); reward dir·v − 0.05‖a‖² (ProMP App. D.2)',
+  'half-cheetah-rand-vel': 'half-cheetah reaching a target forward velocity v* ~ U[0, 3]; reward −|v − v*| − 0.05‖a‖² (ProMP App. D.2)',
+});

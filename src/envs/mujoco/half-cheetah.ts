@@ -18,6 +18,7 @@
  * Loading the WASM runtime is asynchronous, so the distributions come from an async factory:
  * `const { halfCheetahFwdBack, halfCheetahRandVel } = await mujocoTaskDistributions()`.
  */
+import { mujocoDistribution, type MujocoTaskDistribution } from './descriptors.ts';
 import { describeFwdBack, fwdBackDirections, sampleFwdBack, type FwdBackTask } from '../direction-tasks.ts';
 import { checkTaskCount } from '../checks.ts';
 import type { TaskDistribution, Uniform } from '../types.ts';
@@ -36,9 +37,7 @@ export interface HalfCheetahVelTask {
 export type { MujocoVectorEnv } from './vector-env.ts';
 
 /** A TaskDistribution whose environments can be freed explicitly. */
-export type MujocoTaskDistribution<Task> = Omit<TaskDistribution<Task>, 'make'> & {
-  readonly make: (tasks: readonly Task[]) => MujocoVectorEnv;
-};
+export type { MujocoTaskDistribution };
 
 export interface MujocoTaskDistributions {
   readonly halfCheetahFwdBack: MujocoTaskDistribution<HalfCheetahDirTask>;
@@ -86,8 +85,6 @@ const makeHalfCheetah = (
   return mujocoVectorEnv(name, body, Array.from({ length: size }, () => model), false, describeRow);
 };
 
-const action = Object.freeze({ kind: 'continuous', dim: HALF_CHEETAH.actionDim, low: -HALF_CHEETAH.maxAction, high: HALF_CHEETAH.maxAction } as const);
-
 /**
  * Loads the MuJoCo runtime (through `load`, by default a fresh loader) and the half-cheetah model,
  * and returns the half-cheetah task distributions over it.
@@ -98,13 +95,7 @@ export const mujocoTaskDistributions = async (load: () => Promise<MujocoRuntime>
 
   const FWD_BACK = 'half-cheetah-fwd-back';
   const describeDir = describeFwdBack;
-  const halfCheetahFwdBack = Object.freeze({
-    name: FWD_BACK,
-    description: 'half-cheetah running forward or backward (dir ±1); reward dir·v − 0.05‖a‖² (ProMP App. D.2)',
-    observationDim: HALF_CHEETAH.observationDim,
-    action,
-    horizon: HALF_CHEETAH.horizon,
-    adaptationSteps: 1,
+  const halfCheetahFwdBack = mujocoDistribution<HalfCheetahDirTask>(FWD_BACK, {
     sampleTasks: (uniform: Uniform, count: number): HalfCheetahDirTask[] => sampleFwdBack(FWD_BACK, uniform, count),
     describeTask: describeDir,
     make: (tasks: readonly HalfCheetahDirTask[]): MujocoVectorEnv => {
@@ -115,13 +106,7 @@ export const mujocoTaskDistributions = async (load: () => Promise<MujocoRuntime>
 
   const RAND_VEL = 'half-cheetah-rand-vel';
   const describeVel = (task: HalfCheetahVelTask): { velocity: number } => ({ velocity: task.velocity });
-  const halfCheetahRandVel = Object.freeze({
-    name: RAND_VEL,
-    description: 'half-cheetah reaching a target forward velocity v* ~ U[0, 3]; reward −|v − v*| − 0.05‖a‖² (ProMP App. D.2)',
-    observationDim: HALF_CHEETAH.observationDim,
-    action,
-    horizon: HALF_CHEETAH.horizon,
-    adaptationSteps: 1,
+  const halfCheetahRandVel = mujocoDistribution<HalfCheetahVelTask>(RAND_VEL, {
     sampleTasks: (uniform: Uniform, count: number): HalfCheetahVelTask[] => {
       checkTaskCount(RAND_VEL, count);
       const out: HalfCheetahVelTask[] = [];

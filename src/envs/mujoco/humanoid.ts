@@ -27,12 +27,12 @@
  *
  * `const { humanoidFwdBack, humanoidRandDir } = await humanoidTaskDistributions()`.
  */
+import { mujocoDistribution, type MujocoTaskDistribution } from './descriptors.ts';
 import { describeFwdBack, fwdBackDirections, sampleFwdBack, describePlanarDirection, planarDirections, samplePlanarDirections, type FwdBackTask, type PlanarDirectionTask } from '../direction-tasks.ts';
 import { clip } from '../checks.ts';
 import type { TaskDistribution, Uniform } from '../types.ts';
 
 import { HUMANOID, HUMANOID_DESCRIPTIONS } from './humanoid-constants.ts';
-import type { MujocoTaskDistribution } from './half-cheetah.ts';
 import { createMujocoRuntime, type MujocoData, type MujocoModel, type MujocoRuntime } from './runtime.ts';
 import { mujocoVectorEnv, type BodyDynamics, type MujocoVectorEnv } from './vector-env.ts';
 
@@ -139,8 +139,6 @@ const makeHumanoid = (
   return mujocoVectorEnv(name, body, directions.map(() => model), false, describeRow);
 };
 
-const action = Object.freeze({ kind: 'continuous', dim: HUMANOID.actionDim, low: -HUMANOID.maxAction, high: HUMANOID.maxAction } as const);
-
 /**
  * Loads the MuJoCo runtime (through `load`, by default a fresh loader) and the humanoid model, and
  * returns the humanoid task distributions over it.
@@ -151,13 +149,7 @@ export const humanoidTaskDistributions = async (load: () => Promise<MujocoRuntim
 
   const FWD_BACK = 'humanoid-fwd-back';
   const describeDir = describeFwdBack;
-  const humanoidFwdBack: MujocoTaskDistribution<HumanoidDirTask> = Object.freeze({
-    name: FWD_BACK,
-    description: HUMANOID_DESCRIPTIONS[FWD_BACK],
-    observationDim: HUMANOID.observationDim,
-    action,
-    horizon: HUMANOID.horizon,
-    adaptationSteps: HUMANOID.adaptationSteps,
+  const humanoidFwdBack = mujocoDistribution<HumanoidDirTask>(FWD_BACK, {
     sampleTasks: (uniform: Uniform, count: number): HumanoidDirTask[] => sampleFwdBack(FWD_BACK, uniform, count),
     describeTask: describeDir,
     make: (tasks: readonly HumanoidDirTask[]): MujocoVectorEnv => {
@@ -168,13 +160,7 @@ export const humanoidTaskDistributions = async (load: () => Promise<MujocoRuntim
 
   const RAND_DIR = 'humanoid-rand-dir';
   const describeDir2d = describePlanarDirection;
-  const humanoidRandDir: MujocoTaskDistribution<HumanoidDir2dTask> = Object.freeze({
-    name: RAND_DIR,
-    description: HUMANOID_DESCRIPTIONS[RAND_DIR],
-    observationDim: HUMANOID.observationDim,
-    action,
-    horizon: HUMANOID.horizon,
-    adaptationSteps: HUMANOID.adaptationSteps,
+  const humanoidRandDir = mujocoDistribution<HumanoidDir2dTask>(RAND_DIR, {
     sampleTasks: (uniform: Uniform, count: number): HumanoidDir2dTask[] => samplePlanarDirections(RAND_DIR, uniform, count),
     describeTask: describeDir2d,
     make: (tasks: readonly HumanoidDir2dTask[]): MujocoVectorEnv => {

@@ -25,12 +25,12 @@
  * - Reset (gym's): the model's initial state with qpos and qvel += U(−0.005, 0.005) per coordinate, qpos
  *   first, row by row, drawn from the `uniform` passed to reset.
  */
+import { mujocoDistribution, type MujocoTaskDistribution } from './descriptors.ts';
 import { describeFwdBack, fwdBackDirections, sampleFwdBack, type FwdBackTask } from '../direction-tasks.ts';
 import { checkTaskCount, clip } from '../checks.ts';
 import type { TaskDistribution, Uniform } from '../types.ts';
 
 import { HOPPER, RAND_PARAMS, WALKER, WALKER_DESCRIPTIONS } from './walker-constants.ts';
-import type { MujocoTaskDistribution } from './half-cheetah.ts';
 import { createMujocoRuntime, type MujocoModel, type MujocoRuntime } from './runtime.ts';
 import { mujocoVectorEnv, type BodyDynamics, type MujocoVectorEnv } from './vector-env.ts';
 
@@ -104,8 +104,6 @@ const makePlanar = (
   return mujocoVectorEnv(name, dynamics, models, ownsModels, describeRow);
 };
 
-const actionOf = (body: Body) => Object.freeze({ kind: 'continuous', dim: body.actionDim, low: -body.maxAction, high: body.maxAction } as const);
-
 /** Factors base^U(−3, 3), `n` of them. */
 const factors = (uniform: Uniform, base: number, n: number): readonly number[] =>
   Object.freeze(Array.from({ length: n }, () => base ** (RAND_PARAMS.logScaleLimit * (2 * uniform() - 1))));
@@ -118,13 +116,7 @@ const randParams = (name: 'walker2d-rand-params' | 'hopper-rand-params', body: B
     geomFriction: [...task.geomFriction],
     dofDamping: [...task.dofDamping],
   });
-  return Object.freeze({
-    name,
-    description: WALKER_DESCRIPTIONS[name],
-    observationDim: body.observationDim,
-    action: actionOf(body),
-    horizon: body.horizon,
-    adaptationSteps: 1,
+  return mujocoDistribution<RandParamsTask>(name, {
     sampleTasks: (uniform: Uniform, count: number): RandParamsTask[] => {
       checkTaskCount(name, count);
       const out: RandParamsTask[] = [];
@@ -193,13 +185,7 @@ export const walkerTaskDistributions = async (load: () => Promise<MujocoRuntime>
 
   const FWD_BACK = 'walker-fwd-back';
   const describeDir = describeFwdBack;
-  const walkerFwdBack: MujocoTaskDistribution<WalkerDirTask> = Object.freeze({
-    name: FWD_BACK,
-    description: WALKER_DESCRIPTIONS[FWD_BACK],
-    observationDim: WALKER.observationDim,
-    action: actionOf(WALKER),
-    horizon: WALKER.horizon,
-    adaptationSteps: 1,
+  const walkerFwdBack = mujocoDistribution<WalkerDirTask>(FWD_BACK, {
     sampleTasks: (uniform: Uniform, count: number): WalkerDirTask[] => sampleFwdBack(FWD_BACK, uniform, count),
     describeTask: describeDir,
     make: (tasks: readonly WalkerDirTask[]): MujocoVectorEnv => {
