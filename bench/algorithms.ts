@@ -48,6 +48,7 @@ import { resolveConfig } from '../src/meta/config.ts';
 import { evaluateParams, runIteration, type OptimizerState } from '../src/meta/iteration.ts';
 import { adam } from '../src/meta/optimizers.ts';
 import { trainerFor } from '../src/meta/train.ts';
+import { benchArgs } from './_options.ts';
 
 const ALGORITHMS: readonly AlgorithmName[] = ['promp', 'maml-trpo', 'emaml-trpo', 'lvc-vpg', 'dice-vpg'];
 /** The evaluation seed of every run's final parameters: the same fresh tasks for all. */
@@ -69,18 +70,7 @@ interface Options {
 }
 
 const parseOptions = (args: readonly string[]): Options => {
-  const quick = args.includes('--quick') || process.env.MAGICBOX_BENCH_QUICK === '1';
-  const raw = (name: string): string | undefined => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-  const value = (name: string): number | undefined => {
-    const s = raw(name);
-    if (s === undefined) return undefined;
-    const v = Number(s);
-    if (!Number.isInteger(v) || v < 1) throw new RangeError(`--${name} needs a whole number ≥ 1, got '${s}'`);
-    return v;
-  };
-  const known = ['--quick', '--env=', '--iterations=', '--seeds=', '--tasks=', '--trajectories=', '--horizon=', '--hidden=', '--eval-tasks=', '--algos='];
-  const unknown = args.filter((a) => !known.some((k) => (k.endsWith('=') ? a.startsWith(k) : a === k)));
-  if (unknown.length > 0) throw new RangeError(`algorithms: unknown option(s) ${unknown.join(' ')}; known: ${known.join(' ')}`);
+  const { quick, value, raw } = benchArgs('algorithms', args, ['env', 'iterations', 'seeds', 'tasks', 'trajectories', 'horizon', 'hidden', 'eval-tasks', 'algos']);
   const env = raw('env') ?? 'nav-2d';
   if (!(taskDistributionNames as readonly string[]).includes(env)) throw new RangeError(`--env: unknown environment '${env}'; valid: ${taskDistributionNames.join(', ')}`);
   const hiddenText = raw('hidden');

@@ -22,20 +22,10 @@
  *   --quick             4 tasks × 5 trajectories, 4 batches (also MAGICBOX_BENCH_QUICK=1)
  */
 import { metaGradientVariance, studyDefaults, varianceEstimators, type VarianceEstimator, type VarianceOptions } from '../src/meta/variance.ts';
+import { benchArgs } from './_options.ts';
 
 const parseOptions = (args: readonly string[]): VarianceOptions & { quick: boolean } => {
-  const quick = args.includes('--quick') || process.env.MAGICBOX_BENCH_QUICK === '1';
-  const raw = (name: string): string | undefined => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-  const value = (name: string, min = 1): number | undefined => {
-    const r = raw(name);
-    if (r === undefined) return undefined;
-    const v = Number(r);
-    if (!Number.isInteger(v) || v < min) throw new RangeError(`--${name} needs a whole number ≥ ${min}, got '${r}'`);
-    return v;
-  };
-  const known = ['--quick', '--env=', '--tasks=', '--trajectories=', '--horizon=', '--steps=', '--batches=', '--seed=', '--warmup='];
-  const unknown = args.filter((a) => !known.some((k) => (k.endsWith('=') ? a.startsWith(k) : a === k)));
-  if (unknown.length > 0) throw new RangeError(`metagrad-variance: unknown option(s) ${unknown.join(' ')}; known: ${known.join(' ')}`);
+  const { quick, value, raw } = benchArgs('metagrad-variance', args, ['env', 'tasks', 'trajectories', 'horizon', 'steps', 'batches', 'seed', 'warmup']);
   const d = studyDefaults.config;
   const horizon = value('horizon');
   const steps = value('steps');

@@ -37,6 +37,7 @@ import { resolveConfig } from '../src/meta/config.ts';
 import { makeTrainer, runIteration, type IterationStats, type OptimizerState } from '../src/meta/iteration.ts';
 import { adam } from '../src/meta/optimizers.ts';
 import { mlpPolicyFor } from '../src/meta/policy.ts';
+import { benchArgs } from './_options.ts';
 
 const PAPER = { tasks: 40, trajectories: 20, horizon: 100, steps: 3 } as const;
 /** Tasks per iteration by default: a quarter of the paper's, so that the benchmark takes ~2–3 minutes. */
@@ -53,17 +54,7 @@ interface Options {
 }
 
 const parseOptions = (args: readonly string[]): Options => {
-  const quick = args.includes('--quick') || process.env.MAGICBOX_BENCH_QUICK === '1';
-  const value = (name: string, min = 1): number | undefined => {
-    const arg = args.find((a) => a.startsWith(`--${name}=`));
-    if (arg === undefined) return undefined;
-    const v = Number(arg.slice(name.length + 3));
-    if (!Number.isInteger(v) || v < min) throw new RangeError(`--${name} needs a whole number ≥ ${min}, got '${arg}'`);
-    return v;
-  };
-  const known = ['--quick', '--tasks=', '--trajectories=', '--horizon=', '--steps=', '--reps=', '--warmup='];
-  const unknown = args.filter((a) => !known.some((k) => (k.endsWith('=') ? a.startsWith(k) : a === k)));
-  if (unknown.length > 0) throw new RangeError(`promp-iteration: unknown option(s) ${unknown.join(' ')}; known: ${known.join(' ')}`);
+  const { quick, value } = benchArgs('promp-iteration', args, ['tasks', 'trajectories', 'horizon', 'steps', 'reps', 'warmup']);
   return {
     tasks: value('tasks') ?? (quick ? 4 : DEFAULT_TASKS),
     trajectories: value('trajectories') ?? PAPER.trajectories,

@@ -30,6 +30,7 @@ import { workerSampler, type PolicySpec } from '../src/meta/parallel-sampler.ts'
 import { mlpPolicyFor, uniformPolicy } from '../src/meta/policy.ts';
 import { inProcessSampler, type SampleRequest, type Sampler, type Trajectories } from '../src/meta/sampler.ts';
 import { seededUniform } from '../src/random.ts';
+import { benchArgs } from './_options.ts';
 
 const ENV = 'half-cheetah-fwd-back';
 
@@ -42,17 +43,7 @@ interface Options {
 }
 
 const parseOptions = (args: readonly string[]): Options => {
-  const quick = args.includes('--quick') || process.env.MAGICBOX_BENCH_QUICK === '1';
-  const value = (name: string, min = 1): number | undefined => {
-    const arg = args.find((a) => a.startsWith(`--${name}=`));
-    if (arg === undefined) return undefined;
-    const v = Number(arg.slice(name.length + 3));
-    if (!Number.isInteger(v) || v < min) throw new RangeError(`--${name} needs a whole number ≥ ${min}, got '${arg}'`);
-    return v;
-  };
-  const known = ['--quick', '--tasks=', '--trajectories=', '--horizon=', '--workers=', '--reps='];
-  const unknown = args.filter((a) => !known.some((k) => (k.endsWith('=') ? a.startsWith(k) : a === k)));
-  if (unknown.length > 0) throw new RangeError(`sampler: unknown option(s) ${unknown.join(' ')}; known: ${known.join(' ')}`);
+  const { quick, value } = benchArgs('sampler', args, ['tasks', 'trajectories', 'horizon', 'workers', 'reps']);
   return {
     tasks: value('tasks') ?? (quick ? 8 : 40),
     trajectories: value('trajectories') ?? 20,

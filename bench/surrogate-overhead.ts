@@ -34,6 +34,7 @@ import type { Batch, Params } from '../src/surrogates/batch.ts';
 import { compile } from '../src/surrogates/compile.ts';
 import { estimators } from '../src/surrogates/estimators.ts';
 import { seededNormal } from '../src/random.ts';
+import { benchArgs } from './_options.ts';
 
 const OBS = 20;
 const HIDDEN = 64;
@@ -232,17 +233,7 @@ interface Options {
 }
 
 const parseOptions = (args: readonly string[]): Options => {
-  const quick = args.includes('--quick') || process.env.MAGICBOX_BENCH_QUICK === '1';
-  const value = (name: string): number | undefined => {
-    const arg = args.find((a) => a.startsWith(`--${name}=`));
-    if (arg === undefined) return undefined;
-    const v = Number(arg.slice(name.length + 3));
-    if (!Number.isInteger(v) || v < 1) throw new RangeError(`--${name} needs a whole number ≥ 1, got '${arg}'`);
-    return v;
-  };
-  const known = ['--quick', '--trajectories=', '--horizon=', '--reps='];
-  const unknown = args.filter((a) => !known.some((k) => (k.endsWith('=') ? a.startsWith(k) : a === k)));
-  if (unknown.length > 0) throw new RangeError(`surrogate-overhead: unknown option(s) ${unknown.join(' ')}; known: ${known.join(' ')}`);
+  const { quick, value } = benchArgs('surrogate-overhead', args, ['trajectories', 'horizon', 'reps']);
   const reps = value('reps') ?? (quick ? 3 : 9);
   if (!quick && reps < 5) throw new RangeError('--reps must be at least 5 (medians of fewer are not reported)');
   return { trajectories: value('trajectories') ?? (quick ? 20 : 200), horizon: value('horizon') ?? 100, reps, quick };
