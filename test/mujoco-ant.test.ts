@@ -4,6 +4,7 @@ import type { MujocoData } from '../src/envs/mujoco/runtime.ts';
 import { createMujocoRuntime } from '../src/envs/mujoco/runtime.ts';
 import { environmentDescriptor, loadTaskDistribution } from '../src/envs/index.ts';
 import { seededUniform } from '../src/random.ts';
+import { checkDeterministicReset, clip, closeTo, replayReset, scriptedActions } from './helpers/mujoco.ts';
 
 const load = createMujocoRuntime();
 const distributions = antTaskDistributions(load);
@@ -11,31 +12,16 @@ const distributions = antTaskDistributions(load);
 const { frameSkip, observationDim, actionDim } = ANT;
 
 /** Scripted actions: rows × steps, some beyond [−1, 1] to exercise clipping. */
-const scripted = (rows: number, steps: number, scale = 1.5): Float32Array[] =>
-  Array.from({ length: steps }, (_, s) => Float32Array.from({ length: rows * actionDim }, (_, k) => scale * Math.sin(0.7 * s + 1.3 * k)));
+const scripted = (rows: number, steps: number, scale = 1.5): Float32Array[] => scriptedActions(rows, actionDim, steps, scale);
 
-const clip1 = (x: number): number => Math.min(1, Math.max(-1, x));
+const clip1 = (x: number): number => clip(x, 1);
 
 /** The observation computed from a replica's state: qpos[2:] ++ qvel ++ clip(cfrc_ext, −1, 1). */
 const observation = (d: MujocoData): number[] =>
   [...Array.from(d.qpos().subarray(2)), ...Array.from(d.qvel()), ...Array.from(d.cfrcExt(), clip1)].map(Math.fround);
 
-/** The env's reset replayed: per row 15 uniforms for qpos, then 14 × 2 for the qvel normals. */
-const replayReset = (replicas: MujocoData[], uniform: () => number): void => {
-  for (const d of replicas) {
-    d.reset();
-    const q = d.qpos();
-    for (let k = 0; k < q.length; k++) q[k] = q[k]! + 0.1 * (2 * uniform() - 1);
-    const v = d.qvel();
-    for (let k = 0; k < v.length; k++) {
-      const u1 = 1 - uniform();
-      const u2 = uniform();
-      v[k] = v[k]! + 0.1 * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
-    }
-    d.forward();
-    d.rnePostConstraint();
-  }
-};
+/** The env's reset: qpos += 0.1·U(−1, 1), qvel += 0.1·N(0, 1), contact forces computed. */
+const ANT_RESET = { scale: 0.1, velocity: 'normal', contacts: true } as const;
 
 /** One replica step: returns the clipped action's ‖a‖², xy before and after, and the contact cost. */
 const replayStep = (d: MujocoData, actions: Float32Array, i: number) => {
@@ -50,8 +36,6 @@ const replayStep = (d: MujocoData, actions: Float32Array, i: number) => {
   for (const c of d.cfrcExt()) contact += clip1(c) ** 2;
   return { squared: a.reduce((s, v) => s + v * v, 0), x0, y0, x1: d.qpos()[0]!, y1: d.qpos()[1]!, z: d.qpos()[2]!, contact: 0.5e-3 * contact };
 };
-
-const close = (actual: number, expected: number): boolean => Math.abs(actual - expected) <= 1e-5 * Math.max(1, Math.abs(expected));
 
 test('ant model: sizes, timestep, memory, and contact forces appear once the ant stands on the floor', async (t) => {
   const rt = await load();
@@ -94,7 +78,7 @@ test('ant-fwd-back: rewards equal dir·v_x − 0.5‖a‖² − contact + 1, obs
   const obs0 = env.reset(seededUniform(3));
   t.is(obs0.length, tasks.length * observationDim);
   const replicas = tasks.map(() => model.createData());
-  replayReset(replicas, seededUniform(3));
+  replayReset(replicas, seededUniform(3), ANT_RESET);
   replicas.forEach((d, i) => t.deepEqual(Array.from(obs0.subarray(i * observationDim, (i + 1) * observationDim)), observation(d)));
   let sawContact = false;
   const ended = tasks.map(() => false);
@@ -109,7 +93,7 @@ test('ant-fwd-back: rewards equal dir·v_x − 0.5‖a‖² − contact + 1, obs
       const s = replayStep(d, actions, i);
       if (s.contact > 0) sawContact = true;
       const expected = (tasks[i]!.direction * (s.x1 - s.x0)) / dt - 0.5 * s.squared - s.contact + 1;
-      t.true(close(r.rewards[i]!, expected), `row ${i}: ${r.rewards[i]} vs ${expected}`);
+      t.true(closeTo(r.rewards[i]!, expected), `row ${i}: ${r.rewards[i]} vs ${expected}`);
       t.deepEqual(Array.from(r.observations.subarray(i * observationDim, (i + 1) * observationDim)), observation(d));
       ended[i] = !(s.z >= 0.2 && s.z <= 1);
       t.is(r.dones[i], ended[i] ? 1 : 0, `row ${i}: z ${s.z}`);
@@ -129,7 +113,7 @@ test('ant-rand-dir: rewards equal dir·v_xy − 0.5‖a‖² − contact + 1', a
   const dt = frameSkip * model.timestep;
   env.reset(seededUniform(5));
   const replicas = tasks.map(() => model.createData());
-  replayReset(replicas, seededUniform(5));
+  replayReset(replicas, seededUniform(5), ANT_RESET);
   const ended = tasks.map(() => false);
   for (const actions of scripted(tasks.length, 10, 0.6)) {
     const r = env.step(actions);
@@ -142,7 +126,7 @@ test('ant-rand-dir: rewards equal dir·v_xy − 0.5‖a‖² − contact + 1', a
       const s = replayStep(d, actions, i);
       const [dx, dy] = tasks[i]!.direction;
       const expected = (dx * (s.x1 - s.x0) + dy * (s.y1 - s.y0)) / dt - 0.5 * s.squared - s.contact + 1;
-      t.true(close(r.rewards[i]!, expected), `row ${i}: ${r.rewards[i]} vs ${expected}`);
+      t.true(closeTo(r.rewards[i]!, expected), `row ${i}: ${r.rewards[i]} vs ${expected}`);
       t.deepEqual(Array.from(r.observations.subarray(i * observationDim, (i + 1) * observationDim)), observation(d));
       ended[i] = !(s.z >= 0.2 && s.z <= 1);
       t.is(r.dones[i], ended[i] ? 1 : 0, `row ${i}: z ${s.z}`);
@@ -162,14 +146,14 @@ test('ant-rand-goal: rewards equal −‖xy − g‖₁ − 0.1‖a‖² − con
   const model = runtime.loadModel(ANT.modelFile);
   env.reset(seededUniform(6));
   const replicas = tasks.map(() => model.createData());
-  replayReset(replicas, seededUniform(6));
+  replayReset(replicas, seededUniform(6), ANT_RESET);
   for (const actions of scripted(tasks.length, 10)) {
     const r = env.step(actions);
     replicas.forEach((d, i) => {
       const s = replayStep(d, actions, i);
       const [gx, gy] = tasks[i]!.goal;
       const expected = -(Math.abs(s.x1 - gx) + Math.abs(s.y1 - gy)) - 0.1 * s.squared - s.contact;
-      t.true(close(r.rewards[i]!, expected), `row ${i}: ${r.rewards[i]} vs ${expected}`);
+      t.true(closeTo(r.rewards[i]!, expected), `row ${i}: ${r.rewards[i]} vs ${expected}`);
       t.is(r.dones[i], 0);
     });
   }
@@ -221,22 +205,7 @@ test('task sampling: directions uniform on the circle, goals in the disc of radi
 test('reset is deterministic for a seed, and differs across seeds', async (t) => {
   const { antRandGoal: dist } = await distributions;
   const tasks = dist.sampleTasks(seededUniform(1), 3);
-  const env = dist.make(tasks);
-  const run = (seed: number): Float32Array[] => {
-    const out = [env.reset(seededUniform(seed))];
-    for (const a of scripted(3, 5)) {
-      const r = env.step(a);
-      out.push(r.observations, r.rewards);
-    }
-    return out;
-  };
-  const a = run(11);
-  t.deepEqual(run(11), a);
-  t.notDeepEqual(run(12)[0], a[0]);
-  const other = dist.make(tasks);
-  t.deepEqual(other.reset(seededUniform(11)), a[0]);
-  other.free();
-  env.free();
+  checkDeterministicReset(t, () => dist.make(tasks), scripted(3, 5));
 });
 
 test('a terminated environment (torso height out of [0.2, 1]) reports done, stays done with reward 0, until reset', async (t) => {

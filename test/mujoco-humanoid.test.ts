@@ -12,6 +12,7 @@ import type { MujocoData, MujocoModel } from '../src/envs/mujoco/runtime.ts';
 import { createMujocoRuntime } from '../src/envs/mujoco/runtime.ts';
 import { environmentDescriptor, loadTaskDistribution } from '../src/envs/index.ts';
 import { seededUniform } from '../src/random.ts';
+import { checkDeterministicReset, clip, closeTo, replayReset, scriptedActions } from './helpers/mujoco.ts';
 
 const load = createMujocoRuntime();
 const distributions = humanoidTaskDistributions(load);
@@ -19,10 +20,9 @@ const distributions = humanoidTaskDistributions(load);
 const { frameSkip, observationDim, actionDim } = HUMANOID;
 
 /** Scripted actions: rows × steps, many beyond [−0.4, 0.4] to exercise clipping. */
-const scripted = (rows: number, steps: number, scale = 0.6): Float32Array[] =>
-  Array.from({ length: steps }, (_, s) => Float32Array.from({ length: rows * actionDim }, (_, k) => scale * Math.sin(0.7 * s + 1.3 * k)));
+const scripted = (rows: number, steps: number, scale = 0.6): Float32Array[] => scriptedActions(rows, actionDim, steps, scale);
 
-const clip4 = (x: number): number => Math.min(0.4, Math.max(-0.4, x));
+const clip4 = (x: number): number => clip(x, 0.4);
 
 /** The 376-number observation assembled from a replica's state (gym's Humanoid v2 layout). */
 const observation = (d: MujocoData): number[] =>
@@ -43,18 +43,8 @@ const centre = (model: MujocoModel, d: MujocoData): [number, number] => {
   return [m.reduce((s, v, b) => s + v * xi[3 * b]!, 0) / total, m.reduce((s, v, b) => s + v * xi[3 * b + 1]!, 0) / total];
 };
 
-/** The env's reset replayed: per row 24 uniforms for qpos, then 23 for qvel, all scaled by 0.01. */
-const replayReset = (replicas: MujocoData[], uniform: () => number): void => {
-  for (const d of replicas) {
-    d.reset();
-    const q = d.qpos();
-    for (let k = 0; k < q.length; k++) q[k] = q[k]! + 0.01 * (2 * uniform() - 1);
-    const v = d.qvel();
-    for (let k = 0; k < v.length; k++) v[k] = v[k]! + 0.01 * (2 * uniform() - 1);
-    d.forward();
-    d.rnePostConstraint();
-  }
-};
+/** The env's reset: qpos and qvel += 0.01·U(−1, 1), contact forces computed. */
+const HUMANOID_RESET = { scale: 0.01, velocity: 'uniform', contacts: true } as const;
 
 /** One replica step: the clipped action's ‖a‖², mass centre before and after, the contact cost, the height. */
 const replayStep = (model: MujocoModel, d: MujocoData, actions: Float32Array, i: number) => {
@@ -69,8 +59,6 @@ const replayStep = (model: MujocoModel, d: MujocoData, actions: Float32Array, i:
   for (const c of d.cfrcExt()) impact += c * c;
   return { squared: a.reduce((s, v) => s + v * v, 0), x0, y0, x1, y1, z: d.qpos()[2]!, contact: Math.min(5e-7 * impact, 10), impact };
 };
-
-const close = (actual: number, expected: number): boolean => Math.abs(actual - expected) <= 1e-5 * Math.max(1, Math.abs(expected));
 
 test('humanoid model: sizes, timestep, memory, the arena never fills while flailing', async (t) => {
   const rt = await load();
@@ -144,7 +132,7 @@ for (const key of ['humanoidFwdBack', 'humanoidRandDir'] as const) {
     const obs0 = env.reset(seededUniform(3));
     t.is(obs0.length, tasks.length * observationDim);
     const replicas = tasks.map(() => model.createData());
-    replayReset(replicas, seededUniform(3));
+    replayReset(replicas, seededUniform(3), HUMANOID_RESET);
     replicas.forEach((d, i) => t.deepEqual(Array.from(obs0.subarray(i * observationDim, (i + 1) * observationDim)), observation(d)));
     let sawContact = false;
     let sawDone = false;
@@ -162,7 +150,7 @@ for (const key of ['humanoidFwdBack', 'humanoidRandDir'] as const) {
         if (s.impact > 0) sawContact = true;
         const [dx, dy] = dirOf(tasks[i]!);
         const expected = (1.25 * (dx * (s.x1 - s.x0) + dy * (s.y1 - s.y0))) / dt - 0.1 * s.squared - s.contact + 5;
-        t.true(close(r.rewards[i]!, expected), `row ${i}: ${r.rewards[i]} vs ${expected}`);
+        t.true(closeTo(r.rewards[i]!, expected), `row ${i}: ${r.rewards[i]} vs ${expected}`);
         t.deepEqual(Array.from(r.observations.subarray(i * observationDim, (i + 1) * observationDim)), observation(d));
         ended[i] = !(s.z >= 1 && s.z <= 2);
         if (ended[i]) sawDone = true;
@@ -241,28 +229,13 @@ test('task sampling: fwd-back ±1 balanced; rand-dir unit vectors with angles un
   t.throws(() => humanoidRandDir.make([{ direction: [1, 1] }]), { message: /humanoid-rand-dir: task 0 .* unit vector/ });
   t.throws(() => humanoidFwdBack.make([{ direction: 2 as 1 }]), { message: /humanoid-fwd-back: task 0 .* expected 1 or −1/ });
   t.is(humanoidContactCost([1e4, 0, 0]), 10, 'the contact cost is capped at 10');
-  t.true(close(humanoidContactCost([1000, 0, 2000]), 5e-7 * 5e6));
+  t.true(closeTo(humanoidContactCost([1000, 0, 2000]), 5e-7 * 5e6));
 });
 
 test('reset is deterministic for a seed, and differs across seeds', async (t) => {
   const { humanoidFwdBack: dist } = await distributions;
   const tasks = dist.sampleTasks(seededUniform(1), 2);
-  const env = dist.make(tasks);
-  const run = (seed: number): Float32Array[] => {
-    const out = [env.reset(seededUniform(seed))];
-    for (const a of scripted(2, 5)) {
-      const r = env.step(a);
-      out.push(r.observations, r.rewards);
-    }
-    return out;
-  };
-  const a = run(11);
-  t.deepEqual(run(11), a);
-  t.notDeepEqual(run(12)[0], a[0]);
-  const other = dist.make(tasks);
-  t.deepEqual(other.reset(seededUniform(11)), a[0]);
-  other.free();
-  env.free();
+  checkDeterministicReset(t, () => dist.make(tasks), scripted(2, 5));
 });
 
 test('the humanoid environments are wired into the environment list and load by name', async (t) => {

@@ -4,26 +4,16 @@ import type { MujocoData, MujocoModel, MujocoRuntime } from '../src/envs/mujoco/
 import { createMujocoRuntime } from '../src/envs/mujoco/runtime.ts';
 import { environmentDescriptor, loadTaskDistribution } from '../src/envs/index.ts';
 import { seededUniform } from '../src/random.ts';
+import { checkDeterministicReset, clip, closeTo, replayReset, scriptedActions } from './helpers/mujoco.ts';
 
 const load = createMujocoRuntime();
 const distributions = walkerTaskDistributions(load);
 
-const scripted = (rows: number, dim: number, steps: number, scale = 1.5): Float32Array[] =>
-  Array.from({ length: steps }, (_, s) => Float32Array.from({ length: rows * dim }, (_, k) => scale * Math.sin(0.7 * s + 1.3 * k)));
-const clip = (x: number, b: number): number => Math.min(b, Math.max(-b, x));
+const scripted = scriptedActions;
 const observation = (d: MujocoData): number[] =>
   [...Array.from(d.qpos().subarray(1)), ...Array.from(d.qvel(), (v) => clip(v, 10))].map(Math.fround);
-const replayReset = (replicas: MujocoData[], uniform: () => number): void => {
-  for (const d of replicas) {
-    d.reset();
-    const q = d.qpos();
-    for (let k = 0; k < q.length; k++) q[k] = q[k]! + 0.005 * (2 * uniform() - 1);
-    const v = d.qvel();
-    for (let k = 0; k < v.length; k++) v[k] = v[k]! + 0.005 * (2 * uniform() - 1);
-    d.forward();
-  }
-};
-const close = (a: number, e: number): boolean => Math.abs(a - e) <= 1e-5 * Math.max(1, Math.abs(e));
+/** The env's reset: qpos and qvel += 0.005·U(−1, 1). */
+const WALKER_RESET = { scale: 0.005, velocity: 'uniform' } as const;
 /** The file's model with a task's factors applied, then (with `setConst`) mj_setConst through a scratch MjData. */
 const scaledModel = (runtime: MujocoRuntime, file: string, task: RandParamsTask, setConst: boolean): MujocoModel => {
   const m = runtime.loadModel(file);
@@ -67,7 +57,7 @@ test('walker-fwd-back: rewards equal dir·v_x − 1e-3‖a‖² + 1 from replaye
   const dt = 4 * model.timestep;
   const obs0 = env.reset(seededUniform(3));
   const replicas = tasks.map(() => model.createData());
-  replayReset(replicas, seededUniform(3));
+  replayReset(replicas, seededUniform(3), WALKER_RESET);
   replicas.forEach((d, i) => t.deepEqual(Array.from(obs0.subarray(i * 17, (i + 1) * 17)), observation(d)));
   const ended = [false, false];
   let sawDone = false;
@@ -84,7 +74,7 @@ test('walker-fwd-back: rewards equal dir·v_x − 1e-3‖a‖² + 1 from replaye
       const x0 = d.qpos()[0]!;
       d.step(4);
       const expected = (tasks[i]!.direction * (d.qpos()[0]! - x0)) / dt - 1e-3 * a.reduce((s, v) => s + v * v, 0) + 1;
-      t.true(close(r.rewards[i]!, expected), `row ${i}: ${r.rewards[i]} vs ${expected}`);
+      t.true(closeTo(r.rewards[i]!, expected), `row ${i}: ${r.rewards[i]} vs ${expected}`);
       t.deepEqual(Array.from(r.observations.subarray(i * 17, (i + 1) * 17)), observation(d));
       const [h, ang] = [d.qpos()[1]!, d.qpos()[2]!];
       ended[i] = !(h > 0.8 && h < 2 && ang > -1 && ang < 1);
@@ -116,7 +106,7 @@ for (const [key, body, modelName] of [
     const models = tasks.map((task) => scaledModel(all.runtime, body.modelFile, task, true));
     const replicas = models.map((m) => m.createData());
     env.reset(seededUniform(6));
-    replayReset(replicas, seededUniform(6));
+    replayReset(replicas, seededUniform(6), WALKER_RESET);
     const ended = [false, false];
     let sawDone = false;
     for (const actions of scripted(2, n, 80)) {
@@ -133,7 +123,7 @@ for (const [key, body, modelName] of [
         const x0 = d.qpos()[0]!;
         d.step(4);
         const expected = (d.qpos()[0]! - x0) / 0.008 - 1e-3 * a.reduce((s, v) => s + v * v, 0) + 1;
-        t.true(close(r.rewards[i]!, expected), `row ${i}: ${r.rewards[i]} vs ${expected}`);
+        t.true(closeTo(r.rewards[i]!, expected), `row ${i}: ${r.rewards[i]} vs ${expected}`);
         t.deepEqual(Array.from(r.observations.subarray(i * od, (i + 1) * od)), observation(d));
         ended[i] = planarDone(body, d.qpos(), d.qvel());
         if (ended[i]) sawDone = true;
@@ -169,22 +159,7 @@ test('rand-params task sampling: factors in [1.5^−3, 1.5^3] and [1.3^−3, 1.3
 test('reset is deterministic for a seed and differs across seeds', async (t) => {
   const { hopperRandParams: dist, walkerFwdBack } = await distributions;
   const tasks = dist.sampleTasks(seededUniform(1), 2);
-  const env = dist.make(tasks);
-  const run = (seed: number): Float32Array[] => {
-    const out = [env.reset(seededUniform(seed))];
-    for (const a of scripted(2, 3, 5)) {
-      const r = env.step(a);
-      out.push(r.observations, r.rewards);
-    }
-    return out;
-  };
-  const a = run(11);
-  t.deepEqual(run(11), a);
-  t.notDeepEqual(run(12)[0], a[0]);
-  const other = dist.make(tasks);
-  t.deepEqual(other.reset(seededUniform(11)), a[0]);
-  other.free();
-  env.free();
+  checkDeterministicReset(t, () => dist.make(tasks), scripted(2, 3, 5));
   const w = walkerFwdBack.make([{ direction: 1 }]);
   t.deepEqual(w.reset(seededUniform(4)), w.reset(seededUniform(4)));
   w.free();
@@ -217,8 +192,8 @@ test('rand-params make recomputes the derived constants (mj_setConst): the rollo
   const stale = scaledModel(runtime, WALKER.modelFile, task!, false);
   const fresh = scaledModel(runtime, WALKER.modelFile, task!, true);
   const masses = Array.from(fresh.bodyMass());
-  t.true(close(fresh.bodySubtreeMass()[0]!, masses.reduce((s, m) => s + m, 0)), 'world subtree mass = total scaled mass');
-  t.false(close(stale.bodySubtreeMass()[0]!, fresh.bodySubtreeMass()[0]!), 'stale without setConst');
+  t.true(closeTo(fresh.bodySubtreeMass()[0]!, masses.reduce((s, m) => s + m, 0)), 'world subtree mass = total scaled mass');
+  t.false(closeTo(stale.bodySubtreeMass()[0]!, fresh.bodySubtreeMass()[0]!), 'stale without setConst');
   // the environment's dynamics are the recomputed model's (contact softness depends on body_invweight0):
   // compare the observations of every step before the episode ends
   const env = dist.make([task!]);
@@ -233,7 +208,7 @@ test('rand-params make recomputes the derived constants (mj_setConst): the rollo
   t.true(trace.length >= 10, `${trace.length} steps before done`);
   const rollout = (m: MujocoModel): number[][] => {
     const d = m.createData();
-    replayReset([d], seededUniform(2));
+    replayReset([d], seededUniform(2), WALKER_RESET);
     const out = scripted(1, 6, trace.length, 0.8).map((a) => {
       d.setCtrl(Array.from(a, (x) => clip(x, 1)));
       d.step(4);

@@ -4,6 +4,7 @@ import { HALF_CHEETAH, mujocoTaskDistributions, type HalfCheetahDirTask, type Ha
 import { createMujocoRuntime } from '../src/envs/mujoco/runtime.ts';
 import { seededUniform } from '../src/random.ts';
 import { resolveConfig } from '../src/meta/config.ts';
+import { checkDeterministicReset, replayReset, scriptedActions } from './helpers/mujoco.ts';
 
 const load = createMujocoRuntime();
 const distributions = mujocoTaskDistributions(load);
@@ -11,10 +12,7 @@ const distributions = mujocoTaskDistributions(load);
 const { frameSkip, ctrlCostWeight, observationDim, actionDim } = HALF_CHEETAH;
 
 /** Scripted actions: rows × steps, some beyond [−1, 1] to exercise clipping. */
-const scripted = (rows: number, steps: number): Float32Array[] =>
-  Array.from({ length: steps }, (_, s) =>
-    Float32Array.from({ length: rows * actionDim }, (_, k) => 1.5 * Math.sin(0.7 * s + 1.3 * k)),
-  );
+const scripted = (rows: number, steps: number): Float32Array[] => scriptedActions(rows, actionDim, steps);
 
 test('runtime: the loader is memoised and the model has the expected sizes', async (t) => {
   t.is(await load(), await load());
@@ -53,22 +51,8 @@ test('half-cheetah fwd-back: rewards equal dir·Δx/dt − 0.05‖clip(a)‖² c
   t.is(obs0.length, tasks.length * observationDim);
   // x is not observed (obs = qpos[1:] ++ qvel); replay the same states in separate data to read x
   const replicas = tasks.map(() => model.createData());
-  const replayReset = (uniform: () => number): void => {
-    // the env's reset draws, per row: 9 uniforms for qpos then 9 × 2 for the qvel normals
-    for (const d of replicas) {
-      d.reset();
-      const q = d.qpos();
-      for (let k = 0; k < q.length; k++) q[k] = q[k]! + 0.1 * (2 * uniform() - 1);
-      const v = d.qvel();
-      for (let k = 0; k < v.length; k++) {
-        const u1 = 1 - uniform();
-        const u2 = uniform();
-        v[k] = v[k]! + 0.1 * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
-      }
-      d.forward();
-    }
-  };
-  replayReset(seededUniform(3));
+  // the env's reset: qpos += 0.1·U(−1, 1), qvel += 0.1·N(0, 1)
+  replayReset(replicas, seededUniform(3), { scale: 0.1, velocity: 'normal' });
   replicas.forEach((d, i) => {
     t.deepEqual(Array.from(obs0.subarray(i * observationDim, (i + 1) * observationDim)), [...Array.from(d.qpos().subarray(1)), ...Array.from(d.qvel())].map(Math.fround));
   });
@@ -133,21 +117,7 @@ test('task sampling: directions ±1 both present, velocities within [0, 3], seed
 test('reset is deterministic for a seed, and differs across seeds', async (t) => {
   const { halfCheetahFwdBack: dist } = await distributions;
   const tasks = dist.sampleTasks(seededUniform(1), 4);
-  const env = dist.make(tasks);
-  const run = (seed: number): Float32Array[] => {
-    const out = [env.reset(seededUniform(seed))];
-    for (const a of scripted(4, 5)) out.push(env.step(a).observations);
-    return out;
-  };
-  const a = run(11);
-  const b = run(11);
-  t.deepEqual(a, b);
-  t.notDeepEqual(run(12)[0], a[0]);
-  // a fresh environment gives the same trajectory too
-  const other = dist.make(tasks);
-  t.deepEqual(other.reset(seededUniform(11)), a[0]);
-  other.free();
-  env.free();
+  checkDeterministicReset(t, () => dist.make(tasks), scripted(4, 5));
 });
 
 test('a NaN action is refused, naming the environment, row and step', async (t) => {
