@@ -26,12 +26,12 @@
  *
  * `const { antFwdBack, antRandDir, antRandGoal } = await antTaskDistributions()`.
  */
-import { mujocoDistribution, type MujocoTaskDistribution } from './descriptors.ts';
-import { describeFwdBack, fwdBackDirections, sampleFwdBack, describePlanarDirection, planarDirections, samplePlanarDirections, type FwdBackTask, type PlanarDirectionTask } from '../direction-tasks.ts';
+import type { FwdBackTask, PlanarDirectionTask } from '../direction-tasks.ts';
 import { checkTaskCount, clip } from '../checks.ts';
 import type { TaskDistribution, Uniform } from '../types.ts';
 
 import { ANT, ANT_DESCRIPTIONS } from './ant-constants.ts';
+import { fwdBackDistribution, planarDirectionDistribution, mujocoDistribution, type MujocoTaskDistribution } from './descriptors.ts';
 import { createMujocoRuntime, type MujocoModel, type MujocoRuntime } from './runtime.ts';
 import { mujocoVectorEnv, normalFrom, type BodyDynamics, type MujocoVectorEnv } from './vector-env.ts';
 
@@ -120,42 +120,22 @@ export const antTaskDistributions = async (load: () => Promise<MujocoRuntime> = 
   const runtime = await load();
   const model = runtime.loadModel(ANT.modelFile);
 
-  const FWD_BACK = 'ant-fwd-back';
-  const describeDir = describeFwdBack;
-  const antFwdBack = mujocoDistribution<AntDirTask>(FWD_BACK, {
-    sampleTasks: (uniform: Uniform, count: number): AntDirTask[] => sampleFwdBack(FWD_BACK, uniform, count),
-    describeTask: describeDir,
-    make: (tasks: readonly AntDirTask[]): MujocoVectorEnv => {
-      const directions = fwdBackDirections(FWD_BACK, tasks);
-      const spec: AntRewardSpec = {
-        taskReward: (i, x0, _y0, x1, _y1, dt) => (directions[i]! * (x1 - x0)) / dt,
-        ctrlCostWeight: ANT.ctrlCostWeightDirection,
-        surviveReward: ANT.surviveReward,
-        heightTermination: true,
-      };
-      return makeAnt(FWD_BACK, model, tasks.length, spec, (i) => describeDir(tasks[i]!));
+  // Fwd-back is the planar direction (±1, 0): one reward for both.
+  const directionSpec = (directions: readonly (readonly [number, number])[]): AntRewardSpec => ({
+    taskReward: (i, x0, y0, x1, y1, dt) => {
+      const [dx, dy] = directions[i]!;
+      return (dx * (x1 - x0) + dy * (y1 - y0)) / dt;
     },
+    ctrlCostWeight: ANT.ctrlCostWeightDirection,
+    surviveReward: ANT.surviveReward,
+    heightTermination: true,
   });
-
-  const RAND_DIR = 'ant-rand-dir';
-  const describeDir2d = describePlanarDirection;
-  const antRandDir = mujocoDistribution<AntDir2dTask>(RAND_DIR, {
-    sampleTasks: (uniform: Uniform, count: number): AntDir2dTask[] => samplePlanarDirections(RAND_DIR, uniform, count),
-    describeTask: describeDir2d,
-    make: (tasks: readonly AntDir2dTask[]): MujocoVectorEnv => {
-      const directions = planarDirections(RAND_DIR, tasks);
-      const spec: AntRewardSpec = {
-        taskReward: (i, x0, y0, x1, y1, dt) => {
-          const [dx, dy] = directions[i]!;
-          return (dx * (x1 - x0) + dy * (y1 - y0)) / dt;
-        },
-        ctrlCostWeight: ANT.ctrlCostWeightDirection,
-        surviveReward: ANT.surviveReward,
-        heightTermination: true,
-      };
-      return makeAnt(RAND_DIR, model, tasks.length, spec, (i) => describeDir2d(tasks[i]!));
-    },
-  });
+  const antFwdBack = fwdBackDistribution('ant-fwd-back', (directions, describeRow) =>
+    makeAnt('ant-fwd-back', model, directions.length, directionSpec(directions.map((d) => [d, 0] as const)), describeRow),
+  );
+  const antRandDir = planarDirectionDistribution('ant-rand-dir', (directions, describeRow) =>
+    makeAnt('ant-rand-dir', model, directions.length, directionSpec(directions), describeRow),
+  );
 
   const RAND_GOAL = 'ant-rand-goal';
   const describeGoal = (task: AntGoalTask): { goal: [number, number] } => ({ goal: [task.goal[0], task.goal[1]] });

@@ -2,8 +2,18 @@
  * The MuJoCo environments as far as they are known without loading the physics: name, description,
  * spaces, horizon and adaptation steps, from each body's constants. `environmentDescriptor` answers
  * from this table, and each body's task distribution takes these fields from it (`mujocoDistribution`),
- * so that the two cannot disagree.
+ * so that the two cannot disagree; the direction distributions (fwd-back, rand-dir) are built here too.
  */
+import {
+  describeFwdBack,
+  describePlanarDirection,
+  fwdBackDirections,
+  planarDirections,
+  sampleFwdBack,
+  samplePlanarDirections,
+  type FwdBackTask,
+  type PlanarDirectionTask,
+} from '../direction-tasks.ts';
 import type { EnvironmentDescriptor, TaskDistribution } from '../types.ts';
 import type { MujocoVectorEnv } from './vector-env.ts';
 import { ANT, ANT_DESCRIPTIONS } from './ant-constants.ts';
@@ -68,3 +78,25 @@ export const mujocoDistribution = <Task>(
 /** The descriptor of MuJoCo environment `name`, or undefined for any other name. */
 export const mujocoDescriptor = (name: string): EnvironmentDescriptor | undefined =>
   Object.prototype.hasOwnProperty.call(mujocoDescriptors, name) ? mujocoDescriptors[name as MujocoEnvironmentName] : undefined;
+
+/** The fwd-back distribution `name`: tasks ±1 along x; `make` gets each row's direction and description. */
+export const fwdBackDistribution = (
+  name: MujocoEnvironmentName,
+  make: (directions: readonly (1 | -1)[], describeRow: (row: number) => unknown) => MujocoVectorEnv,
+): MujocoTaskDistribution<FwdBackTask> =>
+  mujocoDistribution<FwdBackTask>(name, {
+    sampleTasks: (uniform, count) => sampleFwdBack(name, uniform, count),
+    describeTask: describeFwdBack,
+    make: (tasks) => make(fwdBackDirections(name, tasks), (row) => describeFwdBack(tasks[row]!)),
+  });
+
+/** The rand-dir distribution `name`: unit vectors uniform on the circle; `make` gets each row's direction and description. */
+export const planarDirectionDistribution = (
+  name: MujocoEnvironmentName,
+  make: (directions: readonly (readonly [number, number])[], describeRow: (row: number) => unknown) => MujocoVectorEnv,
+): MujocoTaskDistribution<PlanarDirectionTask> =>
+  mujocoDistribution<PlanarDirectionTask>(name, {
+    sampleTasks: (uniform, count) => samplePlanarDirections(name, uniform, count),
+    describeTask: describePlanarDirection,
+    make: (tasks) => make(planarDirections(name, tasks), (row) => describePlanarDirection(tasks[row]!)),
+  });

@@ -18,12 +18,12 @@
  * Loading the WASM runtime is asynchronous, so the distributions come from an async factory:
  * `const { halfCheetahFwdBack, halfCheetahRandVel } = await mujocoTaskDistributions()`.
  */
-import { mujocoDistribution, type MujocoTaskDistribution } from './descriptors.ts';
-import { describeFwdBack, fwdBackDirections, sampleFwdBack, type FwdBackTask } from '../direction-tasks.ts';
+import type { FwdBackTask } from '../direction-tasks.ts';
 import { checkTaskCount } from '../checks.ts';
 import type { TaskDistribution, Uniform } from '../types.ts';
 
 import { HALF_CHEETAH } from './half-cheetah-constants.ts';
+import { fwdBackDistribution, mujocoDistribution, type MujocoTaskDistribution } from './descriptors.ts';
 import { createMujocoRuntime, type MujocoModel, type MujocoRuntime } from './runtime.ts';
 import { mujocoVectorEnv, normalFrom, type BodyDynamics, type MujocoVectorEnv } from './vector-env.ts';
 
@@ -93,16 +93,9 @@ export const mujocoTaskDistributions = async (load: () => Promise<MujocoRuntime>
   const runtime = await load();
   const model = runtime.loadModel(HALF_CHEETAH.modelFile);
 
-  const FWD_BACK = 'half-cheetah-fwd-back';
-  const describeDir = describeFwdBack;
-  const halfCheetahFwdBack = mujocoDistribution<HalfCheetahDirTask>(FWD_BACK, {
-    sampleTasks: (uniform: Uniform, count: number): HalfCheetahDirTask[] => sampleFwdBack(FWD_BACK, uniform, count),
-    describeTask: describeDir,
-    make: (tasks: readonly HalfCheetahDirTask[]): MujocoVectorEnv => {
-      const directions = fwdBackDirections(FWD_BACK, tasks);
-      return makeHalfCheetah(FWD_BACK, model, tasks.length, (i, v) => directions[i]! * v, (i) => describeDir(tasks[i]!));
-    },
-  });
+  const halfCheetahFwdBack = fwdBackDistribution('half-cheetah-fwd-back', (directions, describeRow) =>
+    makeHalfCheetah('half-cheetah-fwd-back', model, directions.length, (i, v) => directions[i]! * v, describeRow),
+  );
 
   const RAND_VEL = 'half-cheetah-rand-vel';
   const describeVel = (task: HalfCheetahVelTask): { velocity: number } => ({ velocity: task.velocity });

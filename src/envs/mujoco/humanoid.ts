@@ -27,12 +27,10 @@
  *
  * `const { humanoidFwdBack, humanoidRandDir } = await humanoidTaskDistributions()`.
  */
-import { mujocoDistribution, type MujocoTaskDistribution } from './descriptors.ts';
-import { describeFwdBack, fwdBackDirections, sampleFwdBack, describePlanarDirection, planarDirections, samplePlanarDirections, type FwdBackTask, type PlanarDirectionTask } from '../direction-tasks.ts';
-import { clip } from '../checks.ts';
-import type { TaskDistribution, Uniform } from '../types.ts';
-
+import type { FwdBackTask, PlanarDirectionTask } from '../direction-tasks.ts';
+import type { TaskDistribution } from '../types.ts';
 import { HUMANOID, HUMANOID_DESCRIPTIONS } from './humanoid-constants.ts';
+import { fwdBackDistribution, planarDirectionDistribution, type MujocoTaskDistribution } from './descriptors.ts';
 import { createMujocoRuntime, type MujocoData, type MujocoModel, type MujocoRuntime } from './runtime.ts';
 import { mujocoVectorEnv, type BodyDynamics, type MujocoVectorEnv } from './vector-env.ts';
 
@@ -147,27 +145,12 @@ export const humanoidTaskDistributions = async (load: () => Promise<MujocoRuntim
   const runtime = await load();
   const model = runtime.loadModel(HUMANOID.modelFile);
 
-  const FWD_BACK = 'humanoid-fwd-back';
-  const describeDir = describeFwdBack;
-  const humanoidFwdBack = mujocoDistribution<HumanoidDirTask>(FWD_BACK, {
-    sampleTasks: (uniform: Uniform, count: number): HumanoidDirTask[] => sampleFwdBack(FWD_BACK, uniform, count),
-    describeTask: describeDir,
-    make: (tasks: readonly HumanoidDirTask[]): MujocoVectorEnv => {
-      const directions = fwdBackDirections(FWD_BACK, tasks).map((d): readonly [number, number] => [d, 0]);
-      return makeHumanoid(FWD_BACK, model, directions, (i) => describeDir(tasks[i]!));
-    },
-  });
-
-  const RAND_DIR = 'humanoid-rand-dir';
-  const describeDir2d = describePlanarDirection;
-  const humanoidRandDir = mujocoDistribution<HumanoidDir2dTask>(RAND_DIR, {
-    sampleTasks: (uniform: Uniform, count: number): HumanoidDir2dTask[] => samplePlanarDirections(RAND_DIR, uniform, count),
-    describeTask: describeDir2d,
-    make: (tasks: readonly HumanoidDir2dTask[]): MujocoVectorEnv => {
-      const directions = planarDirections(RAND_DIR, tasks);
-      return makeHumanoid(RAND_DIR, model, directions, (i) => describeDir2d(tasks[i]!));
-    },
-  });
+  const humanoidFwdBack = fwdBackDistribution('humanoid-fwd-back', (directions, describeRow) =>
+    makeHumanoid('humanoid-fwd-back', model, directions.map((d) => [d, 0] as const), describeRow),
+  );
+  const humanoidRandDir = planarDirectionDistribution('humanoid-rand-dir', (directions, describeRow) =>
+    makeHumanoid('humanoid-rand-dir', model, directions, describeRow),
+  );
 
   // both are TaskDistributions as well (checked here, at compile time)
   const asBase: readonly [TaskDistribution<HumanoidDirTask>, TaskDistribution<HumanoidDir2dTask>] = [humanoidFwdBack, humanoidRandDir];

@@ -25,12 +25,12 @@
  * - Reset (gym's): the model's initial state with qpos and qvel += U(−0.005, 0.005) per coordinate, qpos
  *   first, row by row, drawn from the `uniform` passed to reset.
  */
-import { mujocoDistribution, type MujocoTaskDistribution } from './descriptors.ts';
-import { describeFwdBack, fwdBackDirections, sampleFwdBack, type FwdBackTask } from '../direction-tasks.ts';
+import type { FwdBackTask } from '../direction-tasks.ts';
 import { checkTaskCount, clip } from '../checks.ts';
 import type { TaskDistribution, Uniform } from '../types.ts';
 
 import { HOPPER, RAND_PARAMS, WALKER, WALKER_DESCRIPTIONS } from './walker-constants.ts';
+import { fwdBackDistribution, mujocoDistribution, type MujocoTaskDistribution } from './descriptors.ts';
 import { createMujocoRuntime, type MujocoModel, type MujocoRuntime } from './runtime.ts';
 import { mujocoVectorEnv, type BodyDynamics, type MujocoVectorEnv } from './vector-env.ts';
 
@@ -183,16 +183,9 @@ export const walkerTaskDistributions = async (load: () => Promise<MujocoRuntime>
   const runtime = await load();
   const walkerModel = runtime.loadModel(WALKER.modelFile);
 
-  const FWD_BACK = 'walker-fwd-back';
-  const describeDir = describeFwdBack;
-  const walkerFwdBack = mujocoDistribution<WalkerDirTask>(FWD_BACK, {
-    sampleTasks: (uniform: Uniform, count: number): WalkerDirTask[] => sampleFwdBack(FWD_BACK, uniform, count),
-    describeTask: describeDir,
-    make: (tasks: readonly WalkerDirTask[]): MujocoVectorEnv => {
-      const directions = fwdBackDirections(FWD_BACK, tasks);
-      return makePlanar(FWD_BACK, WALKER, tasks.map(() => walkerModel), false, (i) => directions[i]!, (i) => describeDir(tasks[i]!));
-    },
-  });
+  const walkerFwdBack = fwdBackDistribution('walker-fwd-back', (directions, describeRow) =>
+    makePlanar('walker-fwd-back', WALKER, directions.map(() => walkerModel), false, (i) => directions[i]!, describeRow),
+  );
 
   const walker2dRandParams = randParams('walker2d-rand-params', WALKER, runtime);
   const hopperRandParams = randParams('hopper-rand-params', HOPPER, runtime);
