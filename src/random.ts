@@ -31,3 +31,10 @@ export const seededNormal = (seed: number): (() => number) => {
     return r * Math.cos(phi);
   };
 };
+
+/**
+ * A 32-bit seed mixed from three integers (each multiplied by its own odd constant, then xored), e.g.
+ * (run seed, iteration, purpose): distinct triples give unrelated generators.
+ */
+export const mixSeeds = (a: number, b: number, c: number): number =>
+  (Math.imul(a + 1, 0x9e3779b1) ^ Math.imul(b + 1, 0x85ebca6b) ^ Math.imul(c + 1, 0xc2b2ae35)) >>> 0;

@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { AnyTaskDistribution } from '../envs/index.ts';
-import { seededUniform } from '../random.ts';
+import { mixSeeds, seededUniform } from '../random.ts';
 import type { Graph } from '../scg/builder.ts';
 import type { Params } from '../surrogates/batch.ts';
 import { meanKl } from '../surrogates/divergence.ts';
@@ -81,9 +81,8 @@ export interface IterationStats {
   readonly lineSearch?: string;
 }
 
-/** A generator seeded by the run seed, the iteration and what it is for. */
-const stream = (seed: number, iteration: number, purpose: number): number =>
-  (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(iteration + 1, 0x85ebca6b) ^ Math.imul(purpose + 1, 0xc2b2ae35)) >>> 0;
+/** A generator's seed from the run seed, the iteration and what it is for. */
+const stream = mixSeeds;
 
 /**
  * Each trajectory weighted by 1 / (the task's real steps): the surrogate becomes the mean over time

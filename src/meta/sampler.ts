@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TaskDistribution, VectorEnv } from '../envs/types.ts';
 import type { Batch, Params } from '../surrogates/batch.ts';
-import { seededNormal, seededUniform } from '../random.ts';
+import { mixSeeds, seededNormal, seededUniform } from '../random.ts';
 import type { PolicyRandom, SamplingPolicy } from './policy.ts';
 
 /** Trajectories of one group (one task), row-major. */
@@ -32,9 +32,12 @@ export class SamplerError extends Error {
   override readonly name = 'SamplerError';
 }
 
-/** The seed of one random stream: a mix of a level's seed, a group's index and what the stream is for. */
-export const streamSeed = (seed: number, group: number, purpose: number): number =>
-  (Math.imul((seed >>> 0) ^ 0x2545f491, 0x9e3779b1) ^ Math.imul(group + 1, 0x85ebca6b) ^ Math.imul(purpose + 1, 0xc2b2ae35)) >>> 0;
+/**
+ * The seed of one random stream: a mix of a level's seed, a group's index and what the stream is for.
+ * The level's seed is salted first, so that these streams differ from the iteration's own
+ * (seed, iteration, purpose) ones even where the numbers coincide (the − 1 cancels mixSeeds' own + 1).
+ */
+export const streamSeed = (seed: number, group: number, purpose: number): number => mixSeeds(((seed >>> 0) ^ 0x2545f491) - 1, group, purpose);
 
 /** What one sampling call collects: `perGroup` trajectories of each task, each group with its own parameters. */
 export interface SampleRequest<Task = unknown> {

@@ -39,7 +39,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { AnyTaskDistribution } from '../envs/index.ts';
 import { taskDistribution } from '../envs/index.ts';
-import { seededNormal, seededUniform } from '../random.ts';
+import { mixSeeds, seededUniform } from '../random.ts';
 import type { Params } from '../surrogates/batch.ts';
 import { disposeParams, keepParams } from './algorithms.ts';
 import type { AlgorithmName } from './algorithm-names.ts';
@@ -148,8 +148,7 @@ export interface BatchSeeds {
   readonly sampling: number;
 }
 
-const mix = (seed: number, index: number, purpose: number): number =>
-  (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b) ^ Math.imul(purpose + 1, 0xc2b2ae35)) >>> 0;
+const mix = mixSeeds;
 
 /** Batch k's seeds; with fixedTasks, every batch draws batch 0's tasks. */
 export const batchSeeds = (seed: number, k: number, fixedTasks = false): BatchSeeds => {
