@@ -1,20 +1,11 @@
 /** The magicbox command as a user runs it: exit statuses, messages, and the JSON report. */
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import test from 'ava';
+import { runCli } from './helpers/cli.ts';
 
-const run = async (...args: string[]) => {
-  try {
-    const { stdout, stderr } = await promisify(execFile)('node', ['bin/magicbox.mjs', ...args], { env: { ...process.env, MAGICBOX_BACKEND: 'wasm' } });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-};
+const run = (...args: string[]) => runCli(args);
 
 test('verify --json: DiCE, DiCE + baseline and TMAML exact at orders 1-3; LVC and PGT biased at order 2 as predicted', async (t) => {
   const { code, stdout } = await run('verify', '--json');
@@ -76,10 +67,7 @@ test('an unknown command or backend is refused with the valid choices', async (t
   const r = await run('frobnicate');
   t.not(r.code, 0);
   t.regex(r.stderr, /unknown command 'frobnicate'/);
-  const { code, stderr } = await promisify(execFile)('node', ['bin/magicbox.mjs', 'verify'], { env: { ...process.env, MAGICBOX_BACKEND: 'gpu9000' } }).then(
-    () => ({ code: 0, stderr: '' }),
-    (e: { code: number; stderr: string }) => e,
-  );
+  const { code, stderr } = await runCli(['verify'], { MAGICBOX_BACKEND: 'gpu9000' });
   t.is(code, 1);
   t.regex(stderr, /MAGICBOX_BACKEND=gpu9000 is not a backend magicbox knows; valid: tensorflow-gpu, tensorflow, wasm, cpu/);
 });

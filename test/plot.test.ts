@@ -1,14 +1,13 @@
 /** `magicbox plot`: learning curves from hand-made run directories (no training here). */
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import test from 'ava';
 import { runPlot } from '../src/cli/plot.ts';
 import { curveData, plotLearningCurves, readRun, RunReadError } from '../src/plot/learning-curves.ts';
 import { wellFormedXml } from './helpers/xml.ts';
+import { runCli } from './helpers/cli.ts';
 
 const header = 'iteration,timesteps,return_0,return_1,samplingSeconds,adaptationSeconds,outerSeconds,objective,kl,lineSearch,wallSeconds,backend';
 
@@ -152,14 +151,15 @@ test('the command: magicbox plot RUN_DIR... --out FILE.svg --pre --title T', asy
   const a = makeRun(join(root, 'a'), baseConfig, [row(0, 100, 0, 1), row(1, 200, 0, 2)]);
   const b = makeRun(join(root, 'b'), { ...baseConfig, seed: 2 }, [row(0, 100, 1, 2), row(1, 200, 1, 3)]);
   const out = join(root, 'curves.svg');
-  const { stdout } = await promisify(execFile)('node', ['bin/magicbox.mjs', 'plot', a, b, '--pre', '--title', 'Seeds & bands', '--out', out]);
+  const { code, stdout, stderr } = await runCli(['plot', a, b, '--pre', '--title', 'Seeds & bands', '--out', out]);
+  t.is(code, 0, stderr);
   t.regex(stdout, /wrote .*curves\.svg: 1 curve\(s\) from 2 run\(s\)/);
   const svg = fs.readFileSync(out, 'utf8');
   t.is(wellFormedXml(svg), undefined);
   t.true(svg.includes('Seeds &amp; bands'));
   t.is(markPaths(svg, 'area').length, 2);
-  const missing = await promisify(execFile)('node', ['bin/magicbox.mjs', 'plot', join(root, 'nope'), '--out', join(root, 'x.svg')]).catch((e: { code: number; stderr: string }) => e);
-  t.is((missing as { code: number }).code, 1);
-  t.regex((missing as { stderr: string }).stderr, /skipped .*nope: no such directory/);
+  const missing = await runCli(['plot', join(root, 'nope'), '--out', join(root, 'x.svg')]);
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /skipped .*nope: no such directory/);
   t.false(fs.existsSync(join(root, 'x.svg')));
 });

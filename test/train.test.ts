@@ -3,12 +3,10 @@
  * hygiene, and the `train` / `eval` commands. Tiny configs (point-1d / nav-2d, 2 tasks × 2
  * trajectories, horizon 10, hidden [8]) keep the whole file fast.
  */
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import test from 'ava';
 import { selectBackend, type BackendReport } from '../src/backend.ts';
@@ -27,6 +25,7 @@ import {
   type ProgressRow,
   type TrainOptions,
 } from '../src/meta/train.ts';
+import { runCli } from './helpers/cli.ts';
 
 let backend: BackendReport;
 test.before(async () => {
@@ -338,15 +337,7 @@ test.serial('evaluateCheckpoint: per-level returns on fresh tasks, the same for 
 // ---------------------------------------------------------------------------------------------------
 // The commands, as a user runs them
 
-const cli = async (...args: string[]) => {
-  try {
-    const { stdout, stderr } = await promisify(execFile)('node', ['bin/magicbox.mjs', ...args], { env: { ...process.env, MAGICBOX_BACKEND: 'wasm' } });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-};
+const cli = (...args: string[]) => runCli(args);
 
 const noStack = /\n\s+at /;
 
