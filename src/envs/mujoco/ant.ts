@@ -33,7 +33,7 @@ import type { TaskDistribution, Uniform } from '../types.ts';
 import { ANT, ANT_DESCRIPTIONS } from './ant-constants.ts';
 import { fwdBackDistribution, planarDirectionDistribution, mujocoDistribution, type MujocoTaskDistribution } from './descriptors.ts';
 import { createMujocoRuntime, type MujocoModel, type MujocoRuntime } from './runtime.ts';
-import { mujocoVectorEnv, normalFrom, type BodyDynamics, type MujocoVectorEnv } from './vector-env.ts';
+import { gymResetNoise, mujocoVectorEnv, type BodyDynamics, type MujocoVectorEnv } from './vector-env.ts';
 
 export { ANT, ANT_DESCRIPTIONS };
 
@@ -80,12 +80,7 @@ const makeAnt = (name: string, model: MujocoModel, size: number, spec: AntReward
       m.nu !== actionDim || m.nq - 2 + m.nv + 6 * m.nbody !== observationDim
         ? `model has nq=${m.nq}, nv=${m.nv}, nu=${m.nu}, nbody=${m.nbody}; expected nu=${actionDim} and nq−2+nv+6·nbody=${observationDim}`
         : undefined,
-    perturb: (d, uniform) => {
-      const qpos = d.qpos();
-      for (let k = 0; k < qpos.length; k++) qpos[k] = qpos[k]! + resetNoise * (2 * uniform() - 1);
-      const qvel = d.qvel();
-      for (let k = 0; k < qvel.length; k++) qvel[k] = qvel[k]! + resetNoise * normalFrom(uniform);
-    },
+    perturb: gymResetNoise(resetNoise, 'normal'),
     // mj_forward + mj_rnePostConstraint: derived quantities and cfrc_ext of the current state.
     settle: (d) => {
       d.forward();

@@ -25,7 +25,7 @@ import type { TaskDistribution, Uniform } from '../types.ts';
 import { HALF_CHEETAH } from './half-cheetah-constants.ts';
 import { fwdBackDistribution, mujocoDistribution, type MujocoTaskDistribution } from './descriptors.ts';
 import { createMujocoRuntime, type MujocoModel, type MujocoRuntime } from './runtime.ts';
-import { mujocoVectorEnv, normalFrom, type BodyDynamics, type MujocoVectorEnv } from './vector-env.ts';
+import { gymResetNoise, mujocoVectorEnv, type BodyDynamics, type MujocoVectorEnv } from './vector-env.ts';
 
 export { HALF_CHEETAH };
 
@@ -66,12 +66,7 @@ const makeHalfCheetah = (
       m.nu !== actionDim || m.nq + m.nv - 1 !== observationDim
         ? `model has nq=${m.nq}, nv=${m.nv}, nu=${m.nu}; expected nu=${actionDim} and nq+nv−1=${observationDim}`
         : undefined,
-    perturb: (d, uniform) => {
-      const qpos = d.qpos();
-      for (let k = 0; k < qpos.length; k++) qpos[k] = qpos[k]! + resetNoise * (2 * uniform() - 1);
-      const qvel = d.qvel();
-      for (let k = 0; k < qvel.length; k++) qvel[k] = qvel[k]! + resetNoise * normalFrom(uniform);
-    },
+    perturb: gymResetNoise(resetNoise, 'normal'),
     observe: (d, out, o) => {
       const qpos = d.qpos();
       const qvel = d.qvel();

@@ -32,7 +32,7 @@ import type { TaskDistribution } from '../types.ts';
 import { HUMANOID, HUMANOID_DESCRIPTIONS } from './humanoid-constants.ts';
 import { fwdBackDistribution, planarDirectionDistribution, type MujocoTaskDistribution } from './descriptors.ts';
 import { createMujocoRuntime, type MujocoData, type MujocoModel, type MujocoRuntime } from './runtime.ts';
-import { mujocoVectorEnv, type BodyDynamics, type MujocoVectorEnv } from './vector-env.ts';
+import { gymResetNoise, mujocoVectorEnv, type BodyDynamics, type MujocoVectorEnv } from './vector-env.ts';
 
 export { HUMANOID, HUMANOID_DESCRIPTIONS };
 
@@ -100,12 +100,7 @@ const makeHumanoid = (
       m.nu !== actionDim || m.nbody !== mass.length || m.nq - 2 + 2 * m.nv + 22 * m.nbody !== observationDim
         ? `model has nq=${m.nq}, nv=${m.nv}, nu=${m.nu}, nbody=${m.nbody}; expected nu=${actionDim}, nbody=${mass.length} and nq−2+2·nv+22·nbody=${observationDim}`
         : undefined,
-    perturb: (d, uniform) => {
-      const qpos = d.qpos();
-      for (let k = 0; k < qpos.length; k++) qpos[k] = qpos[k]! + resetNoise * (2 * uniform() - 1);
-      const qvel = d.qvel();
-      for (let k = 0; k < qvel.length; k++) qvel[k] = qvel[k]! + resetNoise * (2 * uniform() - 1);
-    },
+    perturb: gymResetNoise(resetNoise, 'uniform'),
     // mj_forward + mj_rnePostConstraint: derived quantities and cfrc_ext of the current state; then the
     // mass centre of this state becomes the row's "after", the previous one its "before".
     settle: (d) => {

@@ -44,6 +44,19 @@ export const normalFrom = (uniform: Uniform): number => {
   return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
 };
 
+/**
+ * gym's reset noise, drawn row by row from the reset's `uniform`: qpos += scale·U(−1, 1), then
+ * qvel += scale·U(−1, 1) ('uniform': walker, hopper, humanoid) or scale·N(0, 1) ('normal': half-cheetah, ant).
+ */
+export const gymResetNoise =
+  (scale: number, velocity: 'uniform' | 'normal'): BodyDynamics['perturb'] =>
+  (d, uniform) => {
+    const qpos = d.qpos();
+    for (let k = 0; k < qpos.length; k++) qpos[k] = qpos[k]! + scale * (2 * uniform() - 1);
+    const qvel = d.qvel();
+    for (let k = 0; k < qvel.length; k++) qvel[k] = qvel[k]! + scale * (velocity === 'uniform' ? 2 * uniform() - 1 : normalFrom(uniform));
+  };
+
 /** Frees the MjData (and owned models) of environments dropped without free(). */
 const finalizer = new FinalizationRegistry<{ freeAll: () => void }>((held) => held.freeAll());
 

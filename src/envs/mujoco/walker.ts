@@ -32,7 +32,7 @@ import type { TaskDistribution, Uniform } from '../types.ts';
 import { HOPPER, RAND_PARAMS, WALKER, WALKER_DESCRIPTIONS } from './walker-constants.ts';
 import { fwdBackDistribution, mujocoDistribution, type MujocoTaskDistribution } from './descriptors.ts';
 import { createMujocoRuntime, type MujocoModel, type MujocoRuntime } from './runtime.ts';
-import { mujocoVectorEnv, type BodyDynamics, type MujocoVectorEnv } from './vector-env.ts';
+import { gymResetNoise, mujocoVectorEnv, type BodyDynamics, type MujocoVectorEnv } from './vector-env.ts';
 
 export { HOPPER, RAND_PARAMS, WALKER, WALKER_DESCRIPTIONS };
 
@@ -85,12 +85,7 @@ const makePlanar = (
       m.nu !== actionDim || m.nq - 1 + m.nv !== observationDim
         ? `model has nq=${m.nq}, nv=${m.nv}, nu=${m.nu}; expected nu=${actionDim} and nq−1+nv=${observationDim}`
         : undefined,
-    perturb: (d, uniform) => {
-      const qpos = d.qpos();
-      for (let k = 0; k < qpos.length; k++) qpos[k] = qpos[k]! + resetNoise * (2 * uniform() - 1);
-      const qvel = d.qvel();
-      for (let k = 0; k < qvel.length; k++) qvel[k] = qvel[k]! + resetNoise * (2 * uniform() - 1);
-    },
+    perturb: gymResetNoise(resetNoise, 'uniform'),
     observe: (d, out, offset) => {
       const qpos = d.qpos();
       const qvel = d.qvel();
