@@ -19,6 +19,7 @@ import { metaObjective, type LevelData, type MetaObjective } from './meta-object
 import { adam, backtrackingLineSearch, conjugateGradient, flattenParams, paramLayout, unflattenParams, type AdamState } from './optimizers.ts';
 import type { Policy } from './policy.ts';
 import { rlGraph } from './rl-graph.ts';
+import { sumOverTasks, tensorOf } from './task-sum.ts';
 import { averageReturn, disposeBatch, inProcessSampler, toBatch, type Sampler, type Trajectories } from './sampler.ts';
 
 export class TrainingError extends Error {
@@ -200,12 +201,31 @@ export const runIteration = async (trainer: Trainer, params: Params, optimizerSt
 
     const pre = (i: number) => levels.slice(0, adaptationSteps).map((level) => level[i]!);
     const post = (i: number) => levels[adaptationSteps]![i]!;
-    /** Mean over tasks of the meta-surrogate (to maximise). */
-    const objective = (p: Params): tf.Scalar =>
-      tf.div(tf.addN(tasks.map((_, i) => meta.surrogate(p, pre(i), post(i)))), tasks.length) as tf.Scalar;
     const names = Object.keys(policy.paramShapes);
-    const valueAndGradientOf = (loss: (p: Params) => tf.Scalar, at: Params) =>
-      tf.valueAndGrads((...values: tf.Tensor[]) => loss(Object.fromEntries(names.map((n, k) => [n, values[k]!]))))(names.map((n) => at[n]!));
+    const shapes = names.map((n) => policy.paramShapes[n]!);
+    const count = tasks.length;
+    /**
+     * The loss to minimise, Σ_i loss_i / count, with its gradient: one task's tape at a time (task-sum.ts),
+     * so memory stays that of one task whatever the number of tasks.
+     */
+    const lossAndGradient = (taskLoss: (i: number, p: Params) => tf.Scalar, at: Params): { loss: number; grads: Params } => {
+      const [value, ...grads] = sumOverTasks(
+        count,
+        (i) => {
+          const { value, grads } = tf.valueAndGrads((...values: tf.Tensor[]) => taskLoss(i, Object.fromEntries(names.map((n, k) => [n, values[k]!]))))(
+            names.map((n) => at[n]!),
+          );
+          return [value, ...grads];
+        },
+        (i, values) => {
+          assertFinite(iteration, `meta-objective of task ${i}`, values[0]!);
+          values.slice(1).forEach((g, k) => assertFinite(iteration, `meta-gradient of ${names[k]} (task ${i})`, g));
+        },
+      );
+      return { loss: value![0]! / count, grads: Object.fromEntries(names.map((n, k) => [n, tensorOf(grads[k]!, shapes[k]!, 1 / count)])) };
+    };
+    /** Mean over tasks of a per-task scalar, evaluated one task at a time (no gradient). */
+    const meanOverTasks = (value: (i: number) => tf.Scalar): number => sumOverTasks(count, (i) => [value(i)])[0]![0]! / count;
 
     const outerStarted = performance.now();
     /** The meta-objective at the parameters the iteration started from (the first outer step computes it). */
@@ -219,31 +239,28 @@ export const runIteration = async (trainer: Trainer, params: Params, optimizerSt
           let current = params;
           const preUpdate = levels[0]!;
           const steps = trainer.algorithm.optimizer === 'promp' ? config.prompSteps : 1;
+          const penalised = trainer.algorithm.optimizer === 'promp';
+          /** Task i's term: −its meta-surrogate, plus (ProMP) η·KL(π_θo ‖ π_θ) on its pre-update data. */
+          const taskLoss = (i: number, p: Params): tf.Scalar => {
+            const value = tf.neg(meta.surrogate(p, pre(i), post(i)));
+            if (!penalised) return value as tf.Scalar;
+            return tf.add(value, tf.mul(config.klPenalty, meanKl(graph, params, p, preUpdate[i]!.batch))) as tf.Scalar;
+          };
           try {
-          for (let n = 0; n < steps; n++) {
-            const next = tf.tidy(() => {
-              const loss = (p: Params): tf.Scalar => {
-                const value = tf.neg(objective(p));
-                if (trainer.algorithm.optimizer !== 'promp') return value as tf.Scalar;
-                // ProMP's KL penalty η·KL(π_θo ‖ π_θ) on the pre-update data, averaged over tasks.
-                const kl = tf.div(tf.addN(preUpdate.map((data) => meanKl(graph, params, p, data.batch))), preUpdate.length);
-                return tf.add(value, tf.mul(config.klPenalty, kl)) as tf.Scalar;
-              };
-              const { value, grads } = valueAndGradientOf(loss, current);
+            for (let n = 0; n < steps; n++) {
+              const { loss, grads } = lossAndGradient(taskLoss, current);
               // At the first step θ = θo, so the KL penalty is 0 and the loss is −objective.
-              if (n === 0) {
-                objectiveBefore = -value.dataSync()[0]!;
-                assertFinite(iteration, 'meta-objective', [objectiveBefore]);
-              }
-              grads.forEach((g, k) => assertFinite(iteration, `meta-gradient of ${names[k]}`, g.dataSync()));
-              const stepped = optimizer.step(current, Object.fromEntries(names.map((n, k) => [n, grads[k]!])), state);
-              return { params: keepParams(stepped.params), state: { step: stepped.state.step, m: keepParams(stepped.state.m), v: keepParams(stepped.state.v) } };
-            });
-            if (current !== params) disposeParams(current);
-            if (state !== optimizerState) optimizer.dispose(state);
-            current = next.params;
-            state = next.state;
-          }
+              if (n === 0) objectiveBefore = -loss;
+              const next = tf.tidy(() => {
+                const stepped = optimizer.step(current, grads, state);
+                return { params: keepParams(stepped.params), state: { step: stepped.state.step, m: keepParams(stepped.state.m), v: keepParams(stepped.state.v) } };
+              });
+              disposeParams(grads);
+              if (current !== params) disposeParams(current);
+              if (state !== optimizerState) optimizer.dispose(state);
+              current = next.params;
+              state = next.state;
+            }
           } catch (e) {
             // A failed step (a NaN gradient) ends the run: free what the earlier steps made.
             if (current !== params) disposeParams(current);
@@ -254,41 +271,55 @@ export const runIteration = async (trainer: Trainer, params: Params, optimizerSt
         }
         case 'trpo': {
           const layout = paramLayout(policy.paramShapes);
-          return tf.tidy(() => {
-            const theta0 = flattenParams(params, layout);
-            const objectiveFlat = (flat: tf.Tensor) => objective(unflattenParams(flat, layout));
-            objectiveBefore = objectiveFlat(theta0).dataSync()[0]!;
-            assertFinite(iteration, 'meta-objective', [objectiveBefore]);
-            const gradient = tf.grad(objectiveFlat)(theta0) as tf.Tensor1D;
-            assertFinite(iteration, 'meta-gradient', gradient.dataSync());
-            // The trust region is on the post-update policies: KL(π_θ′(θ_old) ‖ π_θ′(θ)) on D′, per task.
-            const adaptedOld = tasks.map((_, i) => meta.adapt(params, pre(i)).at(-1)!);
-            const kl = (flat: tf.Tensor): tf.Scalar => {
-              const p = unflattenParams(flat, layout);
-              return tf.div(tf.addN(tasks.map((_, i) => meanKl(graph, adaptedOld[i]!, meta.adapt(p, pre(i)).at(-1)!, post(i).batch))), tasks.length) as tf.Scalar;
-            };
-            const hvp = (v: tf.Tensor1D): tf.Tensor1D =>
+          const { loss, grads } = lossAndGradient((i, p) => tf.neg(meta.surrogate(p, pre(i), post(i))) as tf.Scalar, params);
+          objectiveBefore = -loss;
+          const theta0 = flattenParams(params, layout);
+          const gradient = tf.tidy(() => tf.neg(flattenParams(grads, layout)) as tf.Tensor1D);
+          disposeParams(grads);
+          // θ′_i(θ_old), the reference of each task's trust region: the parameters that sampled D′_i.
+          const adaptedOld = levelParams[adaptationSteps]!;
+          try {
+            const objectiveAt = (flat: tf.Tensor1D): number =>
               tf.tidy(() => {
-                const hv = tf.grad((flat: tf.Tensor) => tf.sum(tf.mul(tf.grad(kl)(flat), v)) as tf.Scalar)(theta0);
-                return tf.add(hv, tf.mul(config.cgDamping, v)) as tf.Tensor1D;
+                const p = unflattenParams(flat, layout);
+                return meanOverTasks((i) => meta.surrogate(p, pre(i), post(i)));
               });
+            // The trust region is on the post-update policies: KL(π_θ′(θ_old) ‖ π_θ′(θ)) on D′, per task.
+            const taskKl = (i: number, flat: tf.Tensor): tf.Scalar =>
+              meanKl(graph, adaptedOld[i]!, meta.adapt(unflattenParams(flat, layout), pre(i)).at(-1)!, post(i).batch);
+            const klAt = (flat: tf.Tensor1D): number => tf.tidy(() => meanOverTasks((i) => taskKl(i, flat)));
+            const hvp = (v: tf.Tensor1D): tf.Tensor1D => {
+              const [hv] = sumOverTasks(count, (i) => [
+                tf.grad((flat: tf.Tensor) => tf.sum(tf.mul(tf.grad((x: tf.Tensor) => taskKl(i, x))(flat), v)) as tf.Scalar)(theta0),
+              ]);
+              return tf.tidy(() => tf.add(tensorOf(hv!, [layout.size], 1 / count), tf.mul(config.cgDamping, v)) as tf.Tensor1D);
+            };
             const direction = conjugateGradient(hvp, gradient, config.cgIterations);
-            const curvature = tf.tidy(() => tf.sum(tf.mul(direction, hvp(direction))).dataSync()[0]!);
+            const curvature = tf.tidy(() => {
+              const hd = hvp(direction);
+              return tf.sum(tf.mul(direction, hd)).dataSync()[0]!;
+            });
             const fullStep = tf.mul(direction, Math.sqrt((2 * config.maxKl) / Math.max(curvature, 1e-12))) as tf.Tensor1D;
-            const search = backtrackingLineSearch(
-              (x) => tf.tidy(() => -objectiveFlat(x).dataSync()[0]!),
-              (x) => tf.tidy(() => kl(x).dataSync()[0]!),
-              theta0,
-              fullStep,
-              { maxConstraint: config.maxKl, backtrackRatio: config.backtrackRatio, maxSteps: config.maxBacktracks, lossBefore: -objectiveBefore },
-            );
+            direction.dispose();
+            const search = backtrackingLineSearch((x) => -objectiveAt(x), klAt, theta0, fullStep, {
+              maxConstraint: config.maxKl,
+              backtrackRatio: config.backtrackRatio,
+              maxSteps: config.maxBacktracks,
+              lossBefore: -objectiveBefore,
+            });
+            fullStep.dispose();
+            const next = keepParams(tf.tidy(() => unflattenParams(search.x, layout)));
+            search.x.dispose();
             return {
-              params: keepParams(unflattenParams(search.x, layout)),
+              params: next,
               optimizerState: undefined,
               ...(search.constraint !== undefined ? { kl: search.constraint } : {}),
               lineSearch: search.accepted ? `accepted ${search.stepFraction.toPrecision(3)}` : search.reason,
             };
-          });
+          } finally {
+            theta0.dispose();
+            gradient.dispose();
+          }
         }
       }
     })();
