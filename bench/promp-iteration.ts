@@ -29,15 +29,31 @@
  *   --reps=R           timed iterations (default 3)
  *   --warmup=W         discarded iterations before them (default 1; 0 allowed)
  *   --quick            --tasks=4 --reps=1 --warmup=0, to try things out (also MAGICBOX_BENCH_QUICK=1)
+ *   --engine=NAME      the policy engine: fused (default) or tfjs (the general path)
+ *   --reference        side by side with the PyTorch reference (bench/reference/promp_iteration.py):
+ *                      first both compute the outer loss and its gradient on one fixed batch (they must
+ *                      agree to 1e-5), then, at 1 and at 2 threads (magicbox: sampling workers; PyTorch:
+ *                      its intra-op threads), warm-up iterations of each and `--reps` rounds of one
+ *                      iteration each, A/B interleaved with the order alternating per round; reported:
+ *                      each phase's median for both, their ratios (magicbox ÷ PyTorch: below 1 is faster),
+ *                      peak RSS of both, and the load average around the run.
  */
 import * as tf from '@tensorflow/tfjs';
 import { taskDistribution } from '../src/envs/index.ts';
 import { disposeParams } from '../src/meta/algorithms.ts';
 import { resolveConfig } from '../src/meta/config.ts';
-import { makeTrainer, runIteration, type IterationStats, type OptimizerState } from '../src/meta/iteration.ts';
+import { makeTrainer, outerTaskLoss, runIteration, sampleLevels, disposeLevels, type IterationStats, type OptimizerState, type Trainer } from '../src/meta/iteration.ts';
 import { adam } from '../src/meta/optimizers.ts';
 import { mlpPolicyFor } from '../src/meta/policy.ts';
+import { policyEngines, type PolicyEngine } from '../src/meta/rl-graph.ts';
+import { withWorkerSampler } from '../src/meta/train.ts';
+import { seededUniform } from '../src/random.ts';
+import type { Params } from '../src/surrogates/batch.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { benchArgs } from './_options.ts';
+import { referenceInstallHint, referenceMissing, startReference, type Reference } from './_reference.ts';
 
 const PAPER = { tasks: 40, trajectories: 20, horizon: 100, steps: 3 } as const;
 /** Tasks per iteration by default: a quarter of the paper's, so that the benchmark takes ~2–3 minutes. */
@@ -51,11 +67,22 @@ interface Options {
   readonly reps: number;
   readonly warmup: number;
   readonly quick: boolean;
+  readonly engine: PolicyEngine;
+  readonly reference: boolean;
 }
 
 const parseOptions = (args: readonly string[]): Options => {
-  const { quick, value } = benchArgs('promp-iteration', args, ['tasks', 'trajectories', 'horizon', 'steps', 'reps', 'warmup']);
+  const reference = args.includes('--reference');
+  const { quick, value, raw } = benchArgs(
+    'promp-iteration',
+    args.filter((a) => a !== '--reference'),
+    ['tasks', 'trajectories', 'horizon', 'steps', 'reps', 'warmup', 'engine'],
+  );
+  const engine = (raw('engine') ?? 'fused') as PolicyEngine;
+  if (!policyEngines.includes(engine)) throw new RangeError(`--engine must be one of ${policyEngines.join(', ')}, got '${engine}'`);
   return {
+    engine,
+    reference,
     tasks: value('tasks') ?? (quick ? 4 : DEFAULT_TASKS),
     trajectories: value('trajectories') ?? PAPER.trajectories,
     horizon: value('horizon') ?? PAPER.horizon,
@@ -76,9 +103,8 @@ const round = (x: number, digits: number): number => Number(x.toFixed(digits));
 
 const log = (msg: string) => process.stderr.write(`[promp-iteration] ${msg}\n`);
 
-export const run = async (args: readonly string[] = []): Promise<Record<string, unknown>> => {
-  const opts = parseOptions(args);
-  const config = resolveConfig({
+const configFor = (opts: Pick<Options, 'tasks' | 'trajectories' | 'horizon' | 'steps' | 'engine'>) =>
+  resolveConfig({
     algo: 'promp',
     env: 'point-corners',
     seed: 1,
@@ -86,10 +112,21 @@ export const run = async (args: readonly string[] = []): Promise<Record<string, 
     trajectoriesPerTask: opts.trajectories,
     horizon: opts.horizon,
     adaptationSteps: opts.steps,
+    engine: opts.engine,
   });
+
+const trainerOf = (opts: Pick<Options, 'tasks' | 'trajectories' | 'horizon' | 'steps' | 'engine'>): Trainer => {
+  const config = configFor(opts);
   const distribution = taskDistribution(config.env);
   const policy = mlpPolicyFor(distribution.observationDim, distribution.action, { hidden: config.hidden, initLogStd: config.initLogStd });
-  const trainer = makeTrainer(config, distribution, policy);
+  return makeTrainer(config, distribution, policy);
+};
+
+export const run = async (args: readonly string[] = []): Promise<Record<string, unknown>> => {
+  const opts = parseOptions(args);
+  if (opts.reference) return runWithReference(opts);
+  const trainer = trainerOf(opts);
+  const { config, policy } = trainer;
 
   const started = performance.now();
   let params = policy.init(config.seed);
@@ -185,6 +222,172 @@ export const run = async (args: readonly string[] = []): Promise<Record<string, 
       paperSized,
       quick: opts.quick,
     },
+    seconds: round((performance.now() - started) / 1000, 1),
+  };
+};
+
+// ---------------------------------------------------------------------------------------------------
+// side by side with the PyTorch reference
+
+const tensorJson = (t: tf.Tensor) => ({ shape: t.shape, values: Array.from(t.dataSync()) });
+
+/**
+ * The outer loss (ProMP's, at θ ≠ θo so that the KL penalty counts) and its gradient from magicbox and
+ * from the reference on one fixed batch: 3 tasks × 4 trajectories × horizon 25 of point-corners,
+ * sampled by magicbox; the reference reads the batch and computes in float64.
+ */
+const checkAgainstReference = async (reference: Reference, engine: PolicyEngine) => {
+  const trainer = trainerOf({ tasks: 3, trajectories: 4, horizon: 25, steps: 3, engine });
+  const names = Object.keys(trainer.policy.paramShapes);
+  const thetaOld = trainer.policy.init(11);
+  const sampled = await sampleLevels(trainer, thetaOld, 0);
+  const dir = mkdtempSync(join(tmpdir(), 'magicbox-reference-'));
+  try {
+    const u = seededUniform(5);
+    const theta: Params = tf.tidy(() => Object.fromEntries(names.map((n) => [n, tf.add(thetaOld[n]!, tf.mul(0.05, tf.randomUniform(thetaOld[n]!.shape, -1, 1, 'float32', Math.floor(u() * 1e9))))])));
+    const k = sampled.levels.length - 1;
+    const tasks = sampled.tasks.map((_, i) => ({ pre: sampled.levels.slice(0, k).map((level) => level[i]!), post: sampled.levels[k]![i]! }));
+    let loss = 0;
+    const grads = names.map((n) => new Float64Array(thetaOld[n]!.size));
+    for (const task of tasks) {
+      tf.tidy(() => {
+        const f = outerTaskLoss(trainer, thetaOld, task.pre, task.post);
+        const { value, grads: g } = tf.valueAndGrads((...v: tf.Tensor[]) => f(Object.fromEntries(names.map((n, j) => [n, v[j]!]))))(names.map((n) => theta[n]!));
+        loss += value.dataSync()[0]! / tasks.length;
+        g.forEach((gj, j) => gj.dataSync().forEach((x, e) => (grads[j]![e]! += x / tasks.length)));
+      });
+    }
+    const level = (d: (typeof tasks)[number]['post']) => {
+      const s = d.batch.values.s!;
+      return {
+        shape: s.shape.slice(0, 2),
+        observations: Array.from(s.dataSync()),
+        actions: Array.from(d.batch.values.a!.dataSync()),
+        advantages: Array.from(d.batch.advantages!.a!.dataSync()),
+        behaviour: Array.from(d.batch.behaviour!.a!.dataSync()),
+      };
+    };
+    const file = join(dir, 'batch.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        theta: Object.fromEntries(names.map((n) => [n, tensorJson(theta[n]!)])),
+        thetaOld: Object.fromEntries(names.map((n) => [n, tensorJson(thetaOld[n]!)])),
+        tasks: tasks.map((t) => ({ pre: t.pre.map(level), post: level(t.post) })),
+      }),
+    );
+    tf.dispose(Object.values(theta));
+    const answer = (await reference.request({ cmd: 'check', file })) as { loss: number; grads: Record<string, number[]> };
+    let maxDiff = 0;
+    let maxRef = 0;
+    names.forEach((n, j) => {
+      const r = answer.grads[n]!;
+      r.forEach((x, e) => {
+        maxDiff = Math.max(maxDiff, Math.abs(grads[j]![e]! - x));
+        maxRef = Math.max(maxRef, Math.abs(x));
+      });
+    });
+    const lossError = Math.abs(loss - answer.loss) / Math.max(Math.abs(answer.loss), 1e-12);
+    const gradientError = maxDiff / Math.max(maxRef, 1e-12);
+    return {
+      engine,
+      loss: { magicbox: loss, reference: answer.loss, relativeError: Number(lossError.toPrecision(3)) },
+      gradient: { maxAbs: Number(maxRef.toPrecision(4)), relativeError: Number(gradientError.toPrecision(3)) },
+      agree: lossError <= 1e-5 && gradientError <= 1e-5,
+    };
+  } finally {
+    disposeLevels(sampled);
+    disposeParams(thetaOld);
+    rmSync(dir, { recursive: true, force: true });
+  }
+};
+
+interface Phases {
+  readonly sampling: number;
+  readonly adaptation: number;
+  readonly outer: number;
+  readonly total: number;
+}
+
+const runWithReference = async (opts: Options): Promise<Record<string, unknown>> => {
+  const missing = referenceMissing();
+  if (missing !== undefined) throw new Error(`the PyTorch reference cannot run: ${missing}. Install it: ${referenceInstallHint}`);
+  const started = performance.now();
+  const loadBefore = loadavg();
+  const checker = startReference(1);
+  const checks = [];
+  try {
+    await checker.request({ cmd: 'init', threads: 1, tasks: 1, trajectories: 1, horizon: 1, steps: 1 });
+    for (const engine of policyEngines) checks.push(await checkAgainstReference(checker, engine));
+  } finally {
+    checker.close();
+  }
+  log(`check: ${JSON.stringify(checks)}`);
+
+  const byThreads: Record<string, unknown> = {};
+  let referenceRss = 0;
+  for (const threads of [1, 2]) {
+    const trainer = await withWorkerSampler(trainerOf(opts), { workers: threads });
+    const reference = startReference(threads);
+    let params = trainer.policy.init(1);
+    let state: OptimizerState = undefined;
+    const ours: Phases[] = [];
+    const theirs: Phases[] = [];
+    try {
+      await reference.request({ cmd: 'init', threads, tasks: opts.tasks, trajectories: opts.trajectories, horizon: opts.horizon, steps: opts.steps, seed: 1 });
+      const magicboxIteration = async (it: number): Promise<Phases> => {
+        const t0 = performance.now();
+        const r = await runIteration(trainer, params, state, it);
+        const total = (performance.now() - t0) / 1000;
+        disposeParams(params);
+        if (state !== undefined && state !== r.optimizerState) adam().dispose(state);
+        params = r.params;
+        state = r.optimizerState;
+        return { sampling: r.stats.samplingSeconds, adaptation: r.stats.adaptationSeconds, outer: r.stats.outerSeconds, total };
+      };
+      const referenceIteration = async (): Promise<Phases> => {
+        const a = (await reference.request({ cmd: 'iterate' })) as unknown as Phases & { maxRssMb: number };
+        referenceRss = Math.max(referenceRss, a.maxRssMb);
+        return a;
+      };
+      for (let w = 0; w < Math.max(1, opts.warmup); w++) {
+        await magicboxIteration(w);
+        await referenceIteration();
+      }
+      for (let r = 0; r < opts.reps; r++) {
+        const it = Math.max(1, opts.warmup) + r;
+        if (r % 2 === 0) {
+          ours.push(await magicboxIteration(it));
+          theirs.push(await referenceIteration());
+        } else {
+          theirs.push(await referenceIteration());
+          ours.push(await magicboxIteration(it));
+        }
+        log(`${threads} thread(s), round ${r + 1}: magicbox outer ${ours.at(-1)!.outer.toFixed(2)} s, total ${ours.at(-1)!.total.toFixed(2)} s; PyTorch outer ${theirs.at(-1)!.outer.toFixed(2)} s, total ${theirs.at(-1)!.total.toFixed(2)} s`);
+      }
+    } finally {
+      disposeParams(params);
+      if (state !== undefined) adam().dispose(state);
+      reference.close();
+      await trainer.sampler.close();
+    }
+    const phase = (xs: readonly Phases[], k: keyof Phases) => median(xs.map((x) => x[k]));
+    const phases = ['sampling', 'adaptation', 'outer', 'total'] as const;
+    byThreads[`threads${threads}`] = {
+      magicbox: Object.fromEntries(phases.map((k) => [k, round(phase(ours, k), 3)])),
+      pytorch: Object.fromEntries(phases.map((k) => [k, round(phase(theirs, k), 3)])),
+      ratio: Object.fromEntries(phases.map((k) => [k, round(phase(ours, k) / phase(theirs, k), 2)])),
+    };
+  }
+  return {
+    reference: 'PyTorch (bench/reference/promp_iteration.py)',
+    engine: opts.engine,
+    check: checks,
+    ...byThreads,
+    peakRssMb: { magicbox: Math.round(process.resourceUsage().maxRSS / 1024), pytorch: Math.round(referenceRss) },
+    loadAverage: { before: loadBefore.map((x) => round(x, 2)), after: loadavg().map((x) => round(x, 2)) },
+    config: { env: 'point-corners', algo: 'promp', tasks: opts.tasks, trajectoriesPerTask: opts.trajectories, horizon: opts.horizon, adaptationSteps: opts.steps, warmup: Math.max(1, opts.warmup), rounds: opts.reps },
+    note: 'ratio = magicbox ÷ PyTorch (below 1: magicbox faster); magicbox threads = sampling workers (the outer step runs in one thread); PyTorch threads = torch.set_num_threads',
     seconds: round((performance.now() - started) / 1000, 1),
   };
 };

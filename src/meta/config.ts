@@ -6,6 +6,7 @@
 import * as t from 'io-ts';
 import { algorithmNames, type AlgorithmName } from './algorithm-names.ts';
 import { environmentDescriptor, environmentNames } from '../envs/index.ts';
+import { policyEngines, type PolicyEngine } from './rl-graph.ts';
 
 const oneOf = <T extends string>(values: readonly T[], name: string) =>
   new t.Type<T, T, unknown>(
@@ -77,6 +78,8 @@ export const TrainConfigPatchCodec = t.exact(
     maxBacktracks: count,
     /** Write a checkpoint every this many iterations (and at the end). */
     checkpointEvery: count,
+    /** How the policy's log-probability is differentiated: its fused op, or the general tfjs path. */
+    engine: oneOf(policyEngines, 'Engine'),
   }),
 );
 export type TrainConfigPatch = t.TypeOf<typeof TrainConfigPatchCodec>;
@@ -105,6 +108,7 @@ export interface TrainConfig {
   readonly backtrackRatio: number;
   readonly maxBacktracks: number;
   readonly checkpointEvery: number;
+  readonly engine: PolicyEngine;
 }
 
 /** The paper's settings (Table 1, App. D), with the released code's inner step size 0.1. */
@@ -132,6 +136,7 @@ export const defaultConfig: TrainConfig = {
   backtrackRatio: 0.8,
   maxBacktracks: 15,
   checkpointEvery: 10,
+  engine: 'fused',
 };
 
 /**

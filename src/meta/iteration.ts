@@ -43,7 +43,10 @@ export interface Trainer {
 /** A trainer; without `sampler`, trajectories are sampled in this thread. */
 export const makeTrainer = (config: TrainConfig, distribution: AnyTaskDistribution, policy: Policy, sampler?: Sampler): Trainer => {
   const algorithm = algorithms[config.algo];
-  const graph = rlGraph(policy, distribution.name);
+  // TRPO's Hessian-vector products differentiate the meta-gradient once more (a third derivative of
+  // log π), past what the fused op provides: it takes the general path.
+  const engine = algorithm.optimizer === 'trpo' ? 'tfjs' : config.engine;
+  const graph = rlGraph(policy, distribution.name, engine);
   const adaptationSteps = config.adaptationSteps ?? distribution.adaptationSteps;
   const meta = metaObjective(graph, {
     formulation: algorithm.formulation,
@@ -167,15 +170,35 @@ export interface IterationResult {
   readonly stats: IterationStats;
 }
 
+/** What an iteration's sampling phase produced, per adaptation level and task. */
+export interface SampledLevels {
+  readonly tasks: readonly unknown[];
+  /** levels[j][i]: task i's data at level j (0: pre-update; the last: post-update). */
+  readonly levels: readonly (readonly LevelData[])[];
+  /** levelParams[j][i]: the parameters that sampled levels[j][i] (level 0's are the caller's). */
+  readonly levelParams: readonly (readonly Params[])[];
+  /** Average return per trajectory at each level. */
+  readonly returns: readonly number[];
+  readonly timesteps: number;
+  readonly samplingSeconds: number;
+  readonly adaptationSeconds: number;
+}
+
+/** Frees what `sampleLevels` made (not the caller's parameters). */
+export const disposeLevels = (sampled: Pick<SampledLevels, 'levels' | 'levelParams'>): void => {
+  sampled.levels.flat().forEach((d) => disposeBatch(d.batch));
+  sampled.levelParams.slice(1).flat().forEach(disposeParams);
+};
+
 /**
- * Runs iteration `iteration` from `params`. Returns new parameters and optimiser state; the inputs are
- * not disposed (the caller decides, e.g. after a checkpoint).
+ * Iteration `iteration`'s sampling phase from `params`: its tasks, then for each level j = 0 … k the
+ * trajectories of every task with its level-j parameters, their batches, and the inner step that gives
+ * level j + 1's parameters.
  */
-export const runIteration = async (trainer: Trainer, params: Params, optimizerState: OptimizerState, iteration: number): Promise<IterationResult> => {
-  const { config, distribution, policy, meta, graph, horizon, adaptationSteps } = trainer;
+export const sampleLevels = async (trainer: Trainer, params: Params, iteration: number): Promise<SampledLevels> => {
+  const { config, distribution, meta, horizon, adaptationSteps } = trainer;
   const seconds = (since: number) => (performance.now() - since) / 1000;
   const tasks = distribution.sampleTasks(seededUniform(stream(config.seed, iteration, 0)), config.tasksPerIteration);
-
   const levels: LevelData[][] = [];
   const levelParams: Params[][] = [tasks.map(() => params)];
   const returns: number[] = [];
@@ -198,7 +221,36 @@ export const runIteration = async (trainer: Trainer, params: Params, optimizerSt
       levelParams.push(levels[j]!.map((data, i) => tf.tidy(() => keepParams(meta.innerStep(levelParams[j]![i]!, data)))));
       adaptationSeconds += seconds(adapting);
     }
+  } catch (e) {
+    disposeLevels({ levels, levelParams });
+    throw e;
+  }
+  return { tasks, levels, levelParams, returns, timesteps, samplingSeconds, adaptationSeconds };
+};
 
+/**
+ * One task's term of the outer loss (to minimise) at θ: −its meta-surrogate on its pre- and
+ * post-update data, plus for ProMP η·KL(π_θo ‖ π_θ) on its pre-update data (θo: the parameters the
+ * iteration started from). The outer loss is the mean of these over tasks.
+ */
+export const outerTaskLoss =
+  (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData) =>
+  (p: Params): tf.Scalar => {
+    const value = tf.neg(trainer.meta.surrogate(p, pre, post));
+    if (trainer.algorithm.optimizer !== 'promp') return value as tf.Scalar;
+    return tf.add(value, tf.mul(trainer.config.klPenalty, meanKl(trainer.graph, start, p, pre[0]!.batch))) as tf.Scalar;
+  };
+
+/**
+ * Runs iteration `iteration` from `params`. Returns new parameters and optimiser state; the inputs are
+ * not disposed (the caller decides, e.g. after a checkpoint).
+ */
+export const runIteration = async (trainer: Trainer, params: Params, optimizerState: OptimizerState, iteration: number): Promise<IterationResult> => {
+  const { config, policy, meta, graph, adaptationSteps } = trainer;
+  const seconds = (since: number) => (performance.now() - since) / 1000;
+  const sampled = await sampleLevels(trainer, params, iteration);
+  const { tasks, levels, levelParams, returns, timesteps, samplingSeconds, adaptationSeconds } = sampled;
+  try {
     const pre = (i: number) => levels.slice(0, adaptationSteps).map((level) => level[i]!);
     const post = (i: number) => levels[adaptationSteps]![i]!;
     const names = Object.keys(policy.paramShapes);
@@ -237,15 +289,9 @@ export const runIteration = async (trainer: Trainer, params: Params, optimizerSt
           const optimizer = adam({ learningRate: config.outerLearningRate });
           let state = optimizerState ?? optimizer.init(params);
           let current = params;
-          const preUpdate = levels[0]!;
           const steps = trainer.algorithm.optimizer === 'promp' ? config.prompSteps : 1;
-          const penalised = trainer.algorithm.optimizer === 'promp';
-          /** Task i's term: −its meta-surrogate, plus (ProMP) η·KL(π_θo ‖ π_θ) on its pre-update data. */
-          const taskLoss = (i: number, p: Params): tf.Scalar => {
-            const value = tf.neg(meta.surrogate(p, pre(i), post(i)));
-            if (!penalised) return value as tf.Scalar;
-            return tf.add(value, tf.mul(config.klPenalty, meanKl(graph, params, p, preUpdate[i]!.batch))) as tf.Scalar;
-          };
+          const losses = tasks.map((_, i) => outerTaskLoss(trainer, params, pre(i), post(i)));
+          const taskLoss = (i: number, p: Params): tf.Scalar => losses[i]!(p);
           try {
             for (let n = 0; n < steps; n++) {
               const { loss, grads } = lossAndGradient(taskLoss, current);
@@ -336,8 +382,7 @@ export const runIteration = async (trainer: Trainer, params: Params, optimizerSt
     };
     return { params: result.params, optimizerState: result.optimizerState, stats };
   } finally {
-    levels.flat().forEach((d) => disposeBatch(d.batch));
-    levelParams.slice(1).flat().forEach(disposeParams);
+    disposeLevels(sampled);
   }
 };
 

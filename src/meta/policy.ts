@@ -10,7 +10,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ActionSpace } from '../envs/types.ts';
-import { categoricalKl, categoricalLogProb, gaussianKl, gaussianLogProb, tanh } from '../ops/index.ts';
+import { categoricalKl, categoricalLogProb, gaussianKl, gaussianLogProb, matMul, tanh } from '../ops/index.ts';
+import { defaultMlpKernels } from '../ops/mlp/choice.ts';
+import type { MlpKernels } from '../ops/mlp/kernels.ts';
+import { fusedMlpLogProb } from '../ops/mlp/log-prob-op.ts';
+import type { Activation, MlpSpec } from '../ops/mlp/spec.ts';
 import { seededUniform } from '../random.ts';
 import type { CategoricalParams, GaussianParams } from '../scg/builder.ts';
 import type { Params } from '../surrogates/batch.ts';
@@ -57,6 +61,12 @@ export interface Policy {
   readonly sampler: (params: Params) => (observations: Float32Array, n: number, random: PolicyRandom) => Float32Array;
   /** log π(a|s): observations [..., observationDim], actions [..., dim] or [...] indices → [...]. */
   readonly logProb: (params: Params, observations: tf.Tensor, actions: tf.Tensor) => tf.Tensor;
+  /**
+   * `logProb` as one fused op with its own derivative kernels (src/ops/mlp): the same values and
+   * first and second derivatives, far fewer kernels; a third derivative through it is an error.
+   * Absent for policies without one.
+   */
+  readonly fusedLogProb?: (params: Params, observations: tf.Tensor, actions: tf.Tensor) => tf.Tensor;
   /** KL(π_P(·|s) ‖ π_Q(·|s)) per observation: [..., observationDim] → [...]. */
   readonly kl: (paramsP: Params, paramsQ: Params, observations: tf.Tensor) => tf.Tensor;
 }
@@ -96,7 +106,7 @@ const param = (params: Params, name: string): tf.Tensor => {
  * The MLP on [..., inputDim] inputs: one [rows × in]·[in × out] matMul per layer on the flattened
  * leading dims, tanh (the safe one) between layers, linear output; returns [..., outputDim].
  */
-const mlp = (params: Params, layers: number, inputDim: number, outputDim: number, x: tf.Tensor): tf.Tensor => {
+const mlp = (params: Params, layers: number, inputDim: number, outputDim: number, x: tf.Tensor, activation: Activation = 'tanh'): tf.Tensor => {
   const shape = x.shape;
   if (shape.length === 0 || shape[shape.length - 1] !== inputDim) {
     throw new PolicyError(`observations have shape [${shape.join(', ')}] but the policy needs [..., ${inputDim}]`);
@@ -105,8 +115,8 @@ const mlp = (params: Params, layers: number, inputDim: number, outputDim: number
   const rows = leading.reduce((a, b) => a * b, 1);
   let h = tf.reshape(x, [rows, inputDim]);
   for (let i = 0; i < layers; i++) {
-    h = tf.add(tf.matMul(h, param(params, `W${i}`)), param(params, `b${i}`));
-    if (i + 1 < layers) h = tanh(h);
+    h = tf.add(matMul(h, param(params, `W${i}`)), param(params, `b${i}`));
+    if (i + 1 < layers) h = activation === 'tanh' ? tanh(h) : tf.relu(h);
   }
   return tf.reshape(h, [...leading, outputDim]);
 };
@@ -132,7 +142,13 @@ const initMlp = (shapes: Readonly<Record<string, readonly number[]>>, seed: numb
  * needed and the arithmetic (tens of thousands of multiply-adds per step) costs less than the tfjs ops
  * would. Accumulates in float64; returns [n × outputDim].
  */
-const jsMlp = (params: Params, layers: number, inputDim: number, outputDim: number): ((x: Float32Array, n: number) => Float64Array) => {
+const jsMlp = (
+  params: Params,
+  layers: number,
+  inputDim: number,
+  outputDim: number,
+  activation: Activation = 'tanh',
+): ((x: Float32Array, n: number) => Float64Array) => {
   const weights: Float32Array[] = [];
   const biases: Float32Array[] = [];
   const widths = [inputDim];
@@ -164,7 +180,7 @@ const jsMlp = (params: Params, layers: number, inputDim: number, outputDim: numb
           for (let j = 0; j < outW; j++) h[row + j]! += v * w[wk + j]!;
         }
       }
-      if (l + 1 < layers) for (let k = 0; k < h.length; k++) h[k] = Math.tanh(h[k]!);
+      if (l + 1 < layers) for (let k = 0; k < h.length; k++) h[k] = activation === 'tanh' ? Math.tanh(h[k]!) : Math.max(0, h[k]!);
       input = h;
       result = h;
     }
@@ -181,6 +197,26 @@ const checkRows = (observations: Float32Array, n: number, d: number): void => {
   }
 };
 
+/**
+ * log π over any leading dims through the fused op: rows flattened to [rows, in], the op's parameters
+ * in `paramShapes` order, the result reshaped back.
+ */
+const fusedLogProbOf =
+  (spec: MlpSpec, names: readonly string[], kernels: MlpKernels | undefined) =>
+  (params: Params, observations: tf.Tensor, actions: tf.Tensor): tf.Tensor => {
+    const inputDim = spec.widths[0]!;
+    const shape = observations.shape;
+    if (shape.length === 0 || shape[shape.length - 1] !== inputDim) {
+      throw new PolicyError(`observations have shape [${shape.join(', ')}] but the policy needs [..., ${inputDim}]`);
+    }
+    const leading = shape.slice(0, -1);
+    const rows = leading.reduce((a, b) => a * b, 1);
+    const x = tf.reshape(observations, [rows, inputDim]) as tf.Tensor2D;
+    const a = spec.head.kind === 'categorical' ? tf.reshape(actions, [rows]) : tf.reshape(actions, [rows, spec.widths.at(-1)!]);
+    const op = fusedMlpLogProb(spec, kernels ?? defaultMlpKernels(), x, a);
+    return tf.reshape(op(names.map((n) => param(params, n))), leading);
+  };
+
 // ---------------------------------------------------------------------------------------------------
 // Gaussian
 
@@ -196,6 +232,10 @@ export interface GaussianMlpOptions {
   /** The action bounds recorded in `action` (the environment clips); default ±∞. */
   readonly low?: number;
   readonly high?: number;
+  /** The hidden layers' nonlinearity; default tanh (rllab / ProMP). */
+  readonly activation?: Activation;
+  /** The kernels behind `fusedLogProb`; default: the fastest for the backend in use (src/ops/mlp/choice.ts). */
+  readonly kernels?: MlpKernels;
 }
 
 /**
@@ -203,7 +243,7 @@ export interface GaussianMlpOptions {
  * is state-independent: parameters W0, b0, …, W_L, b_L and (when learned) logStd [actionDim].
  */
 export const gaussianMlpPolicy = (opts: GaussianMlpOptions): Policy => {
-  const { observationDim, actionDim, hidden = [64, 64], initLogStd = 0, learnStd = true } = opts;
+  const { observationDim, actionDim, hidden = [64, 64], initLogStd = 0, learnStd = true, activation = 'tanh' } = opts;
   const { low = -Infinity, high = Infinity } = opts;
   checkWidth('observationDim', observationDim);
   checkWidth('actionDim', actionDim);
@@ -218,12 +258,17 @@ export const gaussianMlpPolicy = (opts: GaussianMlpOptions): Policy => {
     learnStd ? param(params, 'logStd') : tf.fill([actionDim], initLogStd);
 
   const distribution = (params: Params, observations: tf.Tensor): GaussianParams => ({
-    mean: mlp(params, layers, observationDim, actionDim, observations),
+    mean: mlp(params, layers, observationDim, actionDim, observations, activation),
     logStd: logStdOf(params),
   });
+  const spec: MlpSpec = {
+    widths: [observationDim, ...hidden, actionDim],
+    activation,
+    head: { kind: 'gaussian', logStd: learnStd ? 'learned' : initLogStd },
+  };
 
   const sampler = (params: Params) => {
-    const mean = jsMlp(params, layers, observationDim, actionDim);
+    const mean = jsMlp(params, layers, observationDim, actionDim, activation);
     const logStd = learnStd ? read(param(params, 'logStd')) : new Float32Array(actionDim).fill(initLogStd);
     if (logStd.length !== actionDim) throw new PolicyError(`parameter logStd has ${logStd.length} entries, expected ${actionDim}`);
     const std = Array.from(logStd, Math.exp);
@@ -259,6 +304,7 @@ export const gaussianMlpPolicy = (opts: GaussianMlpOptions): Policy => {
       const d = distribution(params, observations);
       return gaussianLogProb(actions, d.mean, d.logStd);
     },
+    fusedLogProb: fusedLogProbOf(spec, Object.keys(paramShapes), opts.kernels),
     kl: (paramsP, paramsQ, observations) => {
       const p = distribution(paramsP, observations);
       const q = distribution(paramsQ, observations);
@@ -297,11 +343,15 @@ export interface CategoricalMlpOptions {
   readonly actions: number;
   /** Hidden widths; default [64, 64]. */
   readonly hidden?: readonly number[];
+  /** The hidden layers' nonlinearity; default tanh. */
+  readonly activation?: Activation;
+  /** The kernels behind `fusedLogProb`; default: the fastest for the backend in use. */
+  readonly kernels?: MlpKernels;
 }
 
 /** A categorical policy whose logits are an MLP of the observation: parameters W0, b0, …, W_L, b_L. */
 export const categoricalMlpPolicy = (opts: CategoricalMlpOptions): Policy => {
-  const { observationDim, actions, hidden = [64, 64] } = opts;
+  const { observationDim, actions, hidden = [64, 64], activation = 'tanh' } = opts;
   checkWidth('observationDim', observationDim);
   checkWidth('actions', actions);
   hidden.forEach((h, i) => checkWidth(`hidden[${i}]`, h));
@@ -309,9 +359,10 @@ export const categoricalMlpPolicy = (opts: CategoricalMlpOptions): Policy => {
   const paramShapes = Object.freeze(mlpShapes(observationDim, hidden, actions) as Record<string, readonly number[]>);
 
   const distribution = (params: Params, observations: tf.Tensor): CategoricalParams => ({
-    logits: mlp(params, layers, observationDim, actions, observations),
+    logits: mlp(params, layers, observationDim, actions, observations, activation),
   });
-  const sampler = categoricalSampler(observationDim, actions, layers);
+  const sampler = categoricalSampler(observationDim, actions, layers, activation);
+  const spec: MlpSpec = { widths: [observationDim, ...hidden, actions], activation, head: { kind: 'categorical' } };
 
   return {
     kind: 'categorical',
@@ -325,6 +376,7 @@ export const categoricalMlpPolicy = (opts: CategoricalMlpOptions): Policy => {
     sampler,
     logProb: (params, observations, actionIndices) =>
       categoricalLogProb(distribution(params, observations).logits, actionIndices),
+    fusedLogProb: fusedLogProbOf(spec, Object.keys(paramShapes), opts.kernels),
     kl: (paramsP, paramsQ, observations) =>
       categoricalKl(distribution(paramsP, observations).logits, distribution(paramsQ, observations).logits),
   };
@@ -332,9 +384,9 @@ export const categoricalMlpPolicy = (opts: CategoricalMlpOptions): Policy => {
 
 /** Draws categorical actions from the logits of a JavaScript forward pass (see jsMlp). */
 const categoricalSampler =
-  (observationDim: number, actions: number, layers: number) =>
+  (observationDim: number, actions: number, layers: number, activation: Activation) =>
   (params: Params) => {
-    const forward = jsMlp(params, layers, observationDim, actions);
+    const forward = jsMlp(params, layers, observationDim, actions, activation);
     return (observations: Float32Array, n: number, random: PolicyRandom): Float32Array => {
       checkRows(observations, n, observationDim);
       const logits = forward(observations, n);

@@ -4,11 +4,21 @@
  * Every algorithm compiles its objectives from this graph; none writes a loss by hand.
  */
 import type { Policy } from './policy.ts';
-import { graphOf, type Graph, type NodeImpl } from '../scg/builder.ts';
+import type * as tf from '@tensorflow/tfjs';
+import { graphOf, type Graph, type NodeImpl, type ParentValues } from '../scg/builder.ts';
 import type { Family, GraphSpec } from '../scg/spec.ts';
 import type { Params } from '../surrogates/batch.ts';
 
-export const rlGraph = (policy: Policy, name = 'rl-task'): Graph => {
+/**
+ * How the policy node's log-probability is computed and differentiated: `fused`, the policy's own op
+ * with derivative kernels (orders 1–2; Policy.fusedLogProb), or `tfjs`, the general path through its
+ * distribution (any order). A policy without a fused op always takes the general path.
+ */
+export type PolicyEngine = 'fused' | 'tfjs';
+export const policyEngines: readonly PolicyEngine[] = ['fused', 'tfjs'];
+
+export const rlGraph = (policy: Policy, name = 'rl-task', engine: PolicyEngine = 'tfjs'): Graph => {
+  const fused = engine === 'fused' ? policy.fusedLogProb : undefined;
   const paramNames = Object.keys(policy.paramShapes);
   const family: Family =
     policy.action.kind === 'continuous' ? { type: 'gaussian', dim: policy.action.dim } : { type: 'categorical', categories: policy.action.n };
@@ -47,6 +57,9 @@ export const rlGraph = (policy: Policy, name = 'rl-task'): Graph => {
           const params: Params = Object.fromEntries(paramNames.map((p) => [p, values[p]!]));
           return policy.distribution(params, values.s!);
         },
+        ...(fused === undefined
+          ? {}
+          : { logProb: (values: ParentValues, actions: tf.Tensor) => fused(Object.fromEntries(paramNames.map((p) => [p, values[p]!])), values.s!, actions) }),
       },
     ],
   ]);

@@ -12,9 +12,17 @@ export const exp: UnaryOp = withDerivative(
   (x) => exp(x),
 );
 
+/**
+ * tanh as 2σ(2x) − 1 where the backend's sigmoid is vectorised and its tanh is not (tfjs-wasm runs
+ * XNNPACK's sigmoid but a scalar libm loop for tanh: ~3× faster on [2000, 64]); tf.tanh elsewhere.
+ * Off the tape only (as the forward of an op whose derivative is defined separately).
+ */
+export const fastTanh = (x: tf.Tensor): tf.Tensor =>
+  tf.getBackend() === 'wasm' ? tf.tidy(() => tf.sub(tf.mul(2, tf.sigmoid(tf.mul(2, x))), 1)) : tf.tanh(x);
+
 /** tanh x; tanh' = 1 − tanh². */
 export const tanh: UnaryOp = withDerivative(
-  (x) => tf.tanh(x),
+  (x) => fastTanh(x),
   (x) => tf.sub(1, tf.square(tanh(x))),
 );
 

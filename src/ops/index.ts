@@ -6,5 +6,6 @@ export * from './custom-gradient.ts';
 export * from './stop-gradient.ts';
 export * from './magic-box.ts';
 export * from './elementwise.ts';
+export * from './linear.ts';
 export * from './reductions.ts';
 export * from './distributions.ts';

@@ -37,7 +37,16 @@ export type DistributionParams = CategoricalParams | GaussianParams;
 
 /** The functions behind the nodes; a node without one takes its value from the batch. */
 export type NodeImpl =
-  | { readonly kind: 'distribution'; readonly fn: (parents: ParentValues, context: NodeContext) => DistributionParams }
+  | {
+      readonly kind: 'distribution';
+      readonly fn: (parents: ParentValues, context: NodeContext) => DistributionParams;
+      /**
+       * The log-probability of the node's sampled values given its parents, when the node has a faster
+       * way to compute it than from `fn`'s distribution (a policy's fused op); it must equal the
+       * family's log-density of `fn`'s distribution, with the same derivatives.
+       */
+      readonly logProb?: (parents: ParentValues, value: tf.Tensor, context: NodeContext) => tf.Tensor;
+    }
   | { readonly kind: 'value'; readonly fn: (parents: ParentValues, context: NodeContext) => tf.Tensor };
 
 /** A stochastic computation graph: its structure and its functions. `N` are its node names. */

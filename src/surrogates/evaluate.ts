@@ -21,8 +21,11 @@ export interface Evaluation {
   readonly logProbs: ReadonlyMap<string, tf.Tensor>;
   /** Each cost's values, [B] or [B, T] (zero on padding). */
   readonly costs: ReadonlyMap<string, tf.Tensor>;
-  /** The distribution parameters of each scored stochastic node, as its function returned them. */
-  readonly distributions: ReadonlyMap<string, DistributionParams>;
+  /**
+   * The distribution parameters of a scored stochastic node, as its function returns them (computed
+   * on first request: a node with its own log-probability needs them only for divergences).
+   */
+  readonly distributionOf: (name: string) => DistributionParams | undefined;
   /** [B, T] or undefined. */
   readonly mask: tf.Tensor | undefined;
   /** What a node's function is told besides its parents (its time steps). */
@@ -92,6 +95,7 @@ export const evaluateGraph = (graph: Graph, params: Params, batch: Batch): Evalu
   const logProbs = new Map<string, tf.Tensor>();
   const costs = new Map<string, tf.Tensor>();
   const distributions = new Map<string, DistributionParams>();
+  const distributionMakers = new Map<string, () => DistributionParams>();
   const byName = new Map(graph.spec.nodes.map((n) => [n.name, n]));
   const mask = batch.mask;
 
@@ -156,9 +160,16 @@ export const evaluateGraph = (graph: Graph, params: Params, batch: Batch): Evalu
     if (n.kind === 'stochastic') {
       if (n.family === undefined || n.family.type === 'external') continue;
       if (impl?.kind !== 'distribution') throw new EvaluationError(`stochastic node '${n.name}' has no distribution function`);
-      const distribution = impl.fn(parentsFor(n), context);
-      distributions.set(n.name, distribution);
-      const lp = toSampleShape(`log-probability of '${n.name}'`, logProbOf(n.name, n.family, values.get(n.name)!, distribution), sampleShape);
+      const family = n.family;
+      const distribution = () => {
+        let d = distributions.get(n.name);
+        if (d === undefined) distributions.set(n.name, (d = impl.fn(parentsFor(n), context)));
+        return d;
+      };
+      distributionMakers.set(n.name, distribution);
+      const value = values.get(n.name)!;
+      const logProb = impl.logProb === undefined ? logProbOf(n.name, family, value, distribution()) : impl.logProb(parentsFor(n), value, context);
+      const lp = toSampleShape(`log-probability of '${n.name}'`, logProb, sampleShape);
       logProbs.set(n.name, mask !== undefined && isTemporal(n) ? tf.mul(lp, mask) : lp);
       continue;
     }
@@ -174,5 +185,6 @@ export const evaluateGraph = (graph: Graph, params: Params, batch: Batch): Evalu
       costs.set(n.name, mask !== undefined && isTemporal(n) ? tf.mul(c, mask) : c);
     }
   }
-  return { size, horizon, values, parentValuesOf: parentsFor, logProbs, costs, distributions, mask, contextOf };
+  const distributionOf = (name: string): DistributionParams | undefined => distributionMakers.get(name)?.();
+  return { size, horizon, values, parentValuesOf: parentsFor, logProbs, costs, distributionOf, mask, contextOf };
 };

@@ -1,0 +1,218 @@
+/**
+ * The three computations a fused MLP log-probability op needs, for rows x [B, in] with actions a
+ * (Gaussian: [B, out]; categorical: [B] indices) and parameters θ in the op's order (spec.ts):
+ *
+ *   logProb      ℓ_b = log π_θ(a_b | x_b)                                    → [B]
+ *   vjp          Σ_b u_b ∇_θ ℓ_b                                             → [P] (flat, op order)
+ *   secondOrder  [Σ_b u_b ∇²_θ ℓ_b · v  (P entries),  ∇_θ ℓ_b · v  (B entries)] → [P + B]
+ *
+ * `secondOrder` is the derivative of `vjp` (with respect to θ, and to u): forward-mode tangents along v
+ * pushed through the forward pass and the backward pass (forward-over-reverse), written out by hand.
+ * This module's implementation runs them as tfjs kernels (every backend has them, and on the native
+ * TensorFlow backends they are the fast ones); matrix products with a transposed operand are
+ * written with explicit transposes, which tfjs-wasm sends to XNNPACK instead of its naive loop.
+ *
+ * Derivation (layer l: Z_l = H_l W_l + b_l, H_{l+1} = act(Z_l), output O = Z_{L−1}; dots are tangents
+ * along v = (dW, db, ds); G are cotangents):
+ *   Gaussian  r = (a − O)e^{−s}, q = r e^{−s}:  ℓ = Σ_j (−½r² − s) − ½ d log 2π
+ *             G_O = u q,  g_s = uᵀ(r² − 1);  ℓ̇ = Σ_j q Ȯ + (r² − 1) ds
+ *             Ġ_O = u (−Ȯ e^{−2s} − 2 q ds),  ġ_s = 2 uᵀ(r ṙ),  ṙ = −Ȯ e^{−s} − r ds
+ *   categorical p = softmax(O):  ℓ = O[a] − logΣexp O;  G_O = u (onehot(a) − p);  ℓ̇ = Ȯ[a] − p·Ȯ;
+ *             Ġ_O = −u p (Ȯ − p·Ȯ)
+ *   layers    gW_l = H_lᵀ G_l, gb_l = Σ_rows G_l, G_{l−1} = (G_l W_lᵀ) act′_l;
+ *             ġW_l = Ḣ_lᵀ G_l + H_lᵀ Ġ_l, ġb_l = Σ_rows Ġ_l,
+ *             Ġ_{l−1} = (Ġ_l W_lᵀ + G_l dW_lᵀ) act′_l + (G_l W_lᵀ) act″_l Ż_{l−1}
+ *             tanh: act′ = 1 − H², act″·Ż = −2 H Ḣ;  relu: act′ = [H > 0], act″ = 0.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { fastTanh } from '../elementwise.ts';
+import { layerCount, parameterSizes, type MlpSpec } from './spec.ts';
+
+/**
+ * ℓ and the forward pass's activations H_1 … H_{L−1} and output O, which the derivative kernels reuse
+ * (they are evaluated at the same θ): the nonlinearity runs once per op, not once per derivative.
+ */
+export interface MlpForward {
+  readonly value: tf.Tensor1D;
+  readonly activations: readonly tf.Tensor[];
+}
+
+/** The computations behind a fused MLP op; each runs off the tape and returns new tensors. */
+export interface MlpKernels {
+  readonly name: string;
+  readonly logProb: (spec: MlpSpec, params: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor) => MlpForward;
+  readonly vjp: (spec: MlpSpec, params: readonly tf.Tensor[], activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D) => tf.Tensor1D;
+  readonly secondOrder: (
+    spec: MlpSpec,
+    params: readonly tf.Tensor[],
+    activations: readonly tf.Tensor[],
+    x: tf.Tensor2D,
+    a: tf.Tensor,
+    u: tf.Tensor1D,
+    v: tf.Tensor1D,
+  ) => tf.Tensor1D;
+}
+
+const halfLog2Pi = 0.5 * Math.log(2 * Math.PI);
+
+/** A·B, A·Bᵀ and Aᵀ·B, the last two through explicit transposes (see the module comment). */
+const mm = (a: tf.Tensor, b: tf.Tensor): tf.Tensor2D => tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D);
+const mmT = (a: tf.Tensor, b: tf.Tensor): tf.Tensor2D => mm(a, tf.transpose(b));
+const tMm = (a: tf.Tensor, b: tf.Tensor): tf.Tensor2D => mm(tf.transpose(a), b);
+
+/** The parameters by role. */
+const unpack = (spec: MlpSpec, params: readonly tf.Tensor[]) => {
+  const layers = layerCount(spec);
+  const W = Array.from({ length: layers }, (_, l) => params[2 * l]!);
+  const b = Array.from({ length: layers }, (_, l) => params[2 * l + 1]!);
+  const out = spec.widths.at(-1)!;
+  const logStd =
+    spec.head.kind !== 'gaussian' ? undefined : spec.head.logStd === 'learned' ? params[2 * layers]! : tf.fill([out], spec.head.logStd);
+  return { layers, W, b, logStd };
+};
+
+/** H_0 … H_{L−1} (the inputs of each layer) and the output O. */
+const forward = (spec: MlpSpec, W: readonly tf.Tensor[], b: readonly tf.Tensor[], x: tf.Tensor): { H: tf.Tensor[]; O: tf.Tensor } => {
+  const H: tf.Tensor[] = [x];
+  let z = x;
+  for (let l = 0; l < W.length; l++) {
+    z = tf.add(mm(H[l]!, W[l]!), b[l]!);
+    if (l + 1 < W.length) H.push(spec.activation === 'tanh' ? fastTanh(z) : tf.relu(z));
+  }
+  return { H, O: z };
+};
+
+/** act′ at layer input H_l (l ≥ 1), as a function of H_l. */
+const activationSlope = (spec: MlpSpec, h: tf.Tensor): tf.Tensor =>
+  spec.activation === 'tanh' ? tf.sub(1, tf.square(h)) : tf.cast(tf.greater(h, 0), 'float32');
+
+const oneHot = (a: tf.Tensor, k: number): tf.Tensor => tf.cast(tf.oneHot(a.dtype === 'int32' ? a : tf.cast(a, 'int32'), k), 'float32');
+
+/** The output cotangent G_O = ∂(Σ_b u_b ℓ_b)/∂O, and (Gaussian, learned) the log-std's gradient. */
+const headVjp = (spec: MlpSpec, O: tf.Tensor, a: tf.Tensor, u: tf.Tensor, logStd: tf.Tensor | undefined) => {
+  const uCol = tf.expandDims(u, 1);
+  if (spec.head.kind === 'categorical') {
+    return { G: tf.mul(uCol, tf.sub(oneHot(a, O.shape[1]!), tf.softmax(O))), gs: undefined };
+  }
+  const inv = tf.exp(tf.neg(logStd!));
+  const r = tf.mul(tf.sub(a, O), inv);
+  const G = tf.mul(uCol, tf.mul(r, inv));
+  const gs = tf.sub(tf.sum(tf.mul(uCol, tf.square(r)), 0), tf.sum(u));
+  return { G, gs, r, inv };
+};
+
+/** Backward through the layers from G_O: [gW_0, gb_0, …] and the G_l of every layer. */
+const layersVjp = (spec: MlpSpec, W: readonly tf.Tensor[], H: readonly tf.Tensor[], GO: tf.Tensor) => {
+  const grads: tf.Tensor[] = [];
+  const G: tf.Tensor[] = new Array<tf.Tensor>(W.length);
+  G[W.length - 1] = GO;
+  for (let l = W.length - 1; l >= 0; l--) {
+    grads[2 * l] = tMm(H[l]!, G[l]!);
+    grads[2 * l + 1] = tf.sum(G[l]!, 0);
+    if (l > 0) G[l - 1] = tf.mul(mmT(G[l]!, W[l]!), activationSlope(spec, H[l]!));
+  }
+  return { grads, G };
+};
+
+const flat = (parts: readonly tf.Tensor[]): tf.Tensor1D => tf.concat(parts.map((p) => tf.reshape(p, [-1]))) as tf.Tensor1D;
+
+/** v split into the parameters' shapes. */
+const splitLike = (spec: MlpSpec, params: readonly tf.Tensor[], v: tf.Tensor1D): tf.Tensor[] => {
+  const { sizes } = parameterSizes(spec);
+  return tf.split(v, [...sizes]).map((part, k) => tf.reshape(part, params[k]!.shape));
+};
+
+export const tfjsMlpKernels: MlpKernels = {
+  name: 'tfjs',
+  logProb: (spec, params, x, a) =>
+    tf.tidy(() => {
+      const { W, b, logStd } = unpack(spec, params);
+      const { H, O } = forward(spec, W, b, x);
+      const activations = [...H.slice(1), O];
+      if (spec.head.kind === 'categorical') {
+        return { value: tf.sub(tf.sum(tf.mul(oneHot(a, O.shape[1]!), O), 1), tf.logSumExp(O, 1)) as tf.Tensor1D, activations };
+      }
+      const r = tf.mul(tf.sub(a, O), tf.exp(tf.neg(logStd!)));
+      const d = O.shape[1]!;
+      return { value: tf.sub(tf.neg(tf.sum(tf.mul(0.5, tf.square(r)), 1)), tf.sum(logStd!).add(d * halfLog2Pi)) as tf.Tensor1D, activations };
+    }),
+
+  vjp: (spec, params, activations, x, a, u) =>
+    tf.tidy(() => {
+      const { W, logStd } = unpack(spec, params);
+      const H = [x, ...activations.slice(0, -1)];
+      const O = activations.at(-1)!;
+      const head = headVjp(spec, O, a, u, logStd);
+      const { grads } = layersVjp(spec, W, H, head.G);
+      if (spec.head.kind === 'gaussian' && spec.head.logStd === 'learned') grads.push(head.gs!);
+      return flat(grads);
+    }),
+
+  secondOrder: (spec, params, activations, x, a, u, v) =>
+    tf.tidy(() => {
+      const { layers, W, logStd } = unpack(spec, params);
+      const dirs = splitLike(spec, params, v);
+      const dW = Array.from({ length: layers }, (_, l) => dirs[2 * l]!);
+      const db = Array.from({ length: layers }, (_, l) => dirs[2 * l + 1]!);
+      const ds = spec.head.kind === 'gaussian' && spec.head.logStd === 'learned' ? dirs[2 * layers]! : undefined;
+
+      // the forward pass's tangents (the activations themselves are the forward's)
+      const H = [x, ...activations.slice(0, -1)];
+      const O = activations.at(-1)!;
+      const Hdot: (tf.Tensor | undefined)[] = [undefined];
+      let Zdot: tf.Tensor = x;
+      for (let l = 0; l < layers; l++) {
+        const fromInput = Hdot[l] === undefined ? undefined : mm(Hdot[l]!, W[l]!);
+        const fromWeights = tf.add(mm(H[l]!, dW[l]!), db[l]!);
+        Zdot = fromInput === undefined ? fromWeights : tf.add(fromInput, fromWeights);
+        if (l + 1 < layers) Hdot.push(tf.mul(activationSlope(spec, H[l + 1]!), Zdot));
+      }
+      const Odot = Zdot;
+      const uCol = tf.expandDims(u, 1);
+
+      // the head: G_O, its tangent, the JVP and the log-std's terms
+      let G: tf.Tensor;
+      let Gdot: tf.Tensor;
+      let jvp: tf.Tensor;
+      let gsDot: tf.Tensor | undefined;
+      if (spec.head.kind === 'categorical') {
+        const p = tf.softmax(O);
+        const pDotO = tf.sum(tf.mul(p, Odot), 1, true);
+        G = tf.mul(uCol, tf.sub(oneHot(a, O.shape[1]!), p));
+        Gdot = tf.neg(tf.mul(uCol, tf.mul(p, tf.sub(Odot, pDotO))));
+        jvp = tf.sub(tf.sum(tf.mul(oneHot(a, O.shape[1]!), Odot), 1), tf.reshape(pDotO, [-1]));
+      } else {
+        const inv = tf.exp(tf.neg(logStd!));
+        const r = tf.mul(tf.sub(a, O), inv);
+        const q = tf.mul(r, inv);
+        G = tf.mul(uCol, q);
+        const rDot0 = tf.neg(tf.mul(Odot, inv));
+        const rDot = ds === undefined ? rDot0 : tf.sub(rDot0, tf.mul(r, ds));
+        const qDot0 = tf.neg(tf.mul(Odot, tf.square(inv)));
+        const qDot = ds === undefined ? qDot0 : tf.sub(qDot0, tf.mul(tf.mul(2, q), ds));
+        Gdot = tf.mul(uCol, qDot);
+        const jvpMean = tf.sum(tf.mul(q, Odot), 1);
+        jvp = ds === undefined ? jvpMean : tf.add(jvpMean, tf.sum(tf.mul(tf.sub(tf.square(r), 1), ds), 1));
+        if (ds !== undefined) gsDot = tf.mul(2, tf.sum(tf.mul(uCol, tf.mul(r, rDot)), 0));
+      }
+
+      // backward pass and its tangents
+      const hvp: tf.Tensor[] = [];
+      for (let l = layers - 1; l >= 0; l--) {
+        const fromG = tMm(H[l]!, Gdot);
+        hvp[2 * l] = Hdot[l] === undefined ? fromG : tf.add(tMm(Hdot[l]!, G), fromG);
+        hvp[2 * l + 1] = tf.sum(Gdot, 0);
+        if (l === 0) break;
+        const Gh = mmT(G, W[l]!);
+        const GhDot = tf.add(mmT(Gdot, W[l]!), mmT(G, dW[l]!));
+        const h = H[l]!;
+        const slope = activationSlope(spec, h);
+        const nextG = tf.mul(Gh, slope);
+        const curvature = spec.activation === 'tanh' ? tf.mul(Gh, tf.mul(-2, tf.mul(h, Hdot[l]!))) : undefined;
+        Gdot = curvature === undefined ? tf.mul(GhDot, slope) : tf.add(tf.mul(GhDot, slope), curvature);
+        G = nextG;
+      }
+      if (gsDot !== undefined) hvp.push(gsDot);
+      return tf.concat([flat(hvp), tf.reshape(jvp, [-1])]) as tf.Tensor1D;
+    }),
+};

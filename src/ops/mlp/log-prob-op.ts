@@ -1,0 +1,96 @@
+/**
+ * log π_θ(a|s) of an MLP policy as one op with its derivatives, so that tfjs autodiff composes it with
+ * everything else (the compiler's surrogate algebra over ℓ stays as it is) while the network's own
+ * derivatives run as a few large kernels instead of hundreds of small taped ones:
+ *
+ *   ℓ = logProb(θ)                        gradient: (dℓ) ↦ vjp(θ, dℓ)
+ *   g = vjp(θ, u) = Σ_b u_b ∇ℓ_b          gradient: (dg) ↦ (Σ_b u_b ∇²ℓ_b·dg, ∇ℓ·dg)   [secondOrder]
+ *   secondOrder                           gradient: a clear error (third order is not provided)
+ *
+ * Each level is a tf.customGrad whose value comes from the kernels (kernels.ts) and whose gradient is
+ * the next level's op, so a second derivative is exact and a third one says so rather than returning
+ * a wrong number. Observations and actions are data (no derivative flows to them).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { MlpKernels } from './kernels.ts';
+import { layerCount, parameterShapes, parameterSizes, type MlpSpec } from './spec.ts';
+
+export class FusedOrderError extends Error {
+  override readonly name = 'FusedOrderError';
+}
+
+/** tf.customGrad with its callback typed as it really is: the inputs, then `save`. */
+const custom = (
+  body: (inputs: tf.Tensor[], save: tf.GradSaveFunc) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[] },
+): ((...inputs: tf.Tensor[]) => tf.Tensor) => {
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    return body(args.slice(0, -1) as tf.Tensor[], save);
+  });
+  return (...inputs) => op(...inputs);
+};
+
+/** A flat [P] vector as tensors of the parameters' shapes (differentiable: slices and reshapes). */
+const unflatten = (spec: MlpSpec, v: tf.Tensor): tf.Tensor[] => {
+  const { sizes } = parameterSizes(spec);
+  const shapes = parameterShapes(spec);
+  return tf.split(v, [...sizes]).map((part, k) => tf.reshape(part, shapes[k]!));
+};
+
+/**
+ * ℓ [rows] for observations x [rows, in] and actions a (Gaussian [rows, out]; categorical [rows]),
+ * from the parameters in the op's order (spec.ts).
+ */
+export const fusedMlpLogProb = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor2D, a: tf.Tensor) => {
+  const { total } = parameterSizes(spec);
+  const count = parameterShapes(spec).length;
+  const layers = layerCount(spec);
+
+  // Inputs of the derivative ops: the parameters, then the forward pass's activations (constants that
+  // the kernels reuse: their dependence on θ is already in the kernels' own tangents, so the gradient
+  // sent to them is zero), then u (and v).
+  const split = (inputs: readonly tf.Tensor[]) => ({
+    params: inputs.slice(0, count),
+    activations: inputs.slice(count, count + layers),
+    u: inputs[count + layers] as tf.Tensor1D,
+  });
+
+  const secondOrder = custom((inputs) => {
+    const { params, activations, u } = split(inputs);
+    return {
+      value: kernels.secondOrder(spec, params, activations, x, a, u, inputs[count + layers + 1] as tf.Tensor1D),
+      gradFunc: () => {
+        throw new FusedOrderError(
+          'a third derivative through the fused MLP policy op was requested; it provides orders 1 and 2 — use the tfjs policy path (engine "tfjs") for higher orders',
+        );
+      },
+    };
+  });
+
+  const vjp = custom((inputs, save) => {
+    save(inputs);
+    const { params, activations, u } = split(inputs);
+    return {
+      value: kernels.vjp(spec, params, activations, x, a, u),
+      gradFunc: (dg, saved) => {
+        const both = secondOrder(...saved, dg);
+        const [hvp, jvp] = tf.split(both, [total, both.size - total]);
+        return [...unflatten(spec, hvp!), ...split(saved).activations.map((h) => tf.zerosLike(h)), jvp!];
+      },
+    };
+  });
+
+  const logProb = custom((inputs, save) => {
+    const { value, activations } = kernels.logProb(spec, inputs, x, a);
+    save([...inputs, ...activations]);
+    return {
+      value,
+      gradFunc: (dl, saved) => unflatten(spec, vjp(...saved, tf.reshape(dl, [-1]))),
+    };
+  });
+
+  return (params: readonly tf.Tensor[]): tf.Tensor1D => {
+    if (params.length !== count) throw new RangeError(`fusedMlpLogProb: ${count} parameters expected, got ${params.length}`);
+    return logProb(...params) as tf.Tensor1D;
+  };
+};

@@ -1,0 +1,113 @@
+/**
+ * The fused MLP log-probability op against the general tfjs path (the policy's network through the
+ * safe ops, whose derivatives are checked elsewhere against closed forms): value, gradient,
+ * Hessian-vector product and a MAML-style meta-gradient, on random networks and batches, for both
+ * heads and both activations; and a third derivative refused clearly.
+ */
+import test from 'ava';
+import * as tf from '@tensorflow/tfjs';
+import { exp } from '../src/ops/index.ts';
+import { fusedMlpLogProb, FusedOrderError } from '../src/ops/mlp/log-prob-op.ts';
+import { tfjsMlpKernels } from '../src/ops/mlp/kernels.ts';
+import { parameterShapes, type MlpSpec } from '../src/ops/mlp/spec.ts';
+import { categoricalLogProb, gaussianLogProb, tanh } from '../src/ops/index.ts';
+import { seededUniform } from '../src/random.ts';
+import { useBackend } from './helpers/derivatives.ts';
+
+test.before(async () => {
+  await useBackend('wasm');
+});
+
+const random = (u: () => number, shape: number[], scale = 1) =>
+  tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => scale * (2 * u() - 1)), shape);
+
+/** The general path: the same network written with tfjs ops and the safe tanh / log-probabilities. */
+const generalLogProb = (spec: MlpSpec, x: tf.Tensor, a: tf.Tensor) => (params: readonly tf.Tensor[]): tf.Tensor => {
+  const layers = spec.widths.length - 1;
+  let h = x;
+  for (let l = 0; l < layers; l++) {
+    h = tf.add(tf.matMul(h as tf.Tensor2D, params[2 * l] as tf.Tensor2D), params[2 * l + 1]!);
+    if (l + 1 < layers) h = spec.activation === 'tanh' ? tanh(h) : tf.relu(h);
+  }
+  if (spec.head.kind === 'categorical') return categoricalLogProb(h, a);
+  const logStd = spec.head.logStd === 'learned' ? params[2 * layers]! : tf.fill([spec.widths.at(-1)!], spec.head.logStd);
+  return gaussianLogProb(a, h, logStd);
+};
+
+interface Case {
+  readonly spec: MlpSpec;
+  readonly params: tf.Tensor[];
+  readonly x: tf.Tensor2D;
+  readonly a: tf.Tensor;
+  readonly weights: tf.Tensor;
+  readonly direction: tf.Tensor[];
+}
+
+const makeCase = (spec: MlpSpec, rows: number, seed: number): Case => {
+  const u = seededUniform(seed);
+  const params = parameterShapes(spec).map((s) => random(u, s, 0.8));
+  const x = random(u, [rows, spec.widths[0]!], 1.5) as tf.Tensor2D;
+  const out = spec.widths.at(-1)!;
+  const a = spec.head.kind === 'categorical' ? tf.tensor1d(Array.from({ length: rows }, () => Math.floor(u() * out)), 'int32') : random(u, [rows, out], 2);
+  return { spec, params, x, a, weights: random(u, [rows]), direction: parameterShapes(spec).map((s) => random(u, s)) };
+};
+
+/** A scalar of ℓ whose second derivative needs both the Hessian of ℓ and the JVP: Σ_b w_b exp(ℓ_b / 4). */
+const objective = (logProb: (p: readonly tf.Tensor[]) => tf.Tensor, w: tf.Tensor) => (p: readonly tf.Tensor[]) =>
+  tf.sum(tf.mul(w, exp(tf.div(logProb(p), 4)))) as tf.Scalar;
+
+const gradient = (f: (p: readonly tf.Tensor[]) => tf.Scalar, at: readonly tf.Tensor[]) => tf.grads((...p: tf.Tensor[]) => f(p))([...at]);
+const hvp = (f: (p: readonly tf.Tensor[]) => tf.Scalar, at: readonly tf.Tensor[], v: readonly tf.Tensor[]) =>
+  tf.grads((...p: tf.Tensor[]) => tf.addN(gradient(f, p).map((g, k) => tf.sum(tf.mul(g, v[k]!)))) as tf.Scalar)([...at]);
+/** θ′ = θ + 0.1·∇f(θ), then ∇_θ f(θ′): a MAML meta-gradient. */
+const metaGradient = (f: (p: readonly tf.Tensor[]) => tf.Scalar, at: readonly tf.Tensor[]) =>
+  tf.grads((...p: tf.Tensor[]) => {
+    const adapted = gradient(f, p).map((g, k) => tf.add(p[k]!, tf.mul(0.1, g)));
+    return f(adapted);
+  })([...at]);
+
+const relativeError = (actual: readonly tf.Tensor[], expected: readonly tf.Tensor[]): number =>
+  tf.tidy(() => {
+    const a = tf.concat(actual.map((t) => tf.reshape(t, [-1])));
+    const e = tf.concat(expected.map((t) => tf.reshape(t, [-1])));
+    return tf.max(tf.abs(tf.sub(a, e))).dataSync()[0]! / Math.max(tf.max(tf.abs(e)).dataSync()[0]!, 1e-12);
+  });
+
+const specs: readonly [string, MlpSpec][] = [
+  ['gaussian tanh, learned log-std', { widths: [3, 16, 8, 2], activation: 'tanh', head: { kind: 'gaussian', logStd: 'learned' } }],
+  ['gaussian tanh, fixed log-std', { widths: [2, 8, 2], activation: 'tanh', head: { kind: 'gaussian', logStd: -0.3 } }],
+  ['gaussian relu, learned log-std', { widths: [4, 12, 3], activation: 'relu', head: { kind: 'gaussian', logStd: 'learned' } }],
+  ['gaussian linear', { widths: [3, 2], activation: 'tanh', head: { kind: 'gaussian', logStd: 'learned' } }],
+  ['categorical tanh', { widths: [3, 16, 8, 4], activation: 'tanh', head: { kind: 'categorical' } }],
+  ['categorical relu', { widths: [5, 10, 3], activation: 'relu', head: { kind: 'categorical' } }],
+];
+
+for (const [name, spec] of specs) {
+  test(`fused ${name}: value, gradient, Hessian-vector product and meta-gradient equal the tfjs path's`, (t) => {
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      for (const seed of [1, 2, 3]) {
+        const c = makeCase(spec, 37, seed);
+        const fused = fusedMlpLogProb(spec, tfjsMlpKernels, c.x, c.a);
+        const general = generalLogProb(spec, c.x, c.a);
+        t.true(relativeError([fused(c.params)], [general(c.params)]) < 2e-6, 'value');
+        const ff = objective(fused, c.weights);
+        const fg = objective(general, c.weights);
+        t.true(relativeError(gradient(ff, c.params), gradient(fg, c.params)) < 2e-5, 'gradient');
+        t.true(relativeError(hvp(ff, c.params, c.direction), hvp(fg, c.params, c.direction)) < 2e-4, 'Hessian-vector product');
+        t.true(relativeError(metaGradient(ff, c.params), metaGradient(fg, c.params)) < 2e-4, 'meta-gradient');
+      }
+    });
+    t.is(tf.memory().numTensors, before);
+  });
+}
+
+test('fused op: a third derivative is refused with FusedOrderError, not a wrong number', (t) => {
+  tf.tidy(() => {
+    const c = makeCase(specs[0]![1], 5, 4);
+    const f = objective(fusedMlpLogProb(c.spec, tfjsMlpKernels, c.x, c.a), c.weights);
+    const third = () =>
+      tf.grads((...p: tf.Tensor[]) => tf.addN(hvp(f, p, c.direction).map((g) => tf.sum(g))) as tf.Scalar)(c.params);
+    t.throws(third, { instanceOf: FusedOrderError, message: /third derivative/ });
+  });
+});
