@@ -19,7 +19,8 @@ import { metaObjective, type LevelData, type MetaObjective } from './meta-object
 import { adam, backtrackingLineSearch, conjugateGradient, flattenParams, paramLayout, unflattenParams, type AdamState } from './optimizers.ts';
 import type { Policy } from './policy.ts';
 import { rlGraph } from './rl-graph.ts';
-import { sumOverTasks, tensorOf } from './task-sum.ts';
+import type { OuterWorkers } from './outer-workers.ts';
+import { readOut, sumOverTasks, tensorOf } from './task-sum.ts';
 import { averageReturn, disposeBatch, inProcessSampler, toBatch, type Sampler, type Trajectories } from './sampler.ts';
 
 export class TrainingError extends Error {
@@ -38,6 +39,8 @@ export interface Trainer {
   readonly adaptationSteps: number;
   /** Where trajectories come from: this thread, or worker threads (the same trajectories either way). */
   readonly sampler: Sampler;
+  /** Where the Adam / ProMP outer step's per-task terms are computed: worker threads, or (absent) this one. */
+  readonly outerWorkers?: OuterWorkers;
 }
 
 /** A trainer; without `sampler`, trajectories are sampled in this thread. */
@@ -173,6 +176,8 @@ export interface IterationResult {
 /** What an iteration's sampling phase produced, per adaptation level and task. */
 export interface SampledLevels {
   readonly tasks: readonly unknown[];
+  /** trajectories[j][i]: what task i sampled at level j. */
+  readonly trajectories: readonly (readonly Trajectories[])[];
   /** levels[j][i]: task i's data at level j (0: pre-update; the last: post-update). */
   readonly levels: readonly (readonly LevelData[])[];
   /** levelParams[j][i]: the parameters that sampled levels[j][i] (level 0's are the caller's). */
@@ -201,6 +206,7 @@ export const sampleLevels = async (trainer: Trainer, params: Params, iteration: 
   const tasks = distribution.sampleTasks(seededUniform(stream(config.seed, iteration, 0)), config.tasksPerIteration);
   const levels: LevelData[][] = [];
   const levelParams: Params[][] = [tasks.map(() => params)];
+  const sampledTrajectories: Trajectories[][] = [];
   const returns: number[] = [];
   let timesteps = 0;
   let samplingSeconds = 0;
@@ -214,6 +220,7 @@ export const sampleLevels = async (trainer: Trainer, params: Params, iteration: 
       );
       returns.push(trajectories.reduce((acc, tr) => acc + averageReturn(tr), 0) / trajectories.length);
       timesteps += trajectories.reduce((acc, tr) => acc + tr.mask.reduce((a, m) => a + m, 0), 0);
+      sampledTrajectories.push(trajectories);
       levels.push(trajectories.map((tr) => levelData(trainer, tr)));
       samplingSeconds += seconds(started);
       if (j === adaptationSteps) break;
@@ -225,7 +232,7 @@ export const sampleLevels = async (trainer: Trainer, params: Params, iteration: 
     disposeLevels({ levels, levelParams });
     throw e;
   }
-  return { tasks, levels, levelParams, returns, timesteps, samplingSeconds, adaptationSeconds };
+  return { tasks, trajectories: sampledTrajectories, levels, levelParams, returns, timesteps, samplingSeconds, adaptationSeconds };
 };
 
 /**
@@ -240,6 +247,19 @@ export const outerTaskLoss =
     if (trainer.algorithm.optimizer !== 'promp') return value as tf.Scalar;
     return tf.add(value, tf.mul(trainer.config.klPenalty, meanKl(trainer.graph, start, p, pre[0]!.batch))) as tf.Scalar;
   };
+
+/** [f(at), ∂f/∂p for each name] as tensors (for `readOut`). */
+const valueAndGradients = (names: readonly string[], f: (p: Params) => tf.Scalar, at: Params): tf.Tensor[] => {
+  const { value, grads } = tf.valueAndGrads((...values: tf.Tensor[]) => f(Object.fromEntries(names.map((n, k) => [n, values[k]!]))))(names.map((n) => at[n]!));
+  return [value, ...grads];
+};
+
+/**
+ * One task's outer-loss term at `at` and its gradient, [value, ∂/∂θ for each parameter in the policy's
+ * order], read out into arrays: what the outer step adds over tasks, here or in a worker thread.
+ */
+export const outerTaskTerms = (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData, at: Params): Float32Array[] =>
+  readOut(() => valueAndGradients(Object.keys(trainer.policy.paramShapes), outerTaskLoss(trainer, start, pre, post), at));
 
 /**
  * Runs iteration `iteration` from `params`. Returns new parameters and optimiser state; the inputs are
@@ -256,33 +276,25 @@ export const runIteration = async (trainer: Trainer, params: Params, optimizerSt
     const names = Object.keys(policy.paramShapes);
     const shapes = names.map((n) => policy.paramShapes[n]!);
     const count = tasks.length;
+    const checkTerm = (i: number, values: readonly Float32Array[]) => {
+      assertFinite(iteration, `meta-objective of task ${i}`, values[0]!);
+      values.slice(1).forEach((g, k) => assertFinite(iteration, `meta-gradient of ${names[k]} (task ${i})`, g));
+    };
     /**
-     * The loss to minimise, Σ_i loss_i / count, with its gradient: one task's tape at a time (task-sum.ts),
-     * so memory stays that of one task whatever the number of tasks.
+     * Σ_i terms / count as the loss and its gradient, the terms added in task order (task-sum.ts); each
+     * term computed on its own (one task's tape at a time), so memory stays that of one task.
      */
-    const lossAndGradient = (taskLoss: (i: number, p: Params) => tf.Scalar, at: Params): { loss: number; grads: Params } => {
-      const [value, ...grads] = sumOverTasks(
-        count,
-        (i) => {
-          const { value, grads } = tf.valueAndGrads((...values: tf.Tensor[]) => taskLoss(i, Object.fromEntries(names.map((n, k) => [n, values[k]!]))))(
-            names.map((n) => at[n]!),
-          );
-          return [value, ...grads];
-        },
-        (i, values) => {
-          assertFinite(iteration, `meta-objective of task ${i}`, values[0]!);
-          values.slice(1).forEach((g, k) => assertFinite(iteration, `meta-gradient of ${names[k]} (task ${i})`, g));
-        },
-      );
+    const lossAndGradientOf = (term: (i: number) => readonly Float32Array[]): { loss: number; grads: Params } => {
+      const [value, ...grads] = sumOverTasks(count, term, checkTerm);
       return { loss: value![0]! / count, grads: Object.fromEntries(names.map((n, k) => [n, tensorOf(grads[k]!, shapes[k]!, 1 / count)])) };
     };
     /** Mean over tasks of a per-task scalar, evaluated one task at a time (no gradient). */
-    const meanOverTasks = (value: (i: number) => tf.Scalar): number => sumOverTasks(count, (i) => [value(i)])[0]![0]! / count;
+    const meanOverTasks = (value: (i: number) => tf.Scalar): number => sumOverTasks(count, (i) => readOut(() => [value(i)]))[0]![0]! / count;
 
     const outerStarted = performance.now();
     /** The meta-objective at the parameters the iteration started from (the first outer step computes it). */
     let objectiveBefore = Number.NaN;
-    const result = ((): { params: Params; optimizerState: OptimizerState; kl?: number; lineSearch?: string } => {
+    const result = await (async (): Promise<{ params: Params; optimizerState: OptimizerState; kl?: number; lineSearch?: string }> => {
       switch (trainer.algorithm.optimizer) {
         case 'adam':
         case 'promp': {
@@ -290,11 +302,17 @@ export const runIteration = async (trainer: Trainer, params: Params, optimizerSt
           let state = optimizerState ?? optimizer.init(params);
           let current = params;
           const steps = trainer.algorithm.optimizer === 'promp' ? config.prompSteps : 1;
-          const losses = tasks.map((_, i) => outerTaskLoss(trainer, params, pre(i), post(i)));
-          const taskLoss = (i: number, p: Params): tf.Scalar => losses[i]!(p);
+          const workers = trainer.outerWorkers;
+          // Each task's term here or in an outer-step worker: the same code, added in the same order.
+          const stepLoss = async (at: Params) => {
+            if (workers === undefined) return lossAndGradientOf((i) => outerTaskTerms(trainer, params, pre(i), post(i), at));
+            const terms = await workers.terms(params, at);
+            return lossAndGradientOf((i) => terms[i]!);
+          };
+          if (workers !== undefined) await workers.load(sampled.trajectories);
           try {
             for (let n = 0; n < steps; n++) {
-              const { loss, grads } = lossAndGradient(taskLoss, current);
+              const { loss, grads } = await stepLoss(current);
               // At the first step θ = θo, so the KL penalty is 0 and the loss is −objective.
               if (n === 0) objectiveBefore = -loss;
               const next = tf.tidy(() => {
@@ -312,12 +330,14 @@ export const runIteration = async (trainer: Trainer, params: Params, optimizerSt
             if (current !== params) disposeParams(current);
             if (state !== optimizerState) optimizer.dispose(state);
             throw e;
+          } finally {
+            if (workers !== undefined) await workers.release();
           }
           return { params: current, optimizerState: state };
         }
         case 'trpo': {
           const layout = paramLayout(policy.paramShapes);
-          const { loss, grads } = lossAndGradient((i, p) => tf.neg(meta.surrogate(p, pre(i), post(i))) as tf.Scalar, params);
+          const { loss, grads } = lossAndGradientOf((i) => outerTaskTerms(trainer, params, pre(i), post(i), params));
           objectiveBefore = -loss;
           const theta0 = flattenParams(params, layout);
           const gradient = tf.tidy(() => tf.neg(flattenParams(grads, layout)) as tf.Tensor1D);
@@ -335,9 +355,9 @@ export const runIteration = async (trainer: Trainer, params: Params, optimizerSt
               meanKl(graph, adaptedOld[i]!, meta.adapt(unflattenParams(flat, layout), pre(i)).at(-1)!, post(i).batch);
             const klAt = (flat: tf.Tensor1D): number => tf.tidy(() => meanOverTasks((i) => taskKl(i, flat)));
             const hvp = (v: tf.Tensor1D): tf.Tensor1D => {
-              const [hv] = sumOverTasks(count, (i) => [
-                tf.grad((flat: tf.Tensor) => tf.sum(tf.mul(tf.grad((x: tf.Tensor) => taskKl(i, x))(flat), v)) as tf.Scalar)(theta0),
-              ]);
+              const [hv] = sumOverTasks(count, (i) =>
+                readOut(() => [tf.grad((flat: tf.Tensor) => tf.sum(tf.mul(tf.grad((x: tf.Tensor) => taskKl(i, x))(flat), v)) as tf.Scalar)(theta0)]),
+              );
               return tf.tidy(() => tf.add(tensorOf(hv!, [layout.size], 1 / count), tf.mul(config.cgDamping, v)) as tf.Tensor1D);
             };
             const direction = conjugateGradient(hvp, gradient, config.cgIterations);

@@ -5,12 +5,12 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../backend.ts';
 import { loadTaskDistribution, type AnyTaskDistribution } from '../envs/index.ts';
 import type { Params } from '../surrogates/batch.ts';
 import type { FromWorker, ToWorker, WorkerSetup } from './parallel-sampler.ts';
 import { mlpPolicyFor, uniformPolicy, type SamplingPolicy } from './policy.ts';
 import { sampleGroup, type Trajectories } from './sampler.ts';
+import { loadWorkerBackend } from './worker-backend.ts';
 
 const port = parentPort;
 if (port === null) throw new Error('sampler-worker.ts runs only as a worker thread');
@@ -18,21 +18,8 @@ const setup = workerData as WorkerSetup;
 const reply = (message: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(message, transfer);
 const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
-/** Loads the backend the main thread uses ('tensorflow' is either node backend: the GPU one first). */
-const loadBackend = async (name: string): Promise<void> => {
-  if (name !== 'tensorflow') {
-    await selectBackend(name);
-    return;
-  }
-  try {
-    await selectBackend('tensorflow-gpu');
-  } catch {
-    await selectBackend('tensorflow');
-  }
-};
-
 const prepare = async (): Promise<{ distribution: AnyTaskDistribution; policy: SamplingPolicy }> => {
-  await loadBackend(setup.backend);
+  await loadWorkerBackend(setup.backend);
   const distribution = await loadTaskDistribution(setup.environment);
   const { observationDim, action, hidden, initLogStd } = setup.policy;
   if (setup.policy.uniform === true) return { distribution, policy: uniformPolicy(action) };

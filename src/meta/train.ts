@@ -36,6 +36,8 @@ import { defaultConfig, resolveConfig, TrainConfigPatchCodec, type TrainConfig, 
 import { evaluateParams, makeTrainer, runIteration, TrainingError, type IterationResult, type OptimizerState, type Trainer } from './iteration.ts';
 import { currentBackendName, defaultWorkerCount, workerSampler } from './parallel-sampler.ts';
 import { mlpPolicyFor } from './policy.ts';
+import { outerWorkers, type OuterWorkers } from './outer-workers.ts';
+import type { Sampler } from './sampler.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Errors
@@ -544,7 +546,25 @@ export const withWorkerSampler = async (trainer: Trainer, sampling: SamplingOpti
     describeTask: distribution.describeTask,
   });
   await trainer.sampler.close();
-  return { ...trainer, sampler };
+  // The Adam / ProMP outer step's per-task terms go to as many threads (TRPO's stay here); they close
+  // with the sampler.
+  const outer = trainer.algorithm.optimizer === 'trpo' ? undefined : await startOuterWorkers(trainer.config, sampling.backend ?? currentBackendName(), workers, sampler);
+  if (outer === undefined) return { ...trainer, sampler };
+  return {
+    ...trainer,
+    sampler: { ...sampler, close: async () => void (await Promise.all([sampler.close(), outer.close()])) },
+    outerWorkers: outer,
+  };
+};
+
+/** Outer-step workers, or the sampler closed and the failure passed on. */
+const startOuterWorkers = async (config: TrainConfig, backend: string, workers: number, sampler: Sampler): Promise<OuterWorkers> => {
+  try {
+    return await outerWorkers({ config, backend }, workers);
+  } catch (e) {
+    await sampler.close();
+    throw e;
+  }
 };
 
 const disposeReplaced = (old: readonly tf.Tensor[], kept: readonly tf.Tensor[]): void => {

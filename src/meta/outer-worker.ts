@@ -1,0 +1,89 @@
+/**
+ * An outer-step worker thread: builds the trainer the main thread has (same config, environment
+ * descriptor, policy and backend), holds the level data of the tasks it is given for one iteration,
+ * and answers with each task's term of the outer loss and its gradient at the parameters it is sent —
+ * the code the main thread runs for that task (iteration.ts `outerTaskTerms`), so the numbers are the
+ * same bit for bit.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { loadTaskDistribution } from '../envs/index.ts';
+import type { Params } from '../surrogates/batch.ts';
+import { loadWorkerBackend } from './worker-backend.ts';
+import { disposeParams } from './algorithms.ts';
+import { levelData, makeTrainer, outerTaskTerms, type Trainer } from './iteration.ts';
+import type { LevelData } from './meta-objective.ts';
+import type { FromOuterWorker, OuterWorkerSetup, ToOuterWorker, WireParams } from './outer-workers.ts';
+import { mlpPolicyFor } from './policy.ts';
+import { disposeBatch } from './sampler.ts';
+
+const port = parentPort;
+if (port === null) throw new Error('outer-worker.ts runs only as a worker thread');
+const setup = workerData as OuterWorkerSetup;
+const reply = (message: FromOuterWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(message, transfer);
+const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+const tensorsOf = (p: WireParams): Params => Object.fromEntries(Object.entries(p).map(([name, a]) => [name, tf.tensor(a.values, [...a.shape])]));
+
+const prepare = async (): Promise<Trainer> => {
+  await loadWorkerBackend(setup.backend);
+  const distribution = await loadTaskDistribution(setup.config.env);
+  const policy = mlpPolicyFor(distribution.observationDim, distribution.action, { hidden: setup.config.hidden, initLogStd: setup.config.initLogStd });
+  return makeTrainer(setup.config, distribution, policy);
+};
+
+/** The tasks this worker holds for the current iteration: their index and level data. */
+interface HeldTask {
+  readonly index: number;
+  readonly pre: readonly LevelData[];
+  readonly post: LevelData;
+}
+
+try {
+  const trainer = await prepare();
+  let held: { readonly key: number; readonly tasks: readonly HeldTask[] } | undefined;
+  const release = () => {
+    held?.tasks.forEach((t) => [...t.pre, t.post].forEach((d) => disposeBatch(d.batch)));
+    held = undefined;
+  };
+  port.on('message', (message: ToOuterWorker) => {
+    try {
+      switch (message.kind) {
+        case 'load': {
+          release();
+          held = {
+            key: message.key,
+            tasks: message.tasks.map(({ index, levels }) => {
+              const data = levels.map((tr) => levelData(trainer, tr));
+              return { index, pre: data.slice(0, -1), post: data.at(-1)! };
+            }),
+          };
+          reply({ kind: 'loaded', id: message.id });
+          return;
+        }
+        case 'terms': {
+          if (held?.key !== message.key) throw new Error(`no data loaded for iteration key ${message.key}`);
+          const start = tensorsOf(message.start);
+          const at = tensorsOf(message.at);
+          try {
+            const terms = held.tasks.map((t) => ({ index: t.index, values: outerTaskTerms(trainer, start, t.pre, t.post, at) }));
+            reply({ kind: 'terms', id: message.id, terms }, terms.flatMap((t) => t.values.map((v) => v.buffer as ArrayBuffer)));
+          } finally {
+            disposeParams(start);
+            disposeParams(at);
+          }
+          return;
+        }
+        case 'release':
+          release();
+          reply({ kind: 'released', id: message.id });
+          return;
+      }
+    } catch (e) {
+      reply({ kind: 'failed', id: message.id, message: messageOf(e) });
+    }
+  });
+  reply({ kind: 'ready' });
+} catch (e) {
+  reply({ kind: 'setup-failed', message: messageOf(e) });
+}

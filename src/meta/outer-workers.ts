@@ -1,0 +1,160 @@
+/**
+ * The outer step across CPU cores. Each task's term of the outer loss — its adapted parameters θ′_i(θ),
+ * its meta-surrogate, its KL, and their gradient — depends on that task's data alone, so the tasks of
+ * an iteration are split into contiguous blocks, one per worker thread; each worker builds the same
+ * trainer (config, environment, policy, backend) and computes its tasks' terms with the code the main
+ * thread runs. The main thread adds the terms in task order (task-sum.ts), so a run is the same, bit
+ * for bit, whatever the number of workers.
+ *
+ * Per iteration: `load` sends each worker its tasks' trajectories (it builds their batches once);
+ * then every outer step sends only the parameters and gets back one [value, ...gradients] per task.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Params } from '../surrogates/batch.ts';
+import type { TrainConfig } from './config.ts';
+import { splitGroups } from './parallel-sampler.ts';
+import type { Trajectories } from './sampler.ts';
+
+/** Parameters as plain arrays (they cross the thread boundary). */
+export type WireParams = Readonly<Record<string, { readonly shape: readonly number[]; readonly values: Float32Array }>>;
+
+export interface OuterWorkerSetup {
+  /** The run's config: a catalogue environment, the policy's widths, the algorithm and its settings. */
+  readonly config: TrainConfig;
+  /** The main thread's tfjs backend, so that the numbers are the same. */
+  readonly backend: string;
+}
+
+export type ToOuterWorker =
+  | { readonly kind: 'load'; readonly id: number; readonly key: number; readonly tasks: readonly { readonly index: number; readonly levels: readonly Trajectories[] }[] }
+  | { readonly kind: 'terms'; readonly id: number; readonly key: number; readonly start: WireParams; readonly at: WireParams }
+  | { readonly kind: 'release'; readonly id: number };
+
+export type FromOuterWorker =
+  | { readonly kind: 'ready' }
+  | { readonly kind: 'setup-failed'; readonly message: string }
+  | { readonly kind: 'loaded' | 'released'; readonly id: number }
+  | { readonly kind: 'terms'; readonly id: number; readonly terms: readonly { readonly index: number; readonly values: readonly Float32Array[] }[] }
+  | { readonly kind: 'failed'; readonly id: number; readonly message: string };
+
+export class OuterWorkerError extends Error {
+  override readonly name = 'OuterWorkerError';
+}
+
+/** What the iteration asks of the pool. */
+export interface OuterWorkers {
+  readonly workers: number;
+  /** Hands each worker its block of tasks: trajectories[level][task]. */
+  readonly load: (trajectories: readonly (readonly Trajectories[])[]) => Promise<void>;
+  /** Every task's [loss term, ...gradients] at `at` (KL reference `start`), in task order. */
+  readonly terms: (start: Params, at: Params) => Promise<Float32Array[][]>;
+  /** Frees the loaded tasks' data in the workers. */
+  readonly release: () => Promise<void>;
+  readonly close: () => Promise<void>;
+}
+
+const workerEntry = new URL('./outer-worker.mjs', import.meta.url);
+
+const wire = (p: Params): WireParams =>
+  Object.fromEntries(Object.entries(p).map(([name, t]) => [name, { shape: t.shape, values: Float32Array.from(t.dataSync()) }]));
+
+interface PoolWorker {
+  readonly worker: Worker;
+  readonly pending: Map<number, { resolve: (m: FromOuterWorker) => void; reject: (e: Error) => void }>;
+  block: { start: number; end: number };
+}
+
+/** Starts `count` outer-step workers for `config` and waits until each has built its trainer. */
+export const outerWorkers = async (setup: OuterWorkerSetup, count: number): Promise<OuterWorkers> => {
+  if (!Number.isInteger(count) || count < 2) throw new OuterWorkerError(`outer-step workers: need at least 2, got ${count}`);
+  let broken: string | undefined;
+  let nextId = 0;
+  let key = 0;
+  let tasks = 0;
+  const pool: PoolWorker[] = [];
+  const failAll = (reason: string) => {
+    broken ??= reason;
+    for (const w of pool) for (const [id, p] of w.pending) (w.pending.delete(id), p.reject(new OuterWorkerError(reason)));
+  };
+  const start = (index: number) =>
+    new Promise<PoolWorker>((resolve, reject) => {
+      const worker = new Worker(workerEntry, { workerData: setup });
+      const entry: PoolWorker = { worker, pending: new Map(), block: { start: 0, end: 0 } };
+      let ready = false;
+      worker.on('message', (message: FromOuterWorker) => {
+        if (message.kind === 'ready') {
+          ready = true;
+          resolve(entry);
+          return;
+        }
+        if (message.kind === 'setup-failed') {
+          reject(new OuterWorkerError(`outer-step worker ${index} could not set up: ${message.message}`));
+          void worker.terminate();
+          return;
+        }
+        const p = entry.pending.get(message.id);
+        entry.pending.delete(message.id);
+        if (message.kind === 'failed') p?.reject(new OuterWorkerError(`outer-step worker ${index}: ${message.message}`));
+        else p?.resolve(message);
+      });
+      worker.on('error', (e) => {
+        if (!ready) reject(new OuterWorkerError(`outer-step worker ${index} failed while starting: ${e.message}`));
+        failAll(`outer-step worker ${index} crashed: ${e.message}`);
+      });
+      worker.on('exit', (code) => {
+        if (!ready) reject(new OuterWorkerError(`outer-step worker ${index} exited with code ${code} while starting`));
+        if (broken === undefined || entry.pending.size > 0) failAll(`outer-step worker ${index} exited with code ${code}`);
+      });
+    });
+  const started = await Promise.allSettled(Array.from({ length: count }, (_, i) => start(i)));
+  for (const s of started) if (s.status === 'fulfilled') pool.push(s.value);
+  const failure = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failure !== undefined) {
+    await Promise.all(pool.map((w) => w.worker.terminate()));
+    throw failure.reason instanceof Error ? failure.reason : new OuterWorkerError(String(failure.reason));
+  }
+  for (const w of pool) w.worker.unref();
+
+  const ask = (w: PoolWorker, message: ToOuterWorker): Promise<FromOuterWorker> => {
+    if (broken !== undefined) return Promise.reject(new OuterWorkerError(`the outer-step workers cannot work: ${broken}`));
+    return new Promise<FromOuterWorker>((resolve, reject) => {
+      w.pending.set(message.id, { resolve, reject });
+      w.worker.ref();
+      w.worker.postMessage(message);
+    }).finally(() => {
+      if (w.pending.size === 0) w.worker.unref();
+    });
+  };
+  const active = () => pool.filter((w) => w.block.end > w.block.start);
+
+  return {
+    workers: pool.length,
+    load: async (trajectories) => {
+      key++;
+      tasks = trajectories[0]?.length ?? 0;
+      splitGroups(tasks, pool.length).forEach((block, w) => (pool[w]!.block = block));
+      await Promise.all(
+        active().map((w) => {
+          const mine = [];
+          for (let i = w.block.start; i < w.block.end; i++) mine.push({ index: i, levels: trajectories.map((level) => level[i]!) });
+          return ask(w, { kind: 'load', id: nextId++, key, tasks: mine });
+        }),
+      );
+    },
+    terms: async (startParams, at) => {
+      const message = { key, start: wire(startParams), at: wire(at) };
+      const answers = await Promise.all(active().map((w) => ask(w, { kind: 'terms', id: nextId++, ...message })));
+      const out: Float32Array[][] = new Array<Float32Array[]>(tasks);
+      for (const a of answers) if (a.kind === 'terms') for (const t of a.terms) out[t.index] = [...t.values];
+      for (let i = 0; i < tasks; i++) if (out[i] === undefined) throw new OuterWorkerError(`outer-step workers returned no term for task ${i}`);
+      return out;
+    },
+    release: async () => {
+      await Promise.all(active().map((w) => ask(w, { kind: 'release', id: nextId++ })));
+    },
+    close: async () => {
+      broken ??= 'the outer-step workers were closed';
+      await Promise.all(pool.map((w) => w.worker.terminate()));
+    },
+  };
+};
