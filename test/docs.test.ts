@@ -6,7 +6,8 @@
  * the influence query answers for examples/graphs/rl-chain.json; the validate outputs quoted in
  * graph-format.md are what validate prints. (docs/cli.md's reference is checked by its own test.)
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import test from 'ava';
 import { isLeft } from 'fp-ts/lib/Either.js';
 import { selectBackend } from '../src/backend.ts';
@@ -117,4 +118,17 @@ test('the validate outputs quoted in docs/graph-format.md are what validate prin
   const malformed = await run('examples/graphs/malformed.json');
   t.true(malformed.length >= 2);
   for (const line of malformed) t.true(page.includes(line), line);
+});
+
+test('every relative link of README.md and docs/*.md names a file that exists', (t) => {
+  const pages = ['README.md', 'CHANGELOG.md', ...readdirSync('docs').filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+  const broken: string[] = [];
+  for (const page of pages) {
+    for (const [, target] of read(page).matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^(https?:|mailto:|#)/.test(target!)) continue;
+      const file = target!.split('#')[0]!;
+      if (!existsSync(join(dirname(page), file))) broken.push(`${page}: ${target}`);
+    }
+  }
+  t.deepEqual(broken, []);
 });
