@@ -77,7 +77,11 @@ export interface CustomEstimator extends BoxOptions {
 }
 
 export type Estimator =
-  /** Naive score function (the original MAML implementation): Σ_c c + Σ_w ℓ_w·⊥(Q_w − b_w). Right first derivative only; on-policy only. */
+  /**
+   * Naive score function (the original MAML implementation): Σ_c c + Σ_w ℓ_w·⊥(Q_w − b_w). Right first
+   * derivative only; on-policy only. Its expected Hessian is H2 without a baseline; a baseline adds
+   * E[Σ_w b_w ∇ℓ_w∇ℓ_wᵀ] (E[∇²ℓ_w] = −Fisher), so its bias is H1 + H12 + H12ᵀ only without one.
+   */
   | { readonly kind: 'pgt'; readonly baselines?: Baselines }
   /** DiCE: Σ_c □(Σ_{w∈W_c} ℓ_w)·c. Unbiased at every order. */
   | ({ readonly kind: 'dice' } & BoxOptions)
