@@ -12,7 +12,7 @@ export { influenceQuery, influenceMask, type Influence, type InfluenceQuery } fr
 
 // …and its interpreters: compile a surrogate, enumerate exactly.
 export { compile, GraphError, type Surrogate } from './surrogates/compile.ts';
-export { estimators, estimatorName, estimatorKinds, type Estimator, type EstimatorKind, type Baselines, type BaselineSource } from './surrogates/estimators.ts';
+export { estimators, estimatorName, estimatorKinds, type Estimator, type EstimatorKind, type Baselines, type BaselineSource, type CustomEstimator, type EstimatorKit } from './surrogates/estimators.ts';
 export { checkBatch, BatchError, type Batch, type Params } from './surrogates/batch.ts';
 export { evaluateGraph, EvaluationError, type Evaluation } from './surrogates/evaluate.ts';
 export { oracle, hessianTerms, type Oracle, type OracleProblem, type HessianTerms } from './oracle/oracle.ts';
@@ -29,6 +29,7 @@ export {
   trainerFor,
   withWorkerSampler,
   type SamplingOptions,
+  type TrainerParts,
   evaluateCheckpoint,
   readCheckpoint,
   decodeConfigPatch,

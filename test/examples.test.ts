@@ -1,6 +1,6 @@
 /** The tutorial's script runs end to end and leaves what the tutorial says it leaves. */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -8,6 +8,7 @@ import test from 'ava';
 
 test('examples/tutorial.ts: declares, draws, compiles, verifies, builds the meta-objective and trains', async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'magicbox-tutorial-'));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
   const { stdout } = await promisify(execFile)('node', ['--import=tsx', 'examples/tutorial.ts', out], {
     env: { ...process.env, MAGICBOX_BACKEND: 'wasm' },
   });

@@ -28,14 +28,14 @@ import cliProgress from 'cli-progress';
 import * as t from 'io-ts';
 import { isLeft, left, right, type Either } from 'fp-ts/lib/Either.js';
 import { describeBackend, selectBackend, type BackendReport } from '../backend.ts';
-import { environmentDescriptor, environmentNames, loadTaskDistribution } from '../envs/index.ts';
+import { environmentDescriptor, environmentNames, loadTaskDistribution, type AnyTaskDistribution, type EnvironmentDescriptor } from '../envs/index.ts';
 import type { DecodeError } from '../scg/decode.ts';
 import type { Params } from '../surrogates/batch.ts';
 import { algorithmNames } from './algorithm-names.ts';
 import { defaultConfig, resolveConfig, TrainConfigPatchCodec, type TrainConfig, type TrainConfigPatch } from './config.ts';
 import { evaluateParams, makeTrainer, runIteration, TrainingError, type IterationResult, type OptimizerState, type Trainer } from './iteration.ts';
 import { currentBackendName, defaultWorkerCount, workerSampler } from './parallel-sampler.ts';
-import { mlpPolicyFor } from './policy.ts';
+import { mlpPolicyFor, type Policy } from './policy.ts';
 import { outerWorkers, type OuterWorkers } from './outer-workers.ts';
 import type { Sampler } from './sampler.ts';
 
@@ -128,10 +128,10 @@ export function decodeConfigPatch(u: unknown): Either<DecodeError[], TrainConfig
 }
 
 /** The config with the environment's horizon and adaptation steps filled in, fields in canonical order. */
-export const completeConfig = (config: TrainConfig): TrainConfig => {
+export const completeConfig = (config: TrainConfig, known?: EnvironmentDescriptor): TrainConfig => {
   let distribution;
   try {
-    distribution = environmentDescriptor(config.env);
+    distribution = known ?? environmentDescriptor(config.env);
   } catch (e) {
     throw new RunError(e instanceof Error ? e.message : String(e));
   }
@@ -490,6 +490,9 @@ export interface TrainOptions {
   readonly workers?: number;
   /** The iteration function (default: runIteration); a seam for tests and instrumentation. */
   readonly iterate?: IterationFunction;
+  /** Your own task distribution and/or policy instead of the built-in ones (see TrainerParts). */
+  readonly distribution?: TrainerParts['distribution'];
+  readonly policy?: TrainerParts['policy'];
 }
 
 export interface TrainResult {
@@ -517,15 +520,39 @@ export interface SamplingOptions {
 }
 
 /**
+ * A task distribution and/or a policy of your own, in place of the built-in distribution `config.env`
+ * names and the MLP the config describes (docs/extending.md). The distribution's `name` must equal
+ * `config.env`. Worker threads rebuild only built-in parts, so these are sampled in this thread, and a
+ * run that uses them cannot be resumed or evaluated from its checkpoint by name.
+ */
+export interface TrainerParts {
+  readonly distribution?: AnyTaskDistribution;
+  readonly policy?: Policy;
+}
+
+/** Refuses worker threads for parts they cannot rebuild; the number of workers to use. */
+const workersFor = (parts: TrainerParts, workers: number | undefined): number | undefined => {
+  if (parts.distribution === undefined && parts.policy === undefined) return workers;
+  if (workers !== undefined && workers !== 1) {
+    throw new RunError(`a task distribution or policy of your own is sampled in this thread (worker threads rebuild only built-in ones): use workers 1, got ${workers}`);
+  }
+  return 1;
+};
+
+/**
  * The trainer (distribution, policy, compiled meta-objective, sampler) a config describes; loads MuJoCo
  * when the environment needs it and starts the sampler's worker threads. Close `trainer.sampler` when
  * done with it.
  */
-export const trainerFor = async (config: TrainConfig, sampling: SamplingOptions = {}): Promise<Trainer> => {
-  const distribution = await loadTaskDistribution(config.env);
-  const policy = mlpPolicyFor(distribution.observationDim, distribution.action, { hidden: config.hidden, initLogStd: config.initLogStd });
+export const trainerFor = async (config: TrainConfig, sampling: SamplingOptions & TrainerParts = {}): Promise<Trainer> => {
+  const workers = workersFor(sampling, sampling.workers);
+  if (sampling.distribution !== undefined && sampling.distribution.name !== config.env) {
+    throw new RunError(`the task distribution is named '${sampling.distribution.name}' but config.env is '${config.env}'`);
+  }
+  const distribution = sampling.distribution ?? (await loadTaskDistribution(config.env));
+  const policy = sampling.policy ?? mlpPolicyFor(distribution.observationDim, distribution.action, { hidden: config.hidden, initLogStd: config.initLogStd });
   // Built first, so that a config the algorithms refuse fails before any thread starts.
-  return withWorkerSampler(makeTrainer(config, distribution, policy), sampling);
+  return withWorkerSampler(makeTrainer(config, distribution, policy), { ...sampling, ...(workers !== undefined ? { workers } : {}) });
 };
 
 /**
@@ -701,13 +728,18 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const warn = options.error ?? options.log;
   const iterate = options.iterate ?? runIteration;
   const backend = options.backend ?? (await selectBackend());
-  const wanted = completeConfig(options.config);
+  const parts: TrainerParts = { distribution: options.distribution, policy: options.policy };
+  if (options.resume && (parts.distribution !== undefined || parts.policy !== undefined)) {
+    throw new RunError('a run with a task distribution or policy of your own cannot be resumed: its checkpoint names only built-in ones');
+  }
+  workersFor(parts, options.workers); // refuses worker threads for these parts before anything is written
+  const wanted = completeConfig(options.config, options.distribution);
   // Build the trainer before touching the run directory: a config the algorithms refuse (e.g. a clip
   // range the estimator rejects) is reported with nothing written.
   // (The sampler's worker threads start later, once the run directory has been checked.)
   let trainer: Trainer;
   try {
-    trainer = await trainerFor(wanted, { workers: 1 });
+    trainer = await trainerFor(wanted, { workers: 1, ...parts });
   } catch (e) {
     throw new RunError(`invalid configuration: ${e instanceof Error ? e.message : String(e)}`);
   }
@@ -778,7 +810,7 @@ async function runTrainer(
     tf.dispose([...Object.values(params), ...stateTensors(optimizerState)]);
     return result('completed', 0);
   }
-  const workers = options.workers ?? defaultWorkerCount();
+  const workers = workersFor(options, options.workers) ?? defaultWorkerCount();
   if (workers > 1) {
     try {
       trainer = holder.trainer = await withWorkerSampler(trainer, { workers, backend: backend.tfjsName });

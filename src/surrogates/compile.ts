@@ -17,7 +17,7 @@ import { influenceQuery, type Influence, type InfluenceQuery } from '../scg/infl
 import { isTemporal, type NodeSpec } from '../scg/spec.ts';
 import { validateGraph } from '../scg/validate.ts';
 import { BatchError, type Batch, type Params } from './batch.ts';
-import { estimatorName, type Baselines, type Estimator } from './estimators.ts';
+import { estimatorName, type Baselines, type CustomEstimator, type Estimator, type EstimatorKit } from './estimators.ts';
 import { evaluateGraph, type Evaluation } from './evaluate.ts';
 import { timeOperator } from './time-operator.ts';
 
@@ -175,6 +175,59 @@ const directCosts = (ing: Ingredients, pathwiseOnly: boolean): tf.Tensor[] =>
 
 const one = (): tf.Tensor => tf.scalar(1);
 
+/** The ingredients of one evaluation, as a custom estimator sees them (the same helpers the built-in ones use). */
+const kitOf = (estimator: CustomEstimator, ing: Ingredients, batch: Batch): EstimatorKit => {
+  const name = estimator.name;
+  const scoredNode = (w: string): NodeSpec => {
+    const n = ing.scored.find((x) => x.name === w);
+    if (n === undefined) {
+      throw new GraphError(`custom estimator '${name}': '${w}' is not a scored stochastic node (scored: ${ing.scored.map((x) => x.name).join(', ') || 'none'})`, []);
+    }
+    return n;
+  };
+  const target = (y: string): string => {
+    const n = ing.costNodes.find((x) => x.name === y) ?? ing.scored.find((x) => x.name === y);
+    if (n === undefined) throw new GraphError(`custom estimator '${name}': '${y}' is neither a cost nor a scored stochastic node`, []);
+    return n.name;
+  };
+  return {
+    scored: ing.scored.map((n) => n.name),
+    costs: ing.costNodes.map((n) => n.name),
+    logProb: (w) => logProbsOf(ing, 'current').get(scoredNode(w).name)!,
+    cost: (c) => {
+      const v = ing.evaluation.costs.get(c);
+      if (v === undefined) throw new GraphError(`custom estimator '${name}': '${c}' is not a cost node`, []);
+      return v;
+    },
+    credit: (y, decay = 1) => creditInto(ing, target(y), decay),
+    costsInfluencedBy: (w) => costsInfluencedBy(ing, scoredNode(w).name),
+    baseline: (w) => baselineOf(ing, estimator.baselines, batch, scoredNode(w)),
+    weight: (w) => weightOf(ing, estimator.baselines, batch, scoredNode(w)),
+    box: (w) => {
+      const n = scoredNode(w).name;
+      return boxOf(ing, logProbsOf(ing, 'current').get(n)!, (src) => logProbsOf(ing, src).get(n)!);
+    },
+    boxCredit: (y, decay = 1) => {
+      const t = target(y);
+      const credit = creditInto(ing, t, decay);
+      return credit === undefined ? undefined : boxOf(ing, credit, (src) => creditInto(ing, t, decay, src));
+    },
+    pathwise: () => sumAll(directCosts(ing, true)),
+  };
+};
+
+/** A custom estimator's terms, each summed to [B]; anything but [B] or [B, T] is refused, naming the term. */
+const customTerms = (estimator: CustomEstimator, ing: Ingredients, batch: Batch): tf.Tensor[] =>
+  estimator.terms(kitOf(estimator, ing, batch)).flatMap((x, i) => {
+    if (x === undefined) return [];
+    const { size, horizon } = ing.evaluation;
+    const fits = (x.rank === 1 && x.shape[0] === size) || (x.rank === 2 && x.shape[0] === size && x.shape[1] === horizon);
+    if (!fits) {
+      throw new BatchError(`custom estimator '${estimator.name}': term ${i} has shape [${x.shape.join(', ')}]; a term is [B] or [B, T] = [${size}] or [${size}, ${horizon}]`);
+    }
+    return [perSampleSum(x)];
+  });
+
 /** The per-sample terms of each estimator, every one of them a sum over nodes of the graph. */
 const terms = (estimator: Estimator, ing: Ingredients, batch: Batch): tf.Tensor[] => {
   const logProb = (w: NodeSpec, source: LogProbSource = 'current') => logProbsOf(ing, source).get(w.name)!;
@@ -187,6 +240,8 @@ const terms = (estimator: Estimator, ing: Ingredients, batch: Batch): tf.Tensor[
       return perSampleSum(credit === undefined ? cost : tf.mul(boxOf(ing, credit, (src) => creditInto(ing, c.name, 1, src)), cost));
     });
   switch (estimator.kind) {
+    case 'custom':
+      return customTerms(estimator, ing, batch);
     case 'dice':
       return dice();
     case 'dice-baseline':

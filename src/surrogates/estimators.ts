@@ -26,8 +26,62 @@ interface BoxOptions {
   readonly reference?: Reference;
 }
 
+/**
+ * What a user-defined estimator is built from: the same ingredients the built-in ones are, derived by
+ * the compiler from the graph's influence query, for one evaluation of one batch. Every tensor is
+ * [B] (per-sample node) or [B, T] (temporal node), zero on padded steps, and connected to the
+ * parameters, so that the terms a custom estimator returns can be differentiated to any order.
+ * Functions returning `undefined` mean "nothing influences / nothing is influenced".
+ */
+export interface EstimatorKit {
+  /** The stochastic nodes that have a log-probability (categorical, Gaussian), in declaration order. */
+  readonly scored: readonly string[];
+  /** The cost nodes, in declaration order. */
+  readonly costs: readonly string[];
+  /** ℓ_w: the log-probability of w's sampled values. */
+  readonly logProb: (w: string) => tf.Tensor;
+  /** A cost's values. */
+  readonly cost: (c: string) => tf.Tensor;
+  /**
+   * S_y: Σ of ℓ_w over the scored nodes w that influence `target` (a cost or a stochastic node), each
+   * moved forward along time by its influence set and discounted by decay^lag; on y's steps.
+   */
+  readonly credit: (target: string, decay?: number) => tf.Tensor | undefined;
+  /** Q_w: the costs w influences, gathered back onto w's steps (the reward-to-go on an RL chain). */
+  readonly costsInfluencedBy: (w: string) => tf.Tensor | undefined;
+  /** b_w from the estimator's `baselines` (stop-gradient, masked), or undefined when it has none for w. */
+  readonly baseline: (w: string) => tf.Tensor | undefined;
+  /** ⊥(Q_w − b_w), or the batch's advantage of w where the batch has one. */
+  readonly weight: (w: string) => tf.Tensor | undefined;
+  /**
+   * □ of ℓ_w (`box(w)`) or of the credit S_target (`boxCredit(target, decay)`), measured against the
+   * estimator's `reference`: exp(x − ⊥x) on-policy, exp(x − x_behaviour) against the behaviour policy.
+   */
+  readonly box: (w: string) => tf.Tensor;
+  readonly boxCredit: (target: string, decay?: number) => tf.Tensor | undefined;
+  /** Σ_c (c − ⊥c) for costs computed by a function: the pathwise derivative, value 0. [B]. */
+  readonly pathwise: () => tf.Tensor | undefined;
+}
+
+/**
+ * A user-defined estimator: `terms(kit)` returns per-sample or per-step tensors whose sum over steps
+ * and terms is the per-sample surrogate. Compiled, differentiated and checked by the oracle like any
+ * built-in one (examples/custom-estimator.ts).
+ */
+export interface CustomEstimator extends BoxOptions {
+  readonly kind: 'custom';
+  /** Shown in reports and errors. */
+  readonly name: string;
+  readonly terms: (kit: EstimatorKit) => ReadonlyArray<tf.Tensor | undefined>;
+  readonly baselines?: Baselines;
+}
+
 export type Estimator =
-  /** Naive score function (the original MAML implementation): Σ_c c + Σ_w ℓ_w·⊥(Q_w − b_w). Right first derivative only; on-policy only. */
+  /**
+   * Naive score function (the original MAML implementation): Σ_c c + Σ_w ℓ_w·⊥(Q_w − b_w). Right first
+   * derivative only; on-policy only. Its expected Hessian is H2 without a baseline; a baseline adds
+   * E[Σ_w b_w ∇ℓ_w∇ℓ_wᵀ] (E[∇²ℓ_w] = −Fisher), so its bias is H1 + H12 + H12ᵀ only without one.
+   */
   | { readonly kind: 'pgt'; readonly baselines?: Baselines }
   /** DiCE: Σ_c □(Σ_{w∈W_c} ℓ_w)·c. Unbiased at every order. */
   | ({ readonly kind: 'dice' } & BoxOptions)
@@ -49,10 +103,13 @@ export type Estimator =
    * without a baseline: (1 − □(ℓ_w))·□(S_w)·b_w = (1 − □(ℓ_w))·b_w + (1 − □(ℓ_w))·(□(S_w) − 1)·b_w, so
    * DiCE + baseline is exactly TMAML plus the per-node first-order baseline (1 − □(ℓ_w))·b_w.
    */
-  | ({ readonly kind: 'tmaml'; readonly baselines: Baselines } & BoxOptions);
+  | ({ readonly kind: 'tmaml'; readonly baselines: Baselines } & BoxOptions)
+  /** A user-defined estimator, assembled from the compiler's ingredients (see EstimatorKit). */
+  | CustomEstimator;
 
 export type EstimatorKind = Estimator['kind'];
 
+/** The built-in estimators' kinds ('custom' is the user-defined one). */
 export const estimatorKinds: readonly EstimatorKind[] = ['pgt', 'dice', 'dice-baseline', 'lvc', 'loaded-dice', 'tmaml'];
 
 /** Constructors, so that call sites read as what they are: `estimators.loadedDice(0.5)`. */
@@ -69,6 +126,16 @@ export const estimators = {
     return { kind: 'loaded-dice', lambda, ...(baselines ? { baselines } : {}) };
   },
   tmaml: (baselines: Baselines): Estimator => ({ kind: 'tmaml', baselines }),
+  /** A user-defined estimator: `estimators.custom('my estimator', (kit) => [...terms], { baselines, reference })`. */
+  custom: (
+    name: string,
+    terms: CustomEstimator['terms'],
+    options: { readonly baselines?: Baselines; readonly reference?: Reference } = {},
+  ): Estimator => {
+    if (typeof name !== 'string' || name.trim() === '') throw new TypeError('a custom estimator needs a non-empty name');
+    if (typeof terms !== 'function') throw new TypeError(`custom estimator '${name}': terms must be a function of the estimator kit`);
+    return { kind: 'custom', name, terms, ...options };
+  },
 } as const;
 
 /** A short human name: 'Loaded DiCE (λ=0.5)'. */
@@ -86,5 +153,7 @@ export const estimatorName = (e: Estimator): string => {
       return `Loaded DiCE (λ=${e.lambda})`;
     case 'tmaml':
       return 'TMAML';
+    case 'custom':
+      return e.name;
   }
 };
