@@ -6,7 +6,7 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { resolveConfig } from '../src/meta/config.ts';
-import { runIteration, type OptimizerState, type Trainer } from '../src/meta/iteration.ts';
+import { memoryError, runIteration, TrainingError, type OptimizerState, type Trainer } from '../src/meta/iteration.ts';
 import { trainerFor } from '../src/meta/train.ts';
 import type { Params } from '../src/surrogates/batch.ts';
 import { useBackend } from './helpers/derivatives.ts';
@@ -56,3 +56,18 @@ for (const algo of ['promp', 'maml-vpg'] as const) {
     }
   });
 }
+
+test.serial('an exhausted backend heap becomes a TrainingError naming the batch and what to lower; other errors pass through', async (t) => {
+  const config = resolveConfig({ algo: 'promp', env: 'point-corners', tasksPerIteration: 40, trajectoriesPerTask: 20, seed: 5 });
+  const trainer = await trainerFor(config, { workers: 1 });
+  try {
+    const aborted = Object.assign(new Error('Aborted(). Build with -sASSERTIONS for more info.'), { name: 'RuntimeError' });
+    const error = memoryError(trainer, 7, aborted);
+    t.true(error instanceof TrainingError);
+    t.regex(error!.message, /^iteration 7: the wasm backend ran out of memory with 40 tasks × 20 trajectories × horizon 100 .*lower --trajectories/);
+    t.is(error!.message.split('\n').length, 1);
+    t.is(memoryError(trainer, 7, new Error('sampling failed: a NaN action')), undefined);
+  } finally {
+    await trainer.sampler.close();
+  }
+});

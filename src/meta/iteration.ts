@@ -266,6 +266,34 @@ export const outerTaskTerms = (trainer: Trainer, start: Params, pre: readonly Le
  * not disposed (the caller decides, e.g. after a checkpoint).
  */
 export const runIteration = async (trainer: Trainer, params: Params, optimizerState: OptimizerState, iteration: number): Promise<IterationResult> => {
+  try {
+    return await iterate(trainer, params, optimizerState, iteration);
+  } catch (e) {
+    throw memoryError(trainer, iteration, e) ?? e;
+  }
+};
+
+/**
+ * A backend that ran out of memory, as the training failure it is (naming the batch and what to lower),
+ * or undefined for any other error. tfjs-wasm's heap is capped at 4 GB; when an allocation fails the
+ * module aborts with a bare `Aborted()` RuntimeError (and is unusable after it), which says nothing a
+ * user can act on.
+ */
+export const memoryError = (trainer: Trainer, iteration: number, e: unknown): TrainingError | undefined => {
+  const message = e instanceof Error ? e.message : String(e);
+  const outOfMemory =
+    /Aborted\(|Cannot enlarge memory|Out of memory|out of memory|memory access out of bounds|Array buffer allocation failed/.test(message) ||
+    (e instanceof Error && e.name === 'RuntimeError' && /abort/i.test(message));
+  if (!outOfMemory) return undefined;
+  const { tasksPerIteration, trajectoriesPerTask } = trainer.config;
+  return new TrainingError(
+    `iteration ${iteration}: the ${tf.getBackend()} backend ran out of memory with ${tasksPerIteration} tasks × ${trajectoriesPerTask} trajectories × ` +
+      `horizon ${trainer.horizon} (${trainer.adaptationSteps} adaptation step(s), policy ${trainer.policy.hidden.join('×') || 'linear'}); ` +
+      `lower --trajectories (or --horizon, or the hidden widths), or use a node backend, then resume from the last checkpoint`,
+  );
+};
+
+const iterate = async (trainer: Trainer, params: Params, optimizerState: OptimizerState, iteration: number): Promise<IterationResult> => {
   const { config, policy, meta, graph, adaptationSteps } = trainer;
   const seconds = (since: number) => (performance.now() - since) / 1000;
   const sampled = await sampleLevels(trainer, params, iteration);
