@@ -8,7 +8,8 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { exp } from '../src/ops/index.ts';
 import { fusedMlpLogProb, FusedOrderError } from '../src/ops/mlp/log-prob-op.ts';
-import { tfjsMlpKernels } from '../src/ops/mlp/kernels.ts';
+import { tfjsMlpKernels, type MlpKernels } from '../src/ops/mlp/kernels.ts';
+import { wasmMlpKernels } from '../src/ops/mlp/wasm-kernels.ts';
 import { parameterShapes, type MlpSpec } from '../src/ops/mlp/spec.ts';
 import { categoricalLogProb, gaussianLogProb, tanh } from '../src/ops/index.ts';
 import { seededUniform } from '../src/random.ts';
@@ -82,24 +83,32 @@ const specs: readonly [string, MlpSpec][] = [
   ['categorical relu', { widths: [5, 10, 3], activation: 'relu', head: { kind: 'categorical' } }],
 ];
 
-for (const [name, spec] of specs) {
-  test(`fused ${name}: value, gradient, Hessian-vector product and meta-gradient equal the tfjs path's`, (t) => {
-    const before = tf.memory().numTensors;
-    tf.tidy(() => {
-      for (const seed of [1, 2, 3]) {
-        const c = makeCase(spec, 37, seed);
-        const fused = fusedMlpLogProb(spec, tfjsMlpKernels, c.x, c.a);
-        const general = generalLogProb(spec, c.x, c.a);
-        t.true(relativeError([fused(c.params)], [general(c.params)]) < 2e-6, 'value');
-        const ff = objective(fused, c.weights);
-        const fg = objective(general, c.weights);
-        t.true(relativeError(gradient(ff, c.params), gradient(fg, c.params)) < 2e-5, 'gradient');
-        t.true(relativeError(hvp(ff, c.params, c.direction), hvp(fg, c.params, c.direction)) < 2e-4, 'Hessian-vector product');
-        t.true(relativeError(metaGradient(ff, c.params), metaGradient(fg, c.params)) < 2e-4, 'meta-gradient');
-      }
+const kernelSets: readonly (readonly [string, () => MlpKernels])[] = [
+  ['tfjs kernels', () => tfjsMlpKernels],
+  ['wasm kernels', () => wasmMlpKernels()],
+];
+
+for (const [kernelsName, makeKernels] of kernelSets) {
+  for (const [name, spec] of specs) {
+    test(`fused ${name} on ${kernelsName}: value, gradient, Hessian-vector product and meta-gradient equal the tfjs path's`, (t) => {
+      const kernels = makeKernels();
+      const before = tf.memory().numTensors;
+      tf.tidy(() => {
+        for (const seed of [1, 2, 3]) {
+          const c = makeCase(spec, 37, seed);
+          const fused = fusedMlpLogProb(spec, kernels, c.x, c.a);
+          const general = generalLogProb(spec, c.x, c.a);
+          t.true(relativeError([fused(c.params)], [general(c.params)]) < 2e-6, 'value');
+          const ff = objective(fused, c.weights);
+          const fg = objective(general, c.weights);
+          t.true(relativeError(gradient(ff, c.params), gradient(fg, c.params)) < 2e-5, 'gradient');
+          t.true(relativeError(hvp(ff, c.params, c.direction), hvp(fg, c.params, c.direction)) < 2e-4, 'Hessian-vector product');
+          t.true(relativeError(metaGradient(ff, c.params), metaGradient(fg, c.params)) < 2e-4, 'meta-gradient');
+        }
+      });
+      t.is(tf.memory().numTensors, before);
     });
-    t.is(tf.memory().numTensors, before);
-  });
+  }
 }
 
 test('fused op: a third derivative is refused with FusedOrderError, not a wrong number', (t) => {

@@ -11,9 +11,10 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ActionSpace } from '../envs/types.ts';
 import { categoricalKl, categoricalLogProb, gaussianKl, gaussianLogProb, matMul, tanh } from '../ops/index.ts';
-import { defaultMlpKernels } from '../ops/mlp/choice.ts';
+import { mlpKernelChooser } from '../ops/mlp/choice.ts';
 import type { MlpKernels } from '../ops/mlp/kernels.ts';
 import { fusedMlpLogProb } from '../ops/mlp/log-prob-op.ts';
+import { wasmMlpForward } from '../ops/mlp/wasm-kernels.ts';
 import type { Activation, MlpSpec } from '../ops/mlp/spec.ts';
 import { seededUniform } from '../random.ts';
 import type { CategoricalParams, GaussianParams } from '../scg/builder.ts';
@@ -137,18 +138,25 @@ const initMlp = (shapes: Readonly<Record<string, readonly number[]>>, seed: numb
   return out;
 };
 
+/** The policy's forward kernel for sampling, instantiated on first use (one WebAssembly instance per policy). */
+const lazyForward = (): (() => ReturnType<typeof wasmMlpForward>) => {
+  let made: ReturnType<typeof wasmMlpForward> | undefined;
+  return () => (made ??= wasmMlpForward());
+};
+
 /**
- * The MLP's forward pass in JavaScript, on weights copied out once: for sampling, where no gradient is
- * needed and the arithmetic (tens of thousands of multiply-adds per step) costs less than the tfjs ops
- * would. Accumulates in float64; returns [n × outputDim].
+ * The MLP's forward pass on weights copied out once, for sampling, where no gradient is needed: the
+ * policy's own SIMD WebAssembly forward kernel (src/ops/mlp/wasm-kernels.ts) on plain arrays, no tfjs op
+ * per step. Returns [n × outputDim].
  */
-const jsMlp = (
+const arrayMlp = (
+  forward: ReturnType<typeof wasmMlpForward>,
   params: Params,
   layers: number,
   inputDim: number,
   outputDim: number,
   activation: Activation = 'tanh',
-): ((x: Float32Array, n: number) => Float64Array) => {
+): ((x: Float32Array, n: number) => Float32Array) => {
   const weights: Float32Array[] = [];
   const biases: Float32Array[] = [];
   const widths = [inputDim];
@@ -162,30 +170,7 @@ const jsMlp = (
     biases.push(read(param(params, `b${i}`)));
     widths.push(out);
   }
-  return (x, n) => {
-    let input: ArrayLike<number> = x;
-    let result = new Float64Array(0);
-    for (let l = 0; l < layers; l++) {
-      const [inW, outW] = [widths[l]!, widths[l + 1]!];
-      const w = weights[l]!;
-      const b = biases[l]!;
-      const h = new Float64Array(n * outW);
-      for (let r = 0; r < n; r++) {
-        const row = r * outW;
-        for (let j = 0; j < outW; j++) h[row + j] = b[j]!;
-        for (let k = 0; k < inW; k++) {
-          const v = input[r * inW + k]!;
-          if (v === 0) continue;
-          const wk = k * outW;
-          for (let j = 0; j < outW; j++) h[row + j]! += v * w[wk + j]!;
-        }
-      }
-      if (l + 1 < layers) for (let k = 0; k < h.length; k++) h[k] = activation === 'tanh' ? Math.tanh(h[k]!) : Math.max(0, h[k]!);
-      input = h;
-      result = h;
-    }
-    return result;
-  };
+  return forward(widths, activation, weights, biases);
 };
 
 /** Reads a tensor's values into a fresh array (a backend's readSync may hand back its own buffer). */
@@ -201,9 +186,9 @@ const checkRows = (observations: Float32Array, n: number, d: number): void => {
  * log π over any leading dims through the fused op: rows flattened to [rows, in], the op's parameters
  * in `paramShapes` order, the result reshaped back.
  */
-const fusedLogProbOf =
-  (spec: MlpSpec, names: readonly string[], kernels: MlpKernels | undefined) =>
-  (params: Params, observations: tf.Tensor, actions: tf.Tensor): tf.Tensor => {
+const fusedLogProbOf = (spec: MlpSpec, names: readonly string[], kernels: MlpKernels | undefined) => {
+  const chosen = mlpKernelChooser();
+  return (params: Params, observations: tf.Tensor, actions: tf.Tensor): tf.Tensor => {
     const inputDim = spec.widths[0]!;
     const shape = observations.shape;
     if (shape.length === 0 || shape[shape.length - 1] !== inputDim) {
@@ -213,9 +198,10 @@ const fusedLogProbOf =
     const rows = leading.reduce((a, b) => a * b, 1);
     const x = tf.reshape(observations, [rows, inputDim]) as tf.Tensor2D;
     const a = spec.head.kind === 'categorical' ? tf.reshape(actions, [rows]) : tf.reshape(actions, [rows, spec.widths.at(-1)!]);
-    const op = fusedMlpLogProb(spec, kernels ?? defaultMlpKernels(), x, a);
+    const op = fusedMlpLogProb(spec, kernels ?? chosen(), x, a);
     return tf.reshape(op(names.map((n) => param(params, n))), leading);
   };
+};
 
 // ---------------------------------------------------------------------------------------------------
 // Gaussian
@@ -267,8 +253,9 @@ export const gaussianMlpPolicy = (opts: GaussianMlpOptions): Policy => {
     head: { kind: 'gaussian', logStd: learnStd ? 'learned' : initLogStd },
   };
 
+  const forward = lazyForward();
   const sampler = (params: Params) => {
-    const mean = jsMlp(params, layers, observationDim, actionDim, activation);
+    const mean = arrayMlp(forward(), params, layers, observationDim, actionDim, activation);
     const logStd = learnStd ? read(param(params, 'logStd')) : new Float32Array(actionDim).fill(initLogStd);
     if (logStd.length !== actionDim) throw new PolicyError(`parameter logStd has ${logStd.length} entries, expected ${actionDim}`);
     const std = Array.from(logStd, Math.exp);
@@ -361,7 +348,7 @@ export const categoricalMlpPolicy = (opts: CategoricalMlpOptions): Policy => {
   const distribution = (params: Params, observations: tf.Tensor): CategoricalParams => ({
     logits: mlp(params, layers, observationDim, actions, observations, activation),
   });
-  const sampler = categoricalSampler(observationDim, actions, layers, activation);
+  const sampler = categoricalSampler(observationDim, actions, layers, activation, lazyForward());
   const spec: MlpSpec = { widths: [observationDim, ...hidden, actions], activation, head: { kind: 'categorical' } };
 
   return {
@@ -382,14 +369,14 @@ export const categoricalMlpPolicy = (opts: CategoricalMlpOptions): Policy => {
   };
 };
 
-/** Draws categorical actions from the logits of a JavaScript forward pass (see jsMlp). */
+/** Draws categorical actions from the logits of the forward kernel (see arrayMlp). */
 const categoricalSampler =
-  (observationDim: number, actions: number, layers: number, activation: Activation) =>
+  (observationDim: number, actions: number, layers: number, activation: Activation, forward: () => ReturnType<typeof wasmMlpForward>) =>
   (params: Params) => {
-    const forward = jsMlp(params, layers, observationDim, actions, activation);
+    const logitsOf = arrayMlp(forward(), params, layers, observationDim, actions, activation);
     return (observations: Float32Array, n: number, random: PolicyRandom): Float32Array => {
       checkRows(observations, n, observationDim);
-      const logits = forward(observations, n);
+      const logits = logitsOf(observations, n);
       const out = new Float32Array(n);
       const p = new Float64Array(actions);
       for (let i = 0; i < n; i++) {

@@ -46,19 +46,24 @@ export const fusedMlpLogProb = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor
   const count = parameterShapes(spec).length;
   const layers = layerCount(spec);
 
-  // Inputs of the derivative ops: the parameters, then the forward pass's activations (constants that
-  // the kernels reuse: their dependence on θ is already in the kernels' own tangents, so the gradient
-  // sent to them is zero), then u (and v).
+  // Inputs of the derivative ops: the parameters; the forward pass's activations (constants that the
+  // kernels reuse: their dependence on θ is already in the kernels' own tangents, so the gradient sent
+  // to them is zero); the observations and actions (data: zero gradient); then u (and v). Everything a
+  // later derivative needs travels as a saved input: a tensor merely captured would be freed with the
+  // forward pass's scope before the backward pass runs.
   const split = (inputs: readonly tf.Tensor[]) => ({
     params: inputs.slice(0, count),
     activations: inputs.slice(count, count + layers),
-    u: inputs[count + layers] as tf.Tensor1D,
+    x: inputs[count + layers] as tf.Tensor2D,
+    a: inputs[count + layers + 1]!,
+    u: inputs[count + layers + 2] as tf.Tensor1D,
   });
+  const zeros = (ts: readonly tf.Tensor[]) => ts.map((t) => tf.zerosLike(t));
 
   const secondOrder = custom((inputs) => {
-    const { params, activations, u } = split(inputs);
+    const { params, activations, x, a, u } = split(inputs);
     return {
-      value: kernels.secondOrder(spec, params, activations, x, a, u, inputs[count + layers + 1] as tf.Tensor1D),
+      value: kernels.secondOrder(spec, params, activations, x, a, u, inputs[count + layers + 3] as tf.Tensor1D),
       gradFunc: () => {
         throw new FusedOrderError(
           'a third derivative through the fused MLP policy op was requested; it provides orders 1 and 2 — use the tfjs policy path (engine "tfjs") for higher orders',
@@ -69,28 +74,31 @@ export const fusedMlpLogProb = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor
 
   const vjp = custom((inputs, save) => {
     save(inputs);
-    const { params, activations, u } = split(inputs);
+    const { params, activations, x, a, u } = split(inputs);
     return {
       value: kernels.vjp(spec, params, activations, x, a, u),
       gradFunc: (dg, saved) => {
         const both = secondOrder(...saved, dg);
         const [hvp, jvp] = tf.split(both, [total, both.size - total]);
-        return [...unflatten(spec, hvp!), ...split(saved).activations.map((h) => tf.zerosLike(h)), jvp!];
+        const s = split(saved);
+        return [...unflatten(spec, hvp!), ...zeros(s.activations), ...zeros([s.x, s.a]), jvp!];
       },
     };
   });
 
   const logProb = custom((inputs, save) => {
-    const { value, activations } = kernels.logProb(spec, inputs, x, a);
-    save([...inputs, ...activations]);
+    const params = inputs.slice(0, count);
+    const [x, a] = inputs.slice(count) as [tf.Tensor2D, tf.Tensor];
+    const { value, activations } = kernels.logProb(spec, params, x, a);
+    save([...params, ...activations, x, a]);
     return {
       value,
-      gradFunc: (dl, saved) => unflatten(spec, vjp(...saved, tf.reshape(dl, [-1]))),
+      gradFunc: (dl, saved) => [...unflatten(spec, vjp(...saved, tf.reshape(dl, [-1]))), ...zeros(saved.slice(-2))],
     };
   });
 
   return (params: readonly tf.Tensor[]): tf.Tensor1D => {
     if (params.length !== count) throw new RangeError(`fusedMlpLogProb: ${count} parameters expected, got ${params.length}`);
-    return logProb(...params) as tf.Tensor1D;
+    return logProb(...params, x, a) as tf.Tensor1D;
   };
 };

@@ -1,0 +1,212 @@
+// The hot loops of the fused MLP kernels (src/ops/mlp/wasm-kernels.ts) in 128-bit SIMD WebAssembly:
+// matrix products and tanh. Row-major f32 arrays addressed by byte offsets into this module's memory.
+// Built by `npm run build:wasm` into src/ops/mlp/mlp-kernels.wasm (committed; a test rebuilds it and
+// compares the bytes).
+
+/**
+ * C[m×n] (+)= A[m×k] · B[k×n] (accumulate: 0 writes C, 1 adds to it). Two rows of A at a time, 16
+ * columns of C held in registers across the whole k loop.
+ */
+export function gemmNN(a: usize, b: usize, c: usize, m: i32, k: i32, n: i32, accumulate: i32): void {
+  const n16 = n & ~15;
+  let i = 0;
+  for (; i + 1 < m; i += 2) {
+    const a0 = a + <usize>(i * k) * 4;
+    const a1 = a0 + <usize>k * 4;
+    const c0 = c + <usize>(i * n) * 4;
+    const c1 = c0 + <usize>n * 4;
+    for (let j = 0; j < n16; j += 16) {
+      const jb = <usize>j * 4;
+      let x0 = f32x4.splat(0), x1 = f32x4.splat(0), x2 = f32x4.splat(0), x3 = f32x4.splat(0);
+      let y0 = f32x4.splat(0), y1 = f32x4.splat(0), y2 = f32x4.splat(0), y3 = f32x4.splat(0);
+      for (let p = 0; p < k; p++) {
+        const bp = b + <usize>(p * n) * 4 + jb;
+        const b0 = v128.load(bp), b1 = v128.load(bp, 16), b2 = v128.load(bp, 32), b3 = v128.load(bp, 48);
+        const u = f32x4.splat(load<f32>(a0 + <usize>p * 4));
+        const w = f32x4.splat(load<f32>(a1 + <usize>p * 4));
+        x0 = f32x4.add(x0, f32x4.mul(u, b0)); x1 = f32x4.add(x1, f32x4.mul(u, b1));
+        x2 = f32x4.add(x2, f32x4.mul(u, b2)); x3 = f32x4.add(x3, f32x4.mul(u, b3));
+        y0 = f32x4.add(y0, f32x4.mul(w, b0)); y1 = f32x4.add(y1, f32x4.mul(w, b1));
+        y2 = f32x4.add(y2, f32x4.mul(w, b2)); y3 = f32x4.add(y3, f32x4.mul(w, b3));
+      }
+      if (accumulate) {
+        x0 = f32x4.add(x0, v128.load(c0 + jb)); x1 = f32x4.add(x1, v128.load(c0 + jb, 16));
+        x2 = f32x4.add(x2, v128.load(c0 + jb, 32)); x3 = f32x4.add(x3, v128.load(c0 + jb, 48));
+        y0 = f32x4.add(y0, v128.load(c1 + jb)); y1 = f32x4.add(y1, v128.load(c1 + jb, 16));
+        y2 = f32x4.add(y2, v128.load(c1 + jb, 32)); y3 = f32x4.add(y3, v128.load(c1 + jb, 48));
+      }
+      v128.store(c0 + jb, x0); v128.store(c0 + jb, x1, 16); v128.store(c0 + jb, x2, 32); v128.store(c0 + jb, x3, 48);
+      v128.store(c1 + jb, y0); v128.store(c1 + jb, y1, 16); v128.store(c1 + jb, y2, 32); v128.store(c1 + jb, y3, 48);
+    }
+    for (let j = n16; j < n; j++) {
+      let s0: f32 = 0, s1: f32 = 0;
+      for (let p = 0; p < k; p++) {
+        const bv = load<f32>(b + <usize>(p * n + j) * 4);
+        s0 += load<f32>(a0 + <usize>p * 4) * bv;
+        s1 += load<f32>(a1 + <usize>p * 4) * bv;
+      }
+      const o0 = c0 + <usize>j * 4, o1 = c1 + <usize>j * 4;
+      store<f32>(o0, accumulate ? load<f32>(o0) + s0 : s0);
+      store<f32>(o1, accumulate ? load<f32>(o1) + s1 : s1);
+    }
+  }
+  for (; i < m; i++) {
+    const a0 = a + <usize>(i * k) * 4;
+    const c0 = c + <usize>(i * n) * 4;
+    for (let j = 0; j < n; j++) {
+      let s: f32 = 0;
+      for (let p = 0; p < k; p++) s += load<f32>(a0 + <usize>p * 4) * load<f32>(b + <usize>(p * n + j) * 4);
+      const o = c0 + <usize>j * 4;
+      store<f32>(o, accumulate ? load<f32>(o) + s : s);
+    }
+  }
+}
+
+/** out[n×m] = transpose of x[m×n]. */
+export function transpose(x: usize, out: usize, m: i32, n: i32): void {
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) store<f32>(out + <usize>(j * m + i) * 4, load<f32>(x + <usize>(i * n + j) * 4));
+}
+
+// tanh by the rational approximation Eigen and XNNPACK use for float (odd degree-13 numerator, even
+// degree-6 denominator, input clamped to ±7.9053111; a few ulp from the true value), four at a time.
+const A1: f32 = 4.89352455891786e-3;
+const A3: f32 = 6.37261928875436e-4;
+const A5: f32 = 1.48572235717979e-5;
+const A7: f32 = 5.12229709037114e-8;
+const A9: f32 = -8.60467152213735e-11;
+const A11: f32 = 2.00018790482477e-13;
+const A13: f32 = -2.76076847742355e-16;
+const B0: f32 = 4.89352518554385e-3;
+const B2: f32 = 2.268434632439e-3;
+const B4: f32 = 1.18534705686654e-4;
+const B6: f32 = 1.19825839466702e-6;
+const CLAMP: f32 = 7.90531110763549805;
+// Below this |x|, tanh x rounds to x in float32 and the rational form only adds rounding.
+const TINY: f32 = 0.0004;
+
+@inline function tanh4(x: v128): v128 {
+  const c = f32x4.max(f32x4.splat(-CLAMP), f32x4.min(f32x4.splat(CLAMP), x));
+  const x2 = f32x4.mul(c, c);
+  let p = f32x4.add(f32x4.mul(x2, f32x4.splat(A13)), f32x4.splat(A11));
+  p = f32x4.add(f32x4.mul(x2, p), f32x4.splat(A9));
+  p = f32x4.add(f32x4.mul(x2, p), f32x4.splat(A7));
+  p = f32x4.add(f32x4.mul(x2, p), f32x4.splat(A5));
+  p = f32x4.add(f32x4.mul(x2, p), f32x4.splat(A3));
+  p = f32x4.add(f32x4.mul(x2, p), f32x4.splat(A1));
+  p = f32x4.mul(c, p);
+  let q = f32x4.add(f32x4.mul(x2, f32x4.splat(B6)), f32x4.splat(B4));
+  q = f32x4.add(f32x4.mul(x2, q), f32x4.splat(B2));
+  q = f32x4.add(f32x4.mul(x2, q), f32x4.splat(B0));
+  const r = f32x4.div(p, q);
+  const tiny = f32x4.lt(f32x4.abs(x), f32x4.splat(TINY));
+  return v128.bitselect(x, r, tiny);
+}
+
+/** out[i] = tanh(x[i] + bias[i mod n]) for an m×n row-major x (out may be x). */
+export function biasTanh(x: usize, bias: usize, out: usize, m: i32, n: i32): void {
+  const n4 = n & ~3;
+  for (let i = 0; i < m; i++) {
+    const row = <usize>(i * n) * 4;
+    let j = 0;
+    for (; j < n4; j += 4) {
+      const o = <usize>j * 4;
+      v128.store(out + row + o, tanh4(f32x4.add(v128.load(x + row + o), v128.load(bias + o))));
+    }
+    for (; j < n; j++) {
+      const o = <usize>j * 4;
+      const v = f32x4.splat(load<f32>(x + row + o) + load<f32>(bias + o));
+      store<f32>(out + row + o, f32x4.extract_lane(tanh4(v), 0));
+    }
+  }
+}
+
+// Element-wise steps of the backward pass and its tangent (act′ from the layer's output h:
+// tanh: 1 − h², relu: [h > 0]), four at a time; `len` a multiple of 4 is not required.
+
+/** x[i, :] += bias for an m×n row-major x. */
+export function addRow(x: usize, bias: usize, m: i32, n: i32): void {
+  const n4 = n & ~3;
+  for (let i = 0; i < m; i++) {
+    const row = x + <usize>(i * n) * 4;
+    let j = 0;
+    for (; j < n4; j += 4) v128.store(row + <usize>j * 4, f32x4.add(v128.load(row + <usize>j * 4), v128.load(bias + <usize>j * 4)));
+    for (; j < n; j++) store<f32>(row + <usize>j * 4, load<f32>(row + <usize>j * 4) + load<f32>(bias + <usize>j * 4));
+  }
+}
+
+/** out[c] = Σ_i x[i, c] for an m×n row-major x (float32 sums, four columns at a time). */
+export function columnSums(x: usize, out: usize, m: i32, n: i32): void {
+  memory.fill(out, 0, <usize>n * 4);
+  const n4 = n & ~3;
+  for (let i = 0; i < m; i++) {
+    const row = x + <usize>(i * n) * 4;
+    let j = 0;
+    for (; j < n4; j += 4) v128.store(out + <usize>j * 4, f32x4.add(v128.load(out + <usize>j * 4), v128.load(row + <usize>j * 4)));
+    for (; j < n; j++) store<f32>(out + <usize>j * 4, load<f32>(out + <usize>j * 4) + load<f32>(row + <usize>j * 4));
+  }
+}
+
+@inline function slope4(h: v128, relu: i32): v128 {
+  return relu ? v128.and(f32x4.gt(h, f32x4.splat(0)), f32x4.splat(1)) : f32x4.sub(f32x4.splat(1), f32x4.mul(h, h));
+}
+@inline function slope1(h: f32, relu: i32): f32 {
+  return relu ? (h > 0 ? <f32>1 : <f32>0) : <f32>1 - h * h;
+}
+
+/** x[i] *= act′(h[i]). */
+export function mulSlope(x: usize, h: usize, len: i32, relu: i32): void {
+  const l4 = len & ~3;
+  let i = 0;
+  for (; i < l4; i += 4) {
+    const o = <usize>i * 4;
+    v128.store(x + o, f32x4.mul(v128.load(x + o), slope4(v128.load(h + o), relu)));
+  }
+  for (; i < len; i++) store<f32>(x + <usize>i * 4, load<f32>(x + <usize>i * 4) * slope1(load<f32>(h + <usize>i * 4), relu));
+}
+
+/**
+ * The backward step's tangent through the activation, in place: gDot ← gDot·act′(h) + g·act″·ż, i.e.
+ * for tanh gDot·(1 − h²) − 2·g·h·ḣ (relu: gDot·[h > 0]), then g ← g·act′(h).
+ */
+export function slopeTangent(g: usize, gDot: usize, h: usize, hDot: usize, len: i32, relu: i32): void {
+  const l4 = len & ~3;
+  let i = 0;
+  for (; i < l4; i += 4) {
+    const o = <usize>i * 4;
+    const hv = v128.load(h + o);
+    const gv = v128.load(g + o);
+    const s = slope4(hv, relu);
+    let d = f32x4.mul(v128.load(gDot + o), s);
+    if (!relu) d = f32x4.sub(d, f32x4.mul(f32x4.mul(f32x4.splat(2), gv), f32x4.mul(hv, v128.load(hDot + o))));
+    v128.store(gDot + o, d);
+    v128.store(g + o, f32x4.mul(gv, s));
+  }
+  for (; i < len; i++) {
+    const o = <usize>i * 4;
+    const hv = load<f32>(h + o);
+    const gv = load<f32>(g + o);
+    const s = slope1(hv, relu);
+    let d = load<f32>(gDot + o) * s;
+    if (!relu) d -= 2 * gv * hv * load<f32>(hDot + o);
+    store<f32>(gDot + o, d);
+    store<f32>(g + o, gv * s);
+  }
+}
+
+/** out[i, :] = max(x[i, :] + bias, 0). */
+export function biasRelu(x: usize, bias: usize, out: usize, m: i32, n: i32): void {
+  const n4 = n & ~3;
+  for (let i = 0; i < m; i++) {
+    const row = <usize>(i * n) * 4;
+    let j = 0;
+    for (; j < n4; j += 4) {
+      const o = <usize>j * 4;
+      v128.store(out + row + o, f32x4.max(f32x4.add(v128.load(x + row + o), v128.load(bias + o)), f32x4.splat(0)));
+    }
+    for (; j < n; j++) {
+      const o = <usize>j * 4;
+      const v = load<f32>(x + row + o) + load<f32>(bias + o);
+      store<f32>(out + row + o, v > 0 ? v : 0);
+    }
+  }
+}

@@ -1,0 +1,377 @@
+/**
+ * The fused MLP kernels (kernels.ts) on this project's own WebAssembly: the matrix products and tanh in
+ * 128-bit SIMD (assembly/gemm.ts, built into mlp-kernels.wasm), the small element-wise chains in
+ * plain JavaScript loops over the same memory. One call per kernel: no tfjs op, no intermediate
+ * tensor, the data copied in once and the results out once. The mathematics is kernels.ts's (see its
+ * derivation); that module's tfjs implementation is the oracle these are tested against.
+ */
+import { readFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+import type { MlpForward, MlpKernels } from './kernels.ts';
+import { layerCount, parameterSizes, type MlpSpec } from './spec.ts';
+
+/** The WebAssembly API's few members used here (the project's TypeScript libraries do not declare it). */
+interface WasmApi {
+  readonly Module: new (bytes: Uint8Array) => object;
+  readonly Instance: new (module: object, imports: object) => { readonly exports: unknown };
+}
+const wasmApi = (globalThis as unknown as { readonly WebAssembly: WasmApi }).WebAssembly;
+
+interface Exports {
+  readonly memory: { readonly buffer: ArrayBuffer; grow: (pages: number) => number };
+  readonly gemmNN: (a: number, b: number, c: number, m: number, k: number, n: number, accumulate: number) => void;
+  readonly transpose: (x: number, out: number, m: number, n: number) => void;
+  readonly biasTanh: (x: number, bias: number, out: number, m: number, n: number) => void;
+  readonly biasRelu: (x: number, bias: number, out: number, m: number, n: number) => void;
+  readonly addRow: (x: number, bias: number, m: number, n: number) => void;
+  readonly columnSums: (x: number, out: number, m: number, n: number) => void;
+  readonly mulSlope: (x: number, h: number, len: number, relu: number) => void;
+  readonly slopeTangent: (g: number, gDot: number, h: number, hDot: number, len: number, relu: number) => void;
+}
+
+const halfLog2Pi = 0.5 * Math.log(2 * Math.PI);
+
+/** The compiled module's bytes, read where the package keeps them. */
+export const mlpKernelsWasm = (): Uint8Array => readFileSync(new URL('./mlp-kernels.wasm', import.meta.url));
+
+/** A matrix in the module's memory: its byte offset, its shape, and a view of its values. */
+interface Matrix {
+  readonly ptr: number;
+  readonly rows: number;
+  readonly cols: number;
+  readonly data: Float32Array;
+}
+
+/**
+ * The kernels on a fresh instance of the module (each instance has its own memory; a kernel call
+ * lays out everything it needs from offset 0, so calls must not overlap — JavaScript runs them one at
+ * a time).
+ */
+/** A fresh instance of the module (its own memory). */
+const instantiate = (bytes: Uint8Array): Exports =>
+  new wasmApi.Instance(new wasmApi.Module(bytes), {
+    env: {
+      abort: () => {
+        throw new Error('mlp-kernels.wasm aborted');
+      },
+    },
+  }).exports as unknown as Exports;
+
+/** Grows `memory` to at least `bytes`. */
+const reserve = (memory: Exports['memory'], bytes: number): void => {
+  if (memory.buffer.byteLength < bytes) memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / 65536));
+};
+
+/**
+ * The network's forward pass on plain arrays, for sampling (no tensors, no derivatives): a function of
+ * the layer widths, activation and weights that maps n rows of observations to n rows of outputs. Each
+ * call lays out the weights and rows afresh from offset 0 of its own instance's memory, so several
+ * such functions may share one instance and be called in any order.
+ */
+export const wasmMlpForward = (bytes: Uint8Array = mlpKernelsWasm()) => {
+  const ex = instantiate(bytes);
+  return (widths: readonly number[], activation: 'tanh' | 'relu', weights: readonly Float32Array[], biases: readonly Float32Array[]) =>
+    (x: Float32Array, n: number): Float32Array => {
+      const align = (floats: number) => Math.ceil(floats / 4) * 4;
+      const widest = Math.max(...widths);
+      const weightFloats = weights.reduce((t, w, l) => t + align(w.length) + align(biases[l]!.length), 0);
+      reserve(ex.memory, 4 * (weightFloats + align(n * widths[0]!) + 2 * align(n * widest)) + 64);
+      const f32 = new Float32Array(ex.memory.buffer);
+      let top = 0;
+      const place = (values: ArrayLike<number>, floats = values.length): number => {
+        const ptr = top;
+        f32.set(values, ptr);
+        top += align(floats);
+        return ptr * 4;
+      };
+      const w = weights.map((wl) => place(wl));
+      const b = biases.map((bl) => place(bl));
+      let input = place(x.subarray(0, n * widths[0]!));
+      const buffers = [top * 4, (top + align(n * widest)) * 4];
+      const layers = widths.length - 1;
+      for (let l = 0; l < layers; l++) {
+        const out = buffers[l % 2]!;
+        ex.gemmNN(input, w[l]!, out, n, widths[l]!, widths[l + 1]!, 0);
+        if (l + 1 === layers) ex.addRow(out, b[l]!, n, widths[l + 1]!);
+        else if (activation === 'tanh') ex.biasTanh(out, b[l]!, out, n, widths[l + 1]!);
+        else ex.biasRelu(out, b[l]!, out, n, widths[l + 1]!);
+        input = out;
+      }
+      return new Float32Array(ex.memory.buffer, input, n * widths[layers]!).slice();
+    };
+};
+
+export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels => {
+  const ex = instantiate(bytes);
+  const memory = ex.memory;
+
+  /** A workspace for one call: reserves `floats` up front (so no view goes stale), then hands out matrices. */
+  const workspace = (floats: number) => {
+    const capacity = floats * 4 + 64 * 16;
+    reserve(memory, capacity);
+    let top = 0;
+    const matrix = (rows: number, cols: number, values?: ArrayLike<number>): Matrix => {
+      const ptr = top;
+      top += Math.ceil((rows * cols * 4) / 16) * 16;
+      if (top > capacity) throw new Error(`mlp wasm kernels: workspace of ${capacity} bytes exceeded (a sizing bug)`);
+      const data = new Float32Array(memory.buffer, ptr, rows * cols);
+      if (values !== undefined) data.set(values);
+      return { ptr, rows, cols, data };
+    };
+    return { matrix };
+  };
+  type Workspace = ReturnType<typeof workspace>;
+
+  /** C = A·B. */
+  const mm = (ws: Workspace, a: Matrix, b: Matrix, into?: Matrix, accumulate = false): Matrix => {
+    const c = into ?? ws.matrix(a.rows, b.cols);
+    ex.gemmNN(a.ptr, b.ptr, c.ptr, a.rows, a.cols, b.cols, accumulate ? 1 : 0);
+    return c;
+  };
+  const transposed = (ws: Workspace, a: Matrix): Matrix => {
+    const t = ws.matrix(a.cols, a.rows);
+    ex.transpose(a.ptr, t.ptr, a.rows, a.cols);
+    return t;
+  };
+  /** C = Aᵀ·B and C = A·Bᵀ through an explicit transpose (the SIMD product wants both operands plain). */
+  const tMm = (ws: Workspace, a: Matrix, b: Matrix, into?: Matrix, accumulate = false) => mm(ws, transposed(ws, a), b, into, accumulate);
+  const mmT = (ws: Workspace, a: Matrix, b: Matrix, into?: Matrix, accumulate = false) => mm(ws, a, transposed(ws, b), into, accumulate);
+
+  /** Column sums of a matrix (a copy out of the workspace). */
+  const columnSums = (ws: Workspace, g: Matrix): Float32Array => {
+    const out = ws.matrix(1, g.cols);
+    ex.columnSums(g.ptr, out.ptr, g.rows, g.cols);
+    return out.data.slice();
+  };
+  const reluFlag = (spec: MlpSpec): number => (spec.activation === 'relu' ? 1 : 0);
+
+  /** The parameters read out, by role. */
+  const read = (spec: MlpSpec, params: readonly tf.Tensor[]) => {
+    const layers = layerCount(spec);
+    const W = Array.from({ length: layers }, (_, l) => params[2 * l]!.dataSync() as Float32Array);
+    const b = Array.from({ length: layers }, (_, l) => params[2 * l + 1]!.dataSync() as Float32Array);
+    const out = spec.widths.at(-1)!;
+    const logStd =
+      spec.head.kind !== 'gaussian' ? undefined : spec.head.logStd === 'learned' ? (params[2 * layers]!.dataSync() as Float32Array) : new Float32Array(out).fill(spec.head.logStd);
+    return { layers, W, b, logStd };
+  };
+
+  /** Floats a call may need: every layer's activations (and tangents), a few row-sized scratch matrices, the weights thrice. */
+  const floatsFor = (spec: MlpSpec, rows: number): number => {
+    const widest = Math.max(...spec.widths);
+    const all = spec.widths.reduce((s, w) => s + w, 0);
+    return rows * (8 * all + 4 * widest) + 8 * parameterSizes(spec).total + 8 * widest * widest;
+  };
+
+  /** Ones of the action indices, for the categorical head. */
+  const indexOf = (a: Float32Array | Int32Array, r: number) => a[r]!;
+
+  const logProb = (spec: MlpSpec, params: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor): MlpForward => {
+    const rows = x.shape[0];
+    const { layers, W, b, logStd } = read(spec, params);
+    const ws = workspace(floatsFor(spec, rows));
+    let h = ws.matrix(rows, spec.widths[0]!, x.dataSync());
+    const activations: tf.Tensor[] = [];
+    for (let l = 0; l < layers; l++) {
+      const w = ws.matrix(spec.widths[l]!, spec.widths[l + 1]!, W[l]!);
+      const z = mm(ws, h, w);
+      const bias = ws.matrix(1, z.cols, b[l]!);
+      if (l + 1 === layers) ex.addRow(z.ptr, bias.ptr, z.rows, z.cols);
+      else if (spec.activation === 'tanh') ex.biasTanh(z.ptr, bias.ptr, z.ptr, z.rows, z.cols);
+      else ex.biasRelu(z.ptr, bias.ptr, z.ptr, z.rows, z.cols);
+      activations.push(tf.tensor2d(z.data.slice(), [z.rows, z.cols]));
+      h = z;
+    }
+    const O = h.data;
+    const k = h.cols;
+    const actions = a.dataSync() as Float32Array | Int32Array;
+    const value = new Float32Array(rows);
+    if (spec.head.kind === 'categorical') {
+      for (let r = 0; r < rows; r++) {
+        let max = -Infinity;
+        for (let j = 0; j < k; j++) max = Math.max(max, O[r * k + j]!);
+        let total = 0;
+        for (let j = 0; j < k; j++) total += Math.exp(O[r * k + j]! - max);
+        value[r] = O[r * k + indexOf(actions, r)]! - max - Math.log(total);
+      }
+    } else {
+      const s = logStd!;
+      let constant = k * halfLog2Pi;
+      for (let j = 0; j < k; j++) constant += s[j]!;
+      const inv = Array.from(s, (v) => Math.exp(-v));
+      for (let r = 0; r < rows; r++) {
+        let sq = 0;
+        for (let j = 0; j < k; j++) {
+          const z = (actions[r * k + j]! - O[r * k + j]!) * inv[j]!;
+          sq += z * z;
+        }
+        value[r] = -0.5 * sq - constant;
+      }
+    }
+    return { value: tf.tensor1d(value), activations };
+  };
+
+  /**
+   * The head's output cotangent G_O for weights u (and the log-std's gradient), written into `g`; with
+   * a tangent Ȯ also its tangent Ġ_O into `gDot`, the JVP into `jvp` and the log-std's HVP part.
+   */
+  const head = (
+    spec: MlpSpec,
+    O: Float32Array,
+    k: number,
+    rows: number,
+    actions: Float32Array | Int32Array,
+    u: Float32Array,
+    logStd: Float32Array | undefined,
+    g: Float32Array,
+    tangent?: { readonly Odot: Float32Array; readonly ds: Float32Array | undefined; readonly gDot: Float32Array; readonly jvp: Float32Array },
+  ) => {
+    const gs = new Float64Array(k);
+    const gsDot = new Float64Array(k);
+    if (spec.head.kind === 'categorical') {
+      const p = new Float64Array(k);
+      for (let r = 0; r < rows; r++) {
+        let max = -Infinity;
+        for (let j = 0; j < k; j++) max = Math.max(max, O[r * k + j]!);
+        let total = 0;
+        for (let j = 0; j < k; j++) total += p[j] = Math.exp(O[r * k + j]! - max);
+        for (let j = 0; j < k; j++) p[j] = p[j]! / total;
+        const chosen = indexOf(actions, r);
+        for (let j = 0; j < k; j++) g[r * k + j] = u[r]! * ((j === chosen ? 1 : 0) - p[j]!);
+        if (tangent === undefined) continue;
+        let pDotO = 0;
+        for (let j = 0; j < k; j++) pDotO += p[j]! * tangent.Odot[r * k + j]!;
+        for (let j = 0; j < k; j++) tangent.gDot[r * k + j] = -u[r]! * p[j]! * (tangent.Odot[r * k + j]! - pDotO);
+        tangent.jvp[r] = tangent.Odot[r * k + chosen]! - pDotO;
+      }
+      return { gs: undefined, gsDot: undefined };
+    }
+    const inv = Array.from(logStd!, (v) => Math.exp(-v));
+    const ds = tangent?.ds;
+    for (let r = 0; r < rows; r++) {
+      let jvp = 0;
+      for (let j = 0; j < k; j++) {
+        const e = r * k + j;
+        const rr = (actions[e]! - O[e]!) * inv[j]!;
+        const q = rr * inv[j]!;
+        g[e] = u[r]! * q;
+        gs[j]! += u[r]! * (rr * rr - 1);
+        if (tangent === undefined) continue;
+        const oDot = tangent.Odot[e]!;
+        const dsj = ds === undefined ? 0 : ds[j]!;
+        const rDot = -oDot * inv[j]! - rr * dsj;
+        tangent.gDot[e] = u[r]! * (-oDot * inv[j]! * inv[j]! - 2 * q * dsj);
+        jvp += q * oDot + (rr * rr - 1) * dsj;
+        gsDot[j]! += 2 * u[r]! * rr * rDot;
+      }
+      if (tangent !== undefined) tangent.jvp[r] = jvp;
+    }
+    return { gs: Float32Array.from(gs), gsDot: Float32Array.from(gsDot) };
+  };
+
+  const learnedStd = (spec: MlpSpec) => spec.head.kind === 'gaussian' && spec.head.logStd === 'learned';
+
+  const vjp = (spec: MlpSpec, params: readonly tf.Tensor[], activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D): tf.Tensor1D => {
+    const rows = x.shape[0];
+    const { layers, W, logStd } = read(spec, params);
+    const ws = workspace(floatsFor(spec, rows));
+    const H = [ws.matrix(rows, spec.widths[0]!, x.dataSync()), ...activations.slice(0, -1).map((t) => ws.matrix(rows, t.shape[1]!, t.dataSync()))];
+    const O = activations.at(-1)!.dataSync() as Float32Array;
+    const k = spec.widths.at(-1)!;
+    let G = ws.matrix(rows, k);
+    const { gs } = head(spec, O, k, rows, a.dataSync() as Float32Array, u.dataSync() as Float32Array, logStd, G.data);
+    const grads: Float32Array[] = [];
+    for (let l = layers - 1; l >= 0; l--) {
+      grads[2 * l] = tMm(ws, H[l]!, G).data.slice();
+      grads[2 * l + 1] = columnSums(ws, G);
+      if (l === 0) break;
+      const Gh = mmT(ws, G, ws.matrix(spec.widths[l]!, spec.widths[l + 1]!, W[l]!));
+      ex.mulSlope(Gh.ptr, H[l]!.ptr, Gh.data.length, reluFlag(spec));
+      G = Gh;
+    }
+    if (learnedStd(spec)) grads.push(gs!);
+    return flat(grads);
+  };
+
+  const secondOrder = (
+    spec: MlpSpec,
+    params: readonly tf.Tensor[],
+    activations: readonly tf.Tensor[],
+    x: tf.Tensor2D,
+    a: tf.Tensor,
+    u: tf.Tensor1D,
+    v: tf.Tensor1D,
+  ): tf.Tensor1D => {
+    const rows = x.shape[0];
+    const { layers, W, logStd } = read(spec, params);
+    const ws = workspace(floatsFor(spec, rows));
+    const { sizes } = parameterSizes(spec);
+    const direction = v.dataSync() as Float32Array;
+    const dirs: Float32Array[] = [];
+    let offset = 0;
+    for (const size of sizes) {
+      dirs.push(direction.subarray(offset, offset + size));
+      offset += size;
+    }
+    const widths = spec.widths;
+    const Wm = Array.from({ length: layers }, (_, l) => ws.matrix(widths[l]!, widths[l + 1]!, W[l]!));
+    const dWm = Array.from({ length: layers }, (_, l) => ws.matrix(widths[l]!, widths[l + 1]!, dirs[2 * l]!));
+    const db = Array.from({ length: layers }, (_, l) => dirs[2 * l + 1]!);
+    const ds = learnedStd(spec) ? dirs[2 * layers] : undefined;
+    const H = [ws.matrix(rows, widths[0]!, x.dataSync()), ...activations.slice(0, -1).map((t) => ws.matrix(rows, t.shape[1]!, t.dataSync()))];
+    const O = activations.at(-1)!.dataSync() as Float32Array;
+
+    // forward tangents
+    const Hdot: (Matrix | undefined)[] = [undefined];
+    let Zdot = ws.matrix(rows, widths[1]!);
+    for (let l = 0; l < layers; l++) {
+      Zdot = mm(ws, H[l]!, dWm[l]!);
+      if (Hdot[l] !== undefined) mm(ws, Hdot[l]!, Wm[l]!, Zdot, true);
+      ex.addRow(Zdot.ptr, ws.matrix(1, Zdot.cols, db[l]!).ptr, Zdot.rows, Zdot.cols);
+      if (l + 1 < layers) {
+        ex.mulSlope(Zdot.ptr, H[l + 1]!.ptr, Zdot.data.length, reluFlag(spec));
+        Hdot.push(Zdot);
+      }
+    }
+    const k = widths.at(-1)!;
+    let G = ws.matrix(rows, k);
+    let Gdot = ws.matrix(rows, k);
+    const jvp = new Float32Array(rows);
+    const { gsDot } = head(spec, O, k, rows, a.dataSync() as Float32Array, u.dataSync() as Float32Array, logStd, G.data, {
+      Odot: Zdot.data,
+      ds,
+      gDot: Gdot.data,
+      jvp,
+    });
+
+    // backward pass and its tangents
+    const hvp: Float32Array[] = [];
+    for (let l = layers - 1; l >= 0; l--) {
+      const hw = tMm(ws, H[l]!, Gdot);
+      if (Hdot[l] !== undefined) tMm(ws, Hdot[l]!, G, hw, true);
+      hvp[2 * l] = hw.data.slice();
+      hvp[2 * l + 1] = columnSums(ws, Gdot);
+      if (l === 0) break;
+      const Gh = mmT(ws, G, Wm[l]!);
+      const GhDot = mmT(ws, Gdot, Wm[l]!);
+      mmT(ws, G, dWm[l]!, GhDot, true);
+      ex.slopeTangent(Gh.ptr, GhDot.ptr, H[l]!.ptr, Hdot[l]!.ptr, Gh.data.length, reluFlag(spec));
+      G = Gh;
+      Gdot = GhDot;
+    }
+    if (learnedStd(spec)) hvp.push(gsDot!);
+    return flat([...hvp, jvp]);
+  };
+
+  return { name: 'wasm', logProb, vjp, secondOrder };
+};
+
+const flat = (parts: readonly Float32Array[]): tf.Tensor1D => {
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return tf.tensor1d(out);
+};
