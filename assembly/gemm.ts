@@ -210,3 +210,24 @@ export function biasRelu(x: usize, bias: usize, out: usize, m: i32, n: i32): voi
     }
   }
 }
+
+/**
+ * C[m×n] (+)= A[m×k] · Btᵀ for Bt[n×k] (B given transposed): each entry a dot product along k, four
+ * at a time — for the narrow products (n < 16: a policy's output layer) that gemmNN would run scalar.
+ */
+export function gemmDot(a: usize, bt: usize, c: usize, m: i32, k: i32, n: i32, accumulate: i32): void {
+  const k4 = k & ~3;
+  for (let i = 0; i < m; i++) {
+    const ai = a + <usize>(i * k) * 4;
+    for (let j = 0; j < n; j++) {
+      const bj = bt + <usize>(j * k) * 4;
+      let acc = f32x4.splat(0);
+      let p = 0;
+      for (; p < k4; p += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(ai + <usize>p * 4), v128.load(bj + <usize>p * 4)));
+      let s: f32 = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+      for (; p < k; p++) s += load<f32>(ai + <usize>p * 4) * load<f32>(bj + <usize>p * 4);
+      const o = c + <usize>(i * n + j) * 4;
+      store<f32>(o, accumulate ? load<f32>(o) + s : s);
+    }
+  }
+}

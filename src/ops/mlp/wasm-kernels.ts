@@ -20,6 +20,7 @@ const wasmApi = (globalThis as unknown as { readonly WebAssembly: WasmApi }).Web
 interface Exports {
   readonly memory: { readonly buffer: ArrayBuffer; grow: (pages: number) => number };
   readonly gemmNN: (a: number, b: number, c: number, m: number, k: number, n: number, accumulate: number) => void;
+  readonly gemmDot: (a: number, bt: number, c: number, m: number, k: number, n: number, accumulate: number) => void;
   readonly transpose: (x: number, out: number, m: number, n: number) => void;
   readonly biasTanh: (x: number, bias: number, out: number, m: number, n: number) => void;
   readonly biasRelu: (x: number, bias: number, out: number, m: number, n: number) => void;
@@ -122,16 +123,17 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
   };
   type Workspace = ReturnType<typeof workspace>;
 
-  /** C = A·B. */
-  const mm = (ws: Workspace, a: Matrix, b: Matrix, into?: Matrix, accumulate = false): Matrix => {
-    const c = into ?? ws.matrix(a.rows, b.cols);
-    ex.gemmNN(a.ptr, b.ptr, c.ptr, a.rows, a.cols, b.cols, accumulate ? 1 : 0);
-    return c;
-  };
   const transposed = (ws: Workspace, a: Matrix): Matrix => {
     const t = ws.matrix(a.cols, a.rows);
     ex.transpose(a.ptr, t.ptr, a.rows, a.cols);
     return t;
+  };
+  /** C = A·B: register-blocked for wide B, dot products against Bᵀ for narrow B (fewer than 16 columns). */
+  const mm = (ws: Workspace, a: Matrix, b: Matrix, into?: Matrix, accumulate = false): Matrix => {
+    const c = into ?? ws.matrix(a.rows, b.cols);
+    if (b.cols < 16) ex.gemmDot(a.ptr, transposed(ws, b).ptr, c.ptr, a.rows, a.cols, b.cols, accumulate ? 1 : 0);
+    else ex.gemmNN(a.ptr, b.ptr, c.ptr, a.rows, a.cols, b.cols, accumulate ? 1 : 0);
+    return c;
   };
   /** C = Aᵀ·B and C = A·Bᵀ through an explicit transpose (the SIMD product wants both operands plain). */
   const tMm = (ws: Workspace, a: Matrix, b: Matrix, into?: Matrix, accumulate = false) => mm(ws, transposed(ws, a), b, into, accumulate);
