@@ -307,6 +307,8 @@ interface Phases {
   readonly adaptation: number;
   readonly outer: number;
   readonly total: number;
+  /** CPU seconds of the whole process over the iteration (all its threads): robust to a loaded machine. */
+  readonly cpu: number;
 }
 
 const runWithReference = async (opts: Options): Promise<Record<string, unknown>> => {
@@ -337,13 +339,16 @@ const runWithReference = async (opts: Options): Promise<Record<string, unknown>>
       await reference.request({ cmd: 'init', threads, tasks: opts.tasks, trajectories: opts.trajectories, horizon: opts.horizon, steps: opts.steps, seed: 1 });
       const magicboxIteration = async (it: number): Promise<Phases> => {
         const t0 = performance.now();
+        const c0 = process.cpuUsage();
         const r = await runIteration(trainer, params, state, it);
         const total = (performance.now() - t0) / 1000;
+        const c = process.cpuUsage(c0);
+        const cpu = (c.user + c.system) / 1e6;
         disposeParams(params);
         if (state !== undefined && state !== r.optimizerState) adam().dispose(state);
         params = r.params;
         state = r.optimizerState;
-        return { sampling: r.stats.samplingSeconds, adaptation: r.stats.adaptationSeconds, outer: r.stats.outerSeconds, total };
+        return { sampling: r.stats.samplingSeconds, adaptation: r.stats.adaptationSeconds, outer: r.stats.outerSeconds, total, cpu };
       };
       const referenceIteration = async (): Promise<Phases> => {
         const a = (await reference.request({ cmd: 'iterate' })) as unknown as Phases & { maxRssMb: number };
@@ -372,7 +377,7 @@ const runWithReference = async (opts: Options): Promise<Record<string, unknown>>
       await trainer.sampler.close();
     }
     const phase = (xs: readonly Phases[], k: keyof Phases) => median(xs.map((x) => x[k]));
-    const phases = ['sampling', 'adaptation', 'outer', 'total'] as const;
+    const phases = ['sampling', 'adaptation', 'outer', 'total', 'cpu'] as const;
     byThreads[`threads${threads}`] = {
       magicbox: Object.fromEntries(phases.map((k) => [k, round(phase(ours, k), 3)])),
       pytorch: Object.fromEntries(phases.map((k) => [k, round(phase(theirs, k), 3)])),
@@ -387,7 +392,8 @@ const runWithReference = async (opts: Options): Promise<Record<string, unknown>>
     peakRssMb: { magicbox: Math.round(process.resourceUsage().maxRSS / 1024), pytorch: Math.round(referenceRss) },
     loadAverage: { before: loadBefore.map((x) => round(x, 2)), after: loadavg().map((x) => round(x, 2)) },
     config: { env: 'point-corners', algo: 'promp', tasks: opts.tasks, trajectoriesPerTask: opts.trajectories, horizon: opts.horizon, adaptationSteps: opts.steps, warmup: Math.max(1, opts.warmup), rounds: opts.reps },
-    note: 'ratio = magicbox ÷ PyTorch (below 1: magicbox faster); magicbox threads = sampling workers (the outer step runs in one thread); PyTorch threads = torch.set_num_threads',
+    note:
+      'seconds of wall time per phase, medians over rounds; cpu: CPU seconds of the whole process per iteration (on a loaded machine the 1-thread cpu ratio is the robust one); ratio = magicbox ÷ PyTorch (below 1: magicbox faster); magicbox threads = sampling and outer-step worker threads; PyTorch threads = torch.set_num_threads (and OpenBLAS)',
     seconds: round((performance.now() - started) / 1000, 1),
   };
 };

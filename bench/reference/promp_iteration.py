@@ -20,7 +20,7 @@ float64, so that the two implementations can be compared number for number.
 
 Protocol: one JSON request per stdin line, one JSON answer per stdout line.
   {"cmd": "init", "threads": 1, "tasks": 10, "trajectories": 20, "horizon": 100, "steps": 3, "seed": 1}
-  {"cmd": "iterate"}            -> {"sampling": s, "adaptation": s, "outer": s, "total": s, "maxRssMb": m}
+  {"cmd": "iterate"}            -> {"sampling": s, "adaptation": s, "outer": s, "total": s, "cpu": s, "outerCpu": s, "maxRssMb": m}
   {"cmd": "check", "file": F}   -> {"loss": x, "grads": {name: [...]}}
   {"cmd": "quit"}
 """
@@ -191,6 +191,7 @@ class Reference:
 
     def iterate(self):
         started = time.perf_counter()
+        cpu_started = time.process_time()
         goals = CORNERS[self.rng.integers(0, 4, self.tasks)]
         levels, level_params = [], [[self.params] * self.tasks]
         sampling = adaptation = 0.0
@@ -207,6 +208,7 @@ class Reference:
             level_params.append([adapted(level_params[j][i], levels[j][i]) for i in range(self.tasks)])
             adaptation += time.perf_counter() - a0
         o0 = time.perf_counter()
+        outer_cpu_started = time.process_time()
         tasks = [([levels[j][i] for j in range(self.steps)], levels[self.steps][i]) for i in range(self.tasks)]
         theta_old = {k: v.detach() for k, v in self.params.items()}
         current = theta_old
@@ -215,7 +217,10 @@ class Reference:
             current = self.adam(current, grads)
         self.params = {k: v.detach() for k, v in current.items()}
         outer = time.perf_counter() - o0
+        outer_cpu = time.process_time() - outer_cpu_started
         return {
+            "cpu": time.process_time() - cpu_started,
+            "outerCpu": outer_cpu,
             "sampling": sampling,
             "adaptation": adaptation,
             "outer": outer,
