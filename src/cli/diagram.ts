@@ -8,7 +8,7 @@
 import { isLeft } from 'fp-ts/lib/Either.js';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { writeFileAtomic } from '../meta/train.ts';
+import { writeFileAtomic } from '../meta/run-directory.ts';
 import { creditEdges } from '../scg/credit.ts';
 import { decodeGraphSpec, formatDecodeError, readGraphFile } from '../scg/decode.ts';
 import { renderDiagram } from '../scg/diagram.ts';

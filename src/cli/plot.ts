@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from '../meta/train.ts';
+import { writeFileAtomic } from '../meta/run-directory.ts';
 import { plotLearningCurves } from '../plot/learning-curves.ts';
 import type { Output } from './validate.ts';
 

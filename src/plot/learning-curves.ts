@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { runFiles } from '../meta/train.ts';
+import { runFiles } from '../meta/run-directory.ts';
 
 /** The curves of one run directory. Arrays are indexed by row of progress.csv. */
 export interface RunSeries {
