@@ -29,6 +29,9 @@ export async function runPlot(dirs: readonly string[], opts: PlotCliOptions, out
   }
   const { svg, groups, skipped } = await plotLearningCurves(dirs, { pre: opts.pre, ...(opts.title !== undefined ? { title: opts.title } : {}) });
   for (const s of skipped) out.error(`magicbox plot: skipped ${s.dir}: ${s.reason}`);
+  for (const run of groups.flatMap((g) => g.runs)) {
+    if (run.tornLine !== undefined) out.error(`magicbox plot: note: ${run.dir}: left out progress.csv line ${run.tornLine}, cut short (the run was killed while writing it)`);
+  }
   if (svg === undefined) {
     out.error(`magicbox plot: no run could be read; nothing written`);
     return 1;

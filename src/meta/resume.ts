@@ -10,9 +10,9 @@ import type { Params } from '../surrogates/batch.ts';
 import { CheckpointError, readCheckpoint, tensorsFromJson, type CheckpointPayload } from './checkpoint.ts';
 import type { TrainConfig } from './config.ts';
 import type { OptimizerState } from './iteration.ts';
-import { csvColumns, csvIteration, jsonlIteration, truncateProgress } from './progress-log.ts';
+import { csvColumns, repairProgress } from './progress-log.ts';
 import { configDifferences, configJson, readRunConfig, resumableFields, type ConfigDifference } from './run-config.ts';
-import { runFiles, RunError, writeFileAtomic } from './run-directory.ts';
+import { fileError, isTempFileName, runFiles, RunError, writeFileAtomic } from './run-directory.ts';
 import { trainerShapes } from './trainer-setup.ts';
 
 /** `resume` with a config that changes a field a resumed run must keep. */
@@ -26,7 +26,8 @@ export class ResumeConflictError extends RunError {
   }
 }
 
-const isEmptyDir = (dir: string): boolean => fs.readdirSync(dir).length === 0;
+/** The entries of `dir` other than its lock file. */
+const entriesBesidesLock = (dir: string): string[] => fs.readdirSync(dir).filter((f) => f !== '.lock');
 
 export interface Start {
   readonly config: TrainConfig;
@@ -38,21 +39,59 @@ export interface Start {
   readonly checkpointed: boolean;
 }
 
-/** Creates a fresh run directory (refusing a non-empty one) and writes config.json and the headers. */
-export const startFresh = (runDir: string, config: TrainConfig): Start => {
-  const files = runFiles(runDir);
-  if (fs.existsSync(runDir)) {
-    if (!fs.statSync(runDir).isDirectory()) throw new RunError(`${runDir} exists and is not a directory`);
-    if (!isEmptyDir(runDir)) throw new RunError(`${runDir} already exists and is not empty; nothing was written. Continue that run with --resume ${runDir}, or choose another --out`);
+/** Refuses a fresh run in a directory that is a file or holds anything; nothing is written. */
+export const checkFreshRunDirectory = (runDir: string): void => {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(runDir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    throw fileError('use', runDir, e);
   }
-  fs.mkdirSync(runDir, { recursive: true });
-  writeFileAtomic(files.config, configJson(config));
-  writeFileAtomic(files.csv, `${csvColumns(config.adaptationSteps! + 1).join(',')}\n`);
-  writeFileAtomic(files.jsonl, '');
+  if (!stat.isDirectory()) throw new RunError(`${runDir} exists and is not a directory`);
+  let entries: string[];
+  try {
+    entries = entriesBesidesLock(runDir);
+  } catch (e) {
+    throw fileError('read directory', runDir, e);
+  }
+  if (entries.length > 0) throw new RunError(`${runDir} already exists and is not empty; nothing was written. Continue that run with --resume ${runDir}, or choose another --out`);
+};
+
+/**
+ * Writes config.json and the headers of a fresh run directory (created, and locked, by the caller).
+ * A failed write removes what this function wrote, so a refused run leaves no half-made directory.
+ */
+export const startFresh = (runDir: string, config: TrainConfig): Start => {
+  checkFreshRunDirectory(runDir);
+  const files = runFiles(runDir);
+  try {
+    writeFileAtomic(files.config, configJson(config));
+    writeFileAtomic(files.csv, `${csvColumns(config.adaptationSteps! + 1).join(',')}\n`);
+    writeFileAtomic(files.jsonl, '');
+  } catch (e) {
+    for (const f of [files.config, files.csv, files.jsonl]) fs.rmSync(f, { force: true });
+    throw e;
+  }
   return { config, next: 0, timesteps: 0, elapsedSeconds: 0, params: undefined, optimizerState: undefined, checkpointed: false };
 };
 
-/** Reads a run's checkpoint (or, before its first, its config.json), checks the config against it, trims the progress files. */
+const readIfPresent = (file: string): string => {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw fileError('read', file, e);
+  }
+};
+
+/**
+ * Reads a run's checkpoint (or, before its first, its config.json), checks the config against it and
+ * works out the repaired progress files; only when all of that succeeded does it write anything
+ * (config.json, the trimmed progress files). A run directory whose checkpoint is gone while progress
+ * rows remain is refused: continuing would silently discard those rows.
+ */
 export const startResumed = (runDir: string, wanted: TrainConfig, log: (line: string) => void, warn: (line: string) => void, backend: BackendReport): Start => {
   const files = runFiles(runDir);
   if (!fs.existsSync(runDir) || !fs.statSync(runDir).isDirectory()) throw new RunError(`cannot resume ${runDir}: no such run directory`);
@@ -76,9 +115,44 @@ export const startResumed = (runDir: string, wanted: TrainConfig, log: (line: st
       return `${change} is not allowed`;
     };
     throw new ResumeConflictError(
-      `cannot resume ${runDir}: the config contradicts the ${checkpoint ? 'checkpoint' : 'run'}'s: ${problems.map(describe).join('; ')} (only ${resumableFields.join(' and ')} may change; iterations may grow)`,
+      `cannot resume ${runDir}: the config contradicts the ${checkpoint ? 'checkpoint' : 'run'}'s: ${problems.map(describe).join('; ')} (only ${resumableFields.join(' and ')} may change; iterations may grow); nothing was changed`,
       differences,
     );
+  }
+  const csvRepair = repairProgress(readIfPresent(files.csv), csvColumns(wanted.adaptationSteps! + 1), done);
+  const jsonlRepair = repairProgress(readIfPresent(files.jsonl), undefined, done);
+  if (checkpoint === undefined && (csvRepair.rows > 0 || jsonlRepair.rows > 0)) {
+    throw new RunError(
+      `cannot resume ${runDir}: ${files.checkpoint} is missing but progress.csv holds ${csvRepair.rows} row(s) and progress.jsonl ${jsonlRepair.rows}; ` +
+        `resuming would discard them, so nothing was changed. Restore the checkpoint, or start a new run with --out`,
+    );
+  }
+  const shapes = trainerShapes(wanted);
+  let params: Params | undefined;
+  let optimizerState: OptimizerState;
+  if (checkpoint !== undefined) {
+    try {
+      params = tensorsFromJson(checkpoint.params, shapes, 'params');
+      optimizerState =
+        checkpoint.optimizer === null
+          ? undefined
+          : { step: checkpoint.optimizer.step, m: tensorsFromJson(checkpoint.optimizer.m, shapes, 'optimizer.m'), v: tensorsFromJson(checkpoint.optimizer.v, shapes, 'optimizer.v') };
+    } catch (e) {
+      if (params !== undefined) tf.dispose(Object.values(params));
+      throw new CheckpointError(`checkpoint ${files.checkpoint}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  // Everything checked: now the files may change.
+  const disposeLoaded = () => tf.dispose([...Object.values(params ?? {}), ...Object.values(optimizerState?.m ?? {}), ...Object.values(optimizerState?.v ?? {})]);
+  try {
+    // Temp files of writes a kill interrupted.
+    for (const f of fs.readdirSync(runDir)) if (isTempFileName(f)) fs.rmSync(path.join(runDir, f), { force: true });
+    if (readIfPresent(files.config) !== configJson(wanted)) writeFileAtomic(files.config, configJson(wanted));
+    writeFileAtomic(files.csv, csvRepair.text);
+    writeFileAtomic(files.jsonl, jsonlRepair.text);
+  } catch (e) {
+    disposeLoaded();
+    throw e;
   }
   if (checkpoint !== undefined && checkpoint.backend !== backend.backend) {
     warn(`note: the checkpoint was computed on the ${checkpoint.backend} backend and this session uses ${backend.backend}; the numbers may differ from an uninterrupted run in the last digits`);
@@ -86,30 +160,15 @@ export const startResumed = (runDir: string, wanted: TrainConfig, log: (line: st
   if (differences.length > 0) {
     log(`config changes on resume: ${differences.map((d) => `${d.field} ${JSON.stringify(d.before)} → ${JSON.stringify(d.after)}`).join(', ')}`);
   }
-  // Temp files of writes a kill interrupted.
-  for (const f of fs.readdirSync(runDir)) if (/^\..*\.\d+\.tmp$/.test(f)) fs.rmSync(path.join(runDir, f), { force: true });
-  writeFileAtomic(files.config, configJson(wanted));
-  const keptCsv = truncateProgress(files.csv, csvColumns(wanted.adaptationSteps! + 1).join(','), done, csvIteration);
-  const keptJsonl = truncateProgress(files.jsonl, undefined, done, jsonlIteration);
-  if (keptCsv !== done || keptJsonl !== done) {
-    warn(`warning: the checkpoint is at iteration ${done} but progress.csv has ${keptCsv} and progress.jsonl ${keptJsonl} rows before it`);
+  const torn = csvRepair.torn + jsonlRepair.torn;
+  if (torn > 0) warn(`note: removed ${torn} torn progress line(s) (cut short by a kill)`);
+  if (csvRepair.kept !== done || jsonlRepair.kept !== done) {
+    warn(`warning: the checkpoint is at iteration ${done} but progress.csv has ${csvRepair.kept} and progress.jsonl ${jsonlRepair.kept} rows before it`);
   }
   if (checkpoint === undefined) {
     log(`resuming ${runDir}: it stopped before its first checkpoint; starting from the beginning`);
     return { config: wanted, next: 0, timesteps: 0, elapsedSeconds: 0, params: undefined, optimizerState: undefined, checkpointed: false };
   }
   log(`resuming ${runDir} after ${done} iteration(s) (checkpoint of ${checkpoint.savedAt}, ${checkpoint.timesteps} timesteps)`);
-  const shapes = trainerShapes(wanted);
-  let params: Params | undefined;
-  try {
-    params = tensorsFromJson(checkpoint.params, shapes, 'params');
-    const optimizerState: OptimizerState =
-      checkpoint.optimizer === null
-        ? undefined
-        : { step: checkpoint.optimizer.step, m: tensorsFromJson(checkpoint.optimizer.m, shapes, 'optimizer.m'), v: tensorsFromJson(checkpoint.optimizer.v, shapes, 'optimizer.v') };
-    return { config: wanted, next: done, timesteps: checkpoint.timesteps, elapsedSeconds: checkpoint.elapsedSeconds, params, optimizerState, checkpointed: true };
-  } catch (e) {
-    if (params !== undefined) tf.dispose(Object.values(params));
-    throw new CheckpointError(`checkpoint ${files.checkpoint}: ${e instanceof Error ? e.message : String(e)}`);
-  }
+  return { config: wanted, next: done, timesteps: checkpoint.timesteps, elapsedSeconds: checkpoint.elapsedSeconds, params, optimizerState, checkpointed: true };
 };

@@ -31,12 +31,12 @@ import { runIteration, TrainingError, type IterationResult, type OptimizerState,
 import { defaultWorkerCount } from './parallel-sampler.ts';
 import { describeReturns, formatDuration, makeDisplay, type ProgressMode } from './progress-display.ts';
 import { csvLine, type ProgressRow } from './progress-log.ts';
-import { startFresh, startResumed } from './resume.ts';
+import { checkFreshRunDirectory, startFresh, startResumed } from './resume.ts';
 import { completeConfig } from './run-config.ts';
-import { runFiles, RunError } from './run-directory.ts';
+import { fileError, lockRunDirectory, makeDirectory, runFiles, RunError, type RunLock } from './run-directory.ts';
 import { trainerFor, withWorkerSampler } from './trainer-setup.ts';
 
-export { RunError, runFiles, writeFileAtomic } from './run-directory.ts';
+export { RunError, FileError, RunLockedError, runFiles, writeFileAtomic, lockRunDirectory, type RunLock } from './run-directory.ts';
 export { decodeConfigPatch, completeConfig, resumableFields, configDifferences, readRunConfig, type ConfigDifference } from './run-config.ts';
 export {
   CheckpointError,
@@ -72,8 +72,19 @@ export interface TrainOptions {
   readonly error?: (line: string) => void;
   /** 'auto' (default): a progress bar when stderr is a terminal, plain lines otherwise. */
   readonly progress?: ProgressMode;
-  /** Aborting stops the run after the iteration in progress, with a checkpoint. */
+  /**
+   * Aborting stops the run at once: an iteration still in progress is abandoned (its work is lost,
+   * nothing of it is recorded), the state after the last finished iteration is checkpointed, and the
+   * run returns 'interrupted'. A synchronous stretch of an iteration (the outer step) runs to its end
+   * before the abort can be seen.
+   */
   readonly signal?: AbortSignal;
+  /**
+   * Besides every `checkpointEvery` iterations, a checkpoint is written after any iteration that ends
+   * this many seconds or more after the last one (default 60), so that a kill loses about a minute.
+   * Checkpoints do not change the numbers.
+   */
+  readonly checkpointSeconds?: number;
   /** The backend to report (default: `selectBackend()`). */
   readonly backend?: BackendReport;
   /** Called after each iteration's row is written (and its checkpoint, if one is due). */
@@ -141,8 +152,50 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
 }
 
-/** The body of `train`, once its trainer exists; `holder.trainer` gains its worker sampler here. */
+/** Default of TrainOptions.checkpointSeconds: a kill loses at most about a minute of work. */
+export const defaultCheckpointSeconds = 60;
+
+/**
+ * Takes the run directory (created for a fresh run, one level at a time) and its lock, then runs.
+ * A fresh run refused after its directory was created leaves no directory behind.
+ */
 async function runTrainer(
+  options: TrainOptions,
+  holder: { trainer: Trainer },
+  wanted: TrainConfig,
+  backend: BackendReport,
+  iterate: IterationFunction,
+  warn: (line: string) => void,
+): Promise<TrainResult> {
+  const { runDir } = options;
+  let created = false;
+  if (!options.resume) {
+    checkFreshRunDirectory(runDir);
+    created = !fs.existsSync(runDir);
+    makeDirectory(runDir);
+  } else if (!fs.existsSync(runDir) || !fs.statSync(runDir).isDirectory()) {
+    throw new RunError(`cannot resume ${runDir}: no such run directory`);
+  }
+  let lock: RunLock;
+  try {
+    lock = lockRunDirectory(runDir);
+  } catch (e) {
+    if (created) fs.rmSync(runDir, { recursive: true, force: true });
+    throw e;
+  }
+  try {
+    return await runLocked(options, holder, wanted, backend, iterate, warn);
+  } catch (e) {
+    lock.release();
+    if (created && fs.readdirSync(runDir).length === 0) fs.rmSync(runDir, { recursive: true, force: true });
+    throw e;
+  } finally {
+    lock.release();
+  }
+}
+
+/** The body of `train`, once its trainer exists and the run directory is locked; `holder.trainer` gains its worker sampler here. */
+async function runLocked(
   options: TrainOptions,
   holder: { trainer: Trainer },
   wanted: TrainConfig,
@@ -170,6 +223,8 @@ async function runTrainer(
   let lastRow: ProgressRow | undefined;
   const began = performance.now();
   const wall = () => start.elapsedSeconds + (performance.now() - began) / 1000;
+  const checkpointSeconds = options.checkpointSeconds ?? defaultCheckpointSeconds;
+  let lastCheckpointAt = performance.now();
 
   const checkpoint = () => {
     writeCheckpoint(files.checkpoint, {
@@ -183,6 +238,7 @@ async function runTrainer(
       optimizer: optimizerState === undefined ? null : { kind: 'adam', step: optimizerState.step, m: tensorsToJson(optimizerState.m), v: tensorsToJson(optimizerState.v) },
     });
     checkpointIteration = done;
+    lastCheckpointAt = performance.now();
   };
   const result = (outcome: TrainResult['outcome'], exitCode: number, message?: string): TrainResult => ({
     outcome,
@@ -194,6 +250,10 @@ async function runTrainer(
     ...(lastRow !== undefined ? { lastRow } : {}),
     ...(message !== undefined ? { message } : {}),
   });
+  const kept = () =>
+    checkpointIteration === undefined
+      ? 'no checkpoint had been written yet'
+      : `the last good checkpoint (after ${checkpointIteration} iteration(s)) is kept in ${files.checkpoint}`;
 
   if (done >= config.iterations) {
     log(`${runDir}: all ${config.iterations} iterations are done; nothing to run (raise --iterations to continue)`);
@@ -213,29 +273,49 @@ async function runTrainer(
   log(`training ${config.algo} on ${config.env}: iterations ${done + 1}-${config.iterations}, ${config.tasksPerIteration} tasks × ${config.trajectoriesPerTask} trajectories × horizon ${config.horizon}, ${config.adaptationSteps} adaptation step(s), ${sampling}; run directory ${runDir}`);
 
   const display = makeDisplay(options.progress ?? 'auto', log, config.iterations, done);
-  const csv = fs.openSync(files.csv, 'a');
-  const jsonl = fs.openSync(files.jsonl, 'a');
+  let csv: number | undefined;
+  let jsonl: number | undefined;
+  // An abort settles this at once, so that an iteration still sampling is abandoned rather than awaited.
+  const aborted = new Promise<'aborted'>((resolve) => {
+    if (signal?.aborted) resolve('aborted');
+    signal?.addEventListener('abort', () => resolve('aborted'), { once: true });
+  });
+  const interrupted = () => {
+    display.stop();
+    try {
+      if (checkpointIteration !== done) checkpoint();
+    } catch (e) {
+      const message = `interrupted after ${done} iteration(s), but the checkpoint could not be written: ${describeError(e)}; ${kept()}`;
+      warn(message);
+      return result('failed', 1, message);
+    }
+    const message = `interrupted after ${done} iteration(s); checkpoint written. Continue with: magicbox train --resume ${runDir}`;
+    warn(message);
+    return result('interrupted', 130, message);
+  };
   try {
+    csv = openAppend(files.csv);
+    jsonl = openAppend(files.jsonl);
+    // A checkpoint before the first iteration: from here on every row on disk has a checkpoint to
+    // continue from, so a missing checkpoint next to rows is always an error.
+    if (checkpointIteration === undefined) checkpoint();
     while (done < config.iterations) {
-      if (signal?.aborted) {
-        display.stop();
-        if (checkpointIteration !== done) checkpoint();
-        const message = `interrupted after ${done} iteration(s); checkpoint written. Continue with: magicbox train --resume ${runDir}`;
-        warn(message);
-        return result('interrupted', 130, message);
-      }
+      if (signal?.aborted) return interrupted();
       const iteration = done;
       let step: IterationResult;
       try {
-        step = await iterate(trainer, params, optimizerState, iteration);
+        const running = Promise.resolve(iterate(trainer, params, optimizerState, iteration));
+        const first = await Promise.race([running, aborted]);
+        if (first === 'aborted') {
+          // Abandoned: its result (if it ever comes) is not this run's; the state before it is checkpointed.
+          running.then((r) => tf.dispose([...Object.values(r.params), ...stateTensors(r.optimizerState)].filter((x) => !Object.values(params).includes(x))), () => {});
+          return interrupted();
+        }
+        step = first;
       } catch (e) {
         display.stop();
-        const what = e instanceof TrainingError ? e.message : `iteration ${iteration}: ${e instanceof Error ? e.message : String(e)}`;
-        const kept =
-          checkpointIteration === undefined
-            ? 'no checkpoint had been written yet'
-            : `the last good checkpoint (after ${checkpointIteration} iteration(s)) is kept in ${files.checkpoint}`;
-        const message = `training stopped: ${what}; ${kept}`;
+        const what = e instanceof TrainingError ? e.message : `iteration ${iteration}: ${describeError(e)}`;
+        const message = `training stopped: ${what}; ${kept()}`;
         warn(message);
         if (!(e instanceof TrainingError) && process.env['MAGICBOX_DEBUG'] && e instanceof Error && e.stack) warn(e.stack);
         return result('failed', 1, message);
@@ -255,18 +335,26 @@ async function runTrainer(
         wallSeconds: micro(wall()),
         backend: backend.backend,
       };
-      fs.writeSync(csv, `${csvLine(row)}\n`);
-      fs.writeSync(jsonl, `${JSON.stringify(row)}\n`);
       disposeReplaced([...Object.values(params), ...stateTensors(optimizerState)], [...Object.values(step.params), ...stateTensors(step.optimizerState)]);
       params = step.params;
       optimizerState = step.optimizerState;
-      done = iteration + 1;
-      lastRow = row;
-      if (done % config.checkpointEvery === 0 || done === config.iterations) {
-        // The rows the checkpoint vouches for are on disk before it is.
-        fs.fsyncSync(csv);
-        fs.fsyncSync(jsonl);
-        checkpoint();
+      try {
+        appendLine(csv, files.csv, csvLine(row));
+        appendLine(jsonl, files.jsonl, JSON.stringify(row));
+        done = iteration + 1;
+        lastRow = row;
+        const due = done % config.checkpointEvery === 0 || done === config.iterations || (performance.now() - lastCheckpointAt) / 1000 >= checkpointSeconds;
+        if (due) {
+          // The rows the checkpoint vouches for are on disk before it is.
+          fs.fsyncSync(csv);
+          fs.fsyncSync(jsonl);
+          checkpoint();
+        }
+      } catch (e) {
+        display.stop();
+        const message = `training stopped after ${done} iteration(s): ${describeError(e)}; ${kept()}`;
+        warn(message);
+        return result('failed', 1, message);
       }
       display.row(row);
       options.onIteration?.(row);
@@ -282,8 +370,27 @@ async function runTrainer(
     return result('completed', 0);
   } finally {
     display.stop();
-    fs.closeSync(csv);
-    fs.closeSync(jsonl);
+    if (csv !== undefined) fs.closeSync(csv);
+    if (jsonl !== undefined) fs.closeSync(jsonl);
     tf.dispose([...Object.values(params), ...stateTensors(optimizerState)]);
   }
 }
+
+const describeError = (e: unknown): string => (e instanceof Error ? e.message.split('\n')[0]! : String(e));
+
+const openAppend = (file: string): number => {
+  try {
+    return fs.openSync(file, 'a');
+  } catch (e) {
+    throw fileError('open', file, e);
+  }
+};
+
+/** Appends one row; a failed or short write is a FileError naming the file. */
+const appendLine = (fd: number, file: string, line: string): void => {
+  try {
+    fs.writeSync(fd, `${line}\n`);
+  } catch (e) {
+    throw fileError('write', file, e);
+  }
+};

@@ -7,8 +7,8 @@
  * (fields that do not change what an iteration computes) form one group, drawn as the mean over its
  * runs with a ± std band (population std, ddof 0). Members are aligned by iteration index and only the
  * iterations every member has are used. A run that cannot be read — no directory, no progress.csv or
- * config.json, no finished iteration, a truncated or malformed CSV line — is reported with the reason
- * and skipped; it is never drawn as zeros.
+ * config.json, no finished iteration, a malformed CSV line — is reported with the reason and skipped;
+ * it is never drawn as zeros. A last row a kill cut short (no line end) is left out and the rest drawn.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -28,6 +28,8 @@ export interface RunSeries {
   readonly post: readonly number[];
   /** Average return before adaptation (`return_0`). */
   readonly pre: readonly number[];
+  /** The line of progress.csv that a kill cut short (no line end) and that was left out; absent when none was. */
+  readonly tornLine?: number;
 }
 
 /** A run directory that was not plotted, and why. */
@@ -168,6 +170,9 @@ export function readRun(dir: string): RunSeries {
   if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new RunReadError('config.json is not a JSON object');
 
   const { records, terminated } = parseCsv(csvText);
+  // A last line without its line end is a row a kill cut short (the trainer writes each row with its
+  // newline in one write): left out, as a resume would drop it.
+  const torn = !terminated && records.length > 1 ? records.pop() : undefined;
   const header = records[0]?.fields;
   if (header === undefined || (header.length === 1 && header[0] === '')) throw new RunReadError('progress.csv is empty (no header)');
   const column = (name: string): number => {
@@ -208,8 +213,8 @@ export function readRun(dir: string): RunSeries {
     pre.push(value(preCol));
     post.push(value(postCol));
   }
-  if (!terminated) throw new RunReadError(`progress.csv line ${rows[rows.length - 1]!.line} has no line end (truncated: was the run killed while writing it?)`);
-  return { dir, config: config as Record<string, unknown>, iterations, timesteps, post, pre };
+  if (!terminated && torn === undefined) throw new RunReadError(`progress.csv line ${rows[rows.length - 1]!.line} has no line end (truncated: was the run killed while writing it?)`);
+  return { dir, config: config as Record<string, unknown>, iterations, timesteps, post, pre, ...(torn !== undefined ? { tornLine: torn.line } : {}) };
 }
 
 /** Reads every directory (each once), collecting the readable runs and the skipped ones with reasons. */
