@@ -12,6 +12,7 @@ import { runDiagram, type DiagramOptions } from './diagram.ts';
 import { runTrain, type TrainCliOptions } from './train.ts';
 import { runEval, type EvalCliOptions } from './eval.ts';
 import { runPlot, type PlotCliOptions } from './plot.ts';
+import { reportFailure } from './failure.ts';
 
 const console_: Output = { log: (s) => console.log(s), error: (s) => console.error(s) };
 
@@ -96,15 +97,22 @@ program
     process.exitCode = await runDiagram(graph, opts, console_);
   });
 
+// The subcommand named on the command line, for the prefix of a failure's message.
+const commandName = program.commands.find((c) => process.argv.slice(2).includes(c.name()))?.name();
+// Errors that escape an action's own promise (a worker's, a stream's) end the command the same way;
+// first in line, because tfjs-backend-wasm's own listeners rethrow, which prints its minified source.
+const fail = (e: unknown) => {
+  process.exitCode = reportFailure(e, commandName, console_);
+  process.exit();
+};
+process.prependListener('uncaughtException', fail);
+process.prependListener('unhandledRejection', fail);
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) {
     process.exitCode = e.exitCode;
-  } else if (e instanceof BackendError) {
-    console.error(`magicbox: ${e.message}`);
-    process.exitCode = 1;
   } else {
-    throw e;
+    process.exitCode = reportFailure(e, e instanceof BackendError ? undefined : commandName, console_);
   }
 }

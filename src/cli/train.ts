@@ -2,7 +2,8 @@
  * `magicbox train --algo A --env E [--iterations N] [--seed S] [--out DIR] [--config FILE] [--resume RUN_DIR] …`:
  * builds the config (defaults, then the config file, then the command line; on resume the run's own
  * config.json comes first), checks every value with the config codec so that errors name the flag or
- * field, and runs src/meta/train.ts. Ctrl-C stops after the iteration in progress, with a checkpoint.
+ * field, and runs src/meta/train.ts. Ctrl-C (or SIGTERM, or the parent's death) stops the run with a
+ * checkpoint of the last finished iteration; a second Ctrl-C exits at once.
  */
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -10,6 +11,7 @@ import { isLeft } from 'fp-ts/lib/Either.js';
 import { selectBackend } from '../backend.ts';
 import { resolveConfig, type TrainConfig, type TrainConfigPatch } from '../meta/config.ts';
 import { CheckpointError, completeConfig, decodeConfigPatch, readRunConfig, RunError, train, type ProgressMode } from '../meta/train.ts';
+import { watchLauncher } from './parent-watch.ts';
 import type { Output } from './validate.ts';
 
 /** The options as commander gives them: strings, checked here. */
@@ -133,18 +135,7 @@ export async function runTrain(opts: TrainCliOptions, out: Output): Promise<numb
 
   const backend = await selectBackend();
   const controller = new AbortController();
-  let interrupts = 0;
-  const onSignal = () => {
-    interrupts++;
-    if (interrupts === 1) {
-      out.error('magicbox train: stopping after this iteration and writing a checkpoint (interrupt again to stop at once)');
-      controller.abort();
-    } else {
-      process.exit(130);
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stopping = stopOnSignals(controller, out);
   try {
     const result = await train({
       config,
@@ -162,7 +153,46 @@ export async function runTrain(opts: TrainCliOptions, out: Output): Promise<numb
     if (e instanceof RunError || e instanceof CheckpointError) return fail([e.message]);
     throw e;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopping.dispose();
   }
 }
+
+/**
+ * Ctrl-C, SIGTERM, SIGHUP and the death of the parent process (a `kill -9` of the npx wrapper, whose
+ * child would otherwise train on as an orphan) all stop the run: the first abandons the iteration
+ * in progress and checkpoints; a second Ctrl-C exits at once (the checkpoint on disk is the last
+ * one written; the terminal is restored by the progress display's exit hook).
+ */
+const stopOnSignals = (controller: AbortController, out: Output): { dispose: () => void } => {
+  let interrupts = 0;
+  const stop = (why: string) => {
+    interrupts++;
+    if (interrupts === 1) {
+      out.error(`magicbox train: ${why}: stopping now and writing a checkpoint (interrupt again to exit at once)`);
+      controller.abort();
+    } else {
+      out.error('magicbox train: exiting at once; the run continues from its last checkpoint with --resume');
+      process.exit(130);
+    }
+  };
+  const onInterrupt = () => stop('interrupted');
+  const onTerminate = () => stop('terminated');
+  const onHangup = () => stop('the terminal closed');
+  process.on('SIGINT', onInterrupt);
+  process.on('SIGTERM', onTerminate);
+  process.on('SIGHUP', onHangup);
+  const stopWatching = watchLauncher((pid) => {
+    // Its output may now go to a closed pipe: a write error must not end the run before its checkpoint.
+    process.stdout.on('error', () => {});
+    process.stderr.on('error', () => {});
+    if (interrupts === 0) stop(`the process that launched it (${pid}) is gone`);
+  });
+  return {
+    dispose: () => {
+      stopWatching();
+      process.off('SIGINT', onInterrupt);
+      process.off('SIGTERM', onTerminate);
+      process.off('SIGHUP', onHangup);
+    },
+  };
+};

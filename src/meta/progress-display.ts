@@ -22,6 +22,9 @@ export interface Display {
   readonly stop: () => void;
 }
 
+/** ANSI: show the cursor (DECTCEM), turn auto-wrap on (DECAWM). */
+const showCursorAndWrap = '\x1b[?25h\x1b[?7h';
+
 export const makeDisplay = (mode: ProgressMode, log: (line: string) => void, total: number, start: number): Display => {
   const resolved = mode === 'auto' ? (process.stderr.isTTY ? 'bar' : 'lines') : mode;
   if (resolved === 'off') return { row: () => {}, stop: () => {} };
@@ -30,12 +33,22 @@ export const makeDisplay = (mode: ProgressMode, log: (line: string) => void, tot
     { format: 'iter {value}/{total} [{bar}] {returns}  steps {steps} | {duration_formatted}, eta {eta_formatted}', hideCursor: true, etaBuffer: 5, stream: process.stderr },
     cliProgress.Presets.shades_classic,
   );
+  // The bar hides the cursor and turns line wrap off; whatever way the process ends (a second
+  // Ctrl-C's process.exit, an uncaught error), both are turned back on.
+  const restoreTerminal = () => {
+    process.stderr.write(showCursorAndWrap);
+  };
+  process.on('exit', restoreTerminal);
   bar.start(total, start, { returns: '', steps: 0 });
   let stopped = false;
   return {
     row: (row) => bar.update(row.iteration + 1, { returns: describeReturns(row.averageReturn), steps: row.timesteps }),
     stop: () => {
-      if (!stopped) bar.stop();
+      if (!stopped) {
+        bar.stop();
+        process.off('exit', restoreTerminal);
+        restoreTerminal();
+      }
       stopped = true;
     },
   };
