@@ -68,6 +68,7 @@ program
   .argument('<checkpoint>', 'a checkpoint file or a run directory')
   .option('--tasks <n>', 'fresh tasks to evaluate on (default: the run\'s tasks per iteration)')
   .option('--seed <s>', 'seed of the fresh tasks (default 0)')
+  .option('--trajectories <n>', 'trajectories per task and adaptation level (default: the run\'s)')
   .option('--workers <n>', 'sampler worker threads (default: one per core; 1 samples in the main thread)')
   .option('--json', 'print the result as one JSON object', false)
   .action(async (checkpoint: string, opts: EvalCliOptions) => {

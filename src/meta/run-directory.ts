@@ -132,6 +132,10 @@ export const writeFileAtomic = (file: string, text: string): void => {
     if ((e as NodeJS.ErrnoException).code === 'EISDIR' || isDirectory(file)) {
       throw new FileError(`cannot write ${file}: is a directory (EISDIR)`, file, 'EISDIR');
     }
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      const cause = isDirectory(dir) ? `${dir} takes no new files (ENOENT)` : `no such directory ${dir}`;
+      throw new FileError(`cannot write ${file}: ${cause}`, file, 'ENOENT');
+    }
     throw fileError('write', file, e);
   }
   fsyncDir(dir);
