@@ -36,6 +36,7 @@ export async function runEval(checkpoint: string, opts: EvalCliOptions, out: Out
     errors.forEach((e) => out.error(`magicbox eval: ${e}`));
     return 1;
   }
+  if ('warning' in workers && workers.warning !== undefined) out.error(`magicbox eval: ${workers.warning}`);
   const backend = await selectBackend();
   let result;
   try {

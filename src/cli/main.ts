@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { BackendError, selectBackend } from '../backend.ts';
 import { environmentNames } from '../envs/index.ts';
+import { algorithmNames } from '../meta/algorithm-names.ts';
+import { defaultConfig } from '../meta/config.ts';
 import { runValidate, type Output } from './validate.ts';
 import { runVerify } from './verify.ts';
 import { runDiagram, type DiagramOptions } from './diagram.ts';
@@ -44,20 +46,20 @@ program
 program
   .command('train')
   .description('meta-train a policy; writes config.json, progress.csv/.jsonl and checkpoint.json to a run directory')
-  .option('--algo <name>', 'promp, maml-trpo, maml-vpg, emaml-trpo, emaml-vpg, lvc-vpg, dice-vpg or tmaml')
-  .option('--env <name>', environmentNames.join(', '))
-  .option('--iterations <n>', 'meta-training iterations')
-  .option('--seed <s>', 'random seed')
+  .option('--algo <name>', `${algorithmNames.join(', ')} (default: ${defaultConfig.algo})`)
+  .option('--env <name>', `${environmentNames.join(', ')} (default: ${defaultConfig.env})`)
+  .option('--iterations <n>', `meta-training iterations (default: ${defaultConfig.iterations})`)
+  .option('--seed <s>', `random seed, 0 to 2^53 − 1 (default: ${defaultConfig.seed})`)
   .option('--out <dir>', 'run directory (default: runs/<algo>-<env>-<seed>-<timestamp>); must not exist or be empty')
-  .option('--config <file>', 'a JSON config file (command-line values override it)')
+  .option('--config <file>', 'a JSON config file with any TrainConfig field (command-line values override it); other defaults: the paper\'s (docs/cli.md)')
   .option('--resume <runDir>', 'continue the run in RUN_DIR from its checkpoint (only --iterations and --checkpoint-every may change)')
-  .option('--tasks <n>', 'tasks per iteration')
-  .option('--trajectories <n>', 'trajectories per task and adaptation level')
+  .option('--tasks <n>', `tasks per iteration (default: ${defaultConfig.tasksPerIteration})`)
+  .option('--trajectories <n>', `trajectories per task and adaptation level (default: ${defaultConfig.trajectoriesPerTask})`)
   .option('--horizon <t>', 'steps per trajectory (default: the environment\'s)')
   .option('--adaptation-steps <k>', 'inner adaptation steps (default: the environment\'s)')
-  .option('--checkpoint-every <n>', 'write a checkpoint every N iterations (and at the end)')
-  .option('--progress <mode>', 'auto (a bar on a terminal, lines otherwise), bar, lines or off')
-  .option('--workers <n>', 'sampler worker threads (default: one per core; 1 samples in the main thread); results do not depend on it')
+  .option('--checkpoint-every <n>', `write a checkpoint every N iterations, and after any iteration ending a minute or more after the last (default: ${defaultConfig.checkpointEvery})`)
+  .option('--progress <mode>', 'auto (a bar on a terminal, lines otherwise), bar, lines or off (default: auto)')
+  .option('--workers <n>', 'sampler worker threads, at most 4 per core (default: one per core; 1 samples in the main thread); results do not depend on it')
   .action(async (opts: TrainCliOptions) => {
     process.exitCode = await runTrain(opts, console_);
   });

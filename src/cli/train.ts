@@ -6,9 +6,11 @@
  * checkpoint of the last finished iteration; a second Ctrl-C exits at once.
  */
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { isLeft } from 'fp-ts/lib/Either.js';
 import { selectBackend } from '../backend.ts';
+import { batchSize, formatBytes, wasmHeapBytes } from '../meta/batch-size.ts';
 import { resolveConfig, type TrainConfig, type TrainConfigPatch } from '../meta/config.ts';
 import { CheckpointError, completeConfig, decodeConfigPatch, readRunConfig, RunError, train, type ProgressMode } from '../meta/train.ts';
 import { watchLauncher } from './parent-watch.ts';
@@ -91,11 +93,23 @@ const filePatch = async (file: string): Promise<{ patch: TrainConfigPatch } | { 
   return { patch: decoded.right };
 };
 
-/** `--workers N`: a whole number ≥ 1 (how many threads sample), or absent (one per core). */
-export const parseWorkers = (text: string | undefined): { value?: number } | { error: string } => {
+/** How far above the core count --workers may go before it is refused (each worker holds a backend and an environment copy). */
+export const workersPerCoreLimit = 4;
+
+/**
+ * `--workers N`: a whole number ≥ 1 (how many threads sample), or absent (one per core). Above the
+ * cores it is a warning (the threads only take turns); above 4× the cores a refusal (`--workers 1000`
+ * would start a thousand tfjs backends and run out of memory minutes later).
+ */
+export const parseWorkers = (text: string | undefined, cores: number = availableParallelism()): { value?: number; warning?: string } | { error: string } => {
   if (text === undefined) return {};
   if (!/^\s*\d+\s*$/.test(text) || Number(text) < 1) return { error: `--workers: expected a whole number ≥ 1, got ${JSON.stringify(text)}` };
-  return { value: Number(text) };
+  const value = Number(text);
+  if (value > workersPerCoreLimit * cores) {
+    return { error: `--workers ${value} is far above the ${cores} core(s) of this machine (at most ${workersPerCoreLimit * cores}); each worker loads its own backend and environment` };
+  }
+  if (value > cores) return { value, warning: `note: --workers ${value} is above the ${cores} core(s) of this machine; the extra threads only take turns` };
+  return { value };
 };
 
 /** Runs `magicbox train`; returns the exit status (0 done, 1 bad input or a failed run, 130 interrupted). */
@@ -109,6 +123,7 @@ export async function runTrain(opts: TrainCliOptions, out: Output): Promise<numb
   }
   const workers = parseWorkers(opts.workers);
   if ('error' in workers) return fail([workers.error]);
+  if (workers.warning !== undefined) out.error(`magicbox train: ${workers.warning}`);
   if (opts.resume !== undefined && opts.out !== undefined) {
     return fail(['--out and --resume exclude each other: a resumed run stays in its own directory']);
   }
@@ -134,6 +149,13 @@ export async function runTrain(opts: TrainCliOptions, out: Output): Promise<numb
   }
 
   const backend = await selectBackend();
+  const sized = (['tasks', 'trajectories', 'horizon'] as const).some((k) => opts[k] !== undefined) || ['tasksPerIteration', 'trajectoriesPerTask', 'horizon'].some((k) => k in fromFile.patch);
+  if (opts.resume === undefined && !sized) {
+    // The paper's sizes are large: say what is about to be sampled, and what it may take.
+    const size = batchSize(config);
+    const heap = backend.backend === 'wasm' ? `; the wasm backend's heap is capped at ${formatBytes(wasmHeapBytes)}` : '';
+    out.log(`batch per iteration (no --tasks/--trajectories/--horizon given): ${size.description}; memory up to ~${formatBytes(size.memoryBytes)} (rough)${heap}`);
+  }
   const controller = new AbortController();
   const stopping = stopOnSignals(controller, out);
   try {

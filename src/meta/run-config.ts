@@ -25,6 +25,8 @@ const configFields = Object.keys(defaultConfig) as Array<keyof TrainConfig>;
 export const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === 'object' && u !== null && !Array.isArray(u);
 
 export const show = (u: unknown): string => {
+  // A number too large for a double (1e400 in JSON) parses as Infinity, which JSON.stringify shows as null.
+  if (typeof u === 'number' && !Number.isFinite(u)) return `${u} (a number beyond ±1.8e308)`;
   const s = u === undefined ? 'nothing' : JSON.stringify(u);
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 };

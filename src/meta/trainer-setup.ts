@@ -2,6 +2,7 @@
  * The trainer a config describes (distribution, policy, compiled meta-objective, sampler), and the
  * move of its sampling onto worker threads.
  */
+import { availableParallelism } from 'node:os';
 import { environmentDescriptor, loadTaskDistribution } from '../envs/index.ts';
 import type { TrainConfig } from './config.ts';
 import { makeTrainer, type Trainer } from './iteration.ts';
@@ -36,6 +37,8 @@ export const trainerFor = async (config: TrainConfig, sampling: SamplingOptions 
 export const withWorkerSampler = async (trainer: Trainer, sampling: SamplingOptions = {}): Promise<Trainer> => {
   const workers = sampling.workers ?? defaultWorkerCount();
   if (!Number.isInteger(workers) || workers < 1) throw new RunError(`workers must be a whole number ≥ 1, got ${workers}`);
+  // Each worker loads a backend and an environment: far above the cores, only memory grows.
+  if (workers > 4 * availableParallelism()) throw new RunError(`workers: ${workers} is far above the ${availableParallelism()} core(s) of this machine (at most ${4 * availableParallelism()})`);
   if (workers === 1) return trainer;
   const { config, distribution, policy } = trainer;
   const initLogStd = config.initLogStd;
