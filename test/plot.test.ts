@@ -167,3 +167,19 @@ test('the command: magicbox plot RUN_DIR... --out FILE.svg --pre --title T', asy
   t.regex(missing.stderr, /skipped .*nope: no such directory/);
   t.false(fs.existsSync(join(root, 'x.svg')));
 });
+
+test('runs on different environments get one panel each, with their own axes', async (t) => {
+  const root = tempDir(t, 'magicbox-plot-');
+  const a = makeRun(join(root, 'nav'), baseConfig, [row(0, 100, 0, -50), row(1, 200, 0, -40)]);
+  const b = makeRun(join(root, 'corners'), { ...baseConfig, env: 'point-corners' }, [row(0, 100, 0, 1), row(1, 200, 0, 2)]);
+  const { svg, spec, groups } = await plotLearningCurves([a, b]);
+  t.is(groups.length, 2);
+  const facet = (spec as { facet?: { field: string } }).facet;
+  t.is(facet?.field, 'env');
+  t.is(wellFormedXml(svg!), undefined);
+  for (const env of ['nav-2d', 'point-corners']) t.true(svg!.includes(`>${env}<`), `a panel header for ${env}`);
+  t.is(markPaths(svg!, 'line').length, 2, 'one line in each panel');
+  // The single-environment plot stays one panel.
+  const single = await plotLearningCurves([a]);
+  t.is((single.spec as { facet?: unknown }).facet, undefined);
+});

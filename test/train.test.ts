@@ -4,7 +4,7 @@
  * trajectories, horizon 10, hidden [8]) keep the whole file fast.
  */
 import * as fs from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';

@@ -66,6 +66,8 @@ export interface PlotOptions {
 /** One data row of the spec: a point of one curve of one group. */
 export interface CurveDatum {
   readonly label: string;
+  /** The environment of the group's runs: each environment gets its own panel. */
+  readonly env: string;
   readonly curve: 'post-update' | 'pre-update';
   readonly iteration: number;
   readonly timesteps: number;
@@ -330,7 +332,7 @@ export const curveData = (groups: readonly CurveGroup[], options: PlotOptions = 
       return g.iterations.map((iteration, i) => {
         const mean = stats.mean[i]!;
         const std = stats.std[i]!;
-        return { label: g.label, curve, iteration, timesteps: g.timesteps[i]!, mean, std, lo: mean - std, hi: mean + std, runs: g.runs.length };
+        return { label: g.label, env: text(g.runs[0]!.config.env), curve, iteration, timesteps: g.timesteps[i]!, mean, std, lo: mean - std, hi: mean + std, runs: g.runs.length };
       });
     }),
   );
@@ -341,10 +343,12 @@ export const defaultTitle = (options: PlotOptions): string =>
 
 /**
  * The vega-lite spec: x timesteps, y average return; one colour per group, a ± std band (area) for
- * groups of more than one run; pre-update curves dashed when asked for.
+ * groups of more than one run; pre-update curves dashed when asked for. Runs on different
+ * environments (whose returns have unrelated scales) get one panel each, with their own axes.
  */
 export function learningCurveSpec(groups: readonly CurveGroup[], options: PlotOptions = {}): TopLevelSpec {
   const data = curveData(groups, options);
+  const environments = [...new Set(data.map((d) => d.env))];
   const pointsPerCurve = Math.max(0, ...groups.map((g) => g.iterations.length));
   const anyBand = groups.some((g) => g.runs.length > 1);
   // Legend symbols drawn as line segments (the default would show the band's fill or the points).
@@ -353,13 +357,8 @@ export function learningCurveSpec(groups: readonly CurveGroup[], options: PlotOp
   const dash = options.pre
     ? { strokeDash: { field: 'curve', type: 'nominal' as const, title: 'curve', scale: { domain: ['post-update', 'pre-update'], range: [[1, 0], [6, 4]] }, legend: { ...strokeLegend, encode: { symbols: { update: { stroke: { value: '#444' } } } } } } }
     : {};
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: options.title ?? defaultTitle(options), ...(anyBand ? { subtitle: 'mean ± std over seeds where runs share a config' } : {}) },
-    width: 640,
-    height: 380,
-    background: 'white',
-    data: { values: data as unknown as Array<Record<string, unknown>> },
+  const title = { text: options.title ?? defaultTitle(options), ...(anyBand ? { subtitle: 'mean ± std over seeds where runs share a config' } : {}) };
+  const plot = {
     encoding: {
       x: { field: 'timesteps', type: 'quantitative', title: 'timesteps' },
       color: {
@@ -382,6 +381,21 @@ export function learningCurveSpec(groups: readonly CurveGroup[], options: PlotOp
       },
     ],
   };
+  const values = data as unknown as Array<Record<string, unknown>>;
+  const schema = 'https://vega.github.io/schema/vega-lite/v6.json';
+  if (environments.length <= 1) {
+    return { $schema: schema, title, width: 640, height: 380, background: 'white', data: { values }, ...plot } as TopLevelSpec;
+  }
+  return {
+    $schema: schema,
+    title,
+    background: 'white',
+    data: { values },
+    facet: { field: 'env', type: 'nominal', title: null, header: { labelFontSize: 13, labelFontWeight: 'bold' }, sort: environments },
+    columns: Math.min(2, environments.length),
+    spec: { width: 420, height: 280, ...plot },
+    resolve: { scale: { x: 'independent', y: 'independent' } },
+  } as TopLevelSpec;
 }
 
 /** Renders a vega-lite spec to an SVG document, headless (no browser, no canvas). */
