@@ -16,6 +16,7 @@ export { estimators, estimatorName, estimatorKinds, type Estimator, type Estimat
 export { checkBatch, BatchError, type Batch, type Params } from './surrogates/batch.ts';
 export { evaluateGraph, EvaluationError, type Evaluation } from './surrogates/evaluate.ts';
 export { oracle, hessianTerms, type Oracle, type OracleProblem, type HessianTerms } from './oracle/oracle.ts';
+export { gradient, hessian, thirdDerivative, jacobian, relativeError, maxAbs, type ScalarFn, type SummedFn, type Matrix } from './oracle/derivatives.ts';
 export { verify, formatReport, type GraphCheck, type EstimatorCheck, type OrderCheck } from './oracle/verify.ts';
 export { builtinProblems, mdpChain, twoCostDag } from './oracle/problems.ts';
 export { instantiate } from './oracle/instantiate.ts';
@@ -34,6 +35,8 @@ export {
   readCheckpoint,
   decodeConfigPatch,
   RunError,
+  FileError,
+  RunLockedError,
   ResumeConflictError,
   CheckpointError,
   type TrainOptions,

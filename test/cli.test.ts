@@ -1,8 +1,8 @@
 /** The magicbox command as a user runs it: exit statuses, messages, and the JSON report. */
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
+import { tempDir } from './helpers/temp.ts';
 import { runCli } from './helpers/cli.ts';
 
 const run = (...args: string[]) => runCli(args);
@@ -53,7 +53,7 @@ test('validate: a cycle exits 1 naming its nodes; a malformed file names the bad
 });
 
 test('validate leaves the file untouched and reports bad JSON syntax without a stack trace', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'magicbox-'));
+  const dir = tempDir(t, 'magicbox-cli-');
   const file = join(dir, 'broken.json');
   const text = '{ "nodes": [ { "name": "x", ';
   await writeFile(file, text);
@@ -73,7 +73,7 @@ test('an unknown command or backend is refused with the valid choices', async (t
 });
 
 test('diagram: draws a graph file or a module, colours credit paths, and refuses a cycle without writing', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'magicbox-'));
+  const dir = tempDir(t, 'magicbox-cli-');
   const svg = join(dir, 'chain.svg');
   const ok = await run('diagram', 'examples/graphs/rl-chain.json', '--credit', 'r', '--out', svg);
   t.is(ok.code, 0, ok.stderr);

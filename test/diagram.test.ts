@@ -220,3 +220,28 @@ test("Figure 1 as drawn: the red edges of the formulation I and II diagrams are 
   });
   t.notDeepEqual([...drawn[0]!].sort(), [...drawn[1]!].sort());
 });
+
+test('a long chain is wrapped into bands: near-square, no node overlapping another; too many nodes are refused', (t) => {
+  const chain = (n: number): GraphSpec => ({
+    name: `chain-${n}`,
+    nodes: [
+      { name: 'theta', kind: 'parameter', shape: [1] },
+      ...Array.from({ length: n }, (_, i) => ({ name: `d${i}`, kind: 'deterministic' as const, parents: [{ node: i === 0 ? 'theta' : `d${i - 1}`, lag: 0 }] })),
+      { name: 'c', kind: 'cost', parents: [{ node: `d${n - 1}`, lag: 0 }] },
+    ],
+  });
+  const layout = layoutDiagram(chain(200));
+  // Unwrapped, this chain is 23,661 × 182.
+  t.true(layout.width < 3000 && layout.height < 3000, `${layout.width} × ${layout.height}`);
+  t.true(Math.max(layout.width, layout.height) / Math.min(layout.width, layout.height) < 2.5);
+  const boxes = layout.nodes.map((n) => n.box);
+  for (let i = 0; i < boxes.length; i++) {
+    for (let j = i + 1; j < boxes.length; j++) {
+      const a = boxes[i]!;
+      const b = boxes[j]!;
+      t.false(a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height, `${layout.nodes[i]!.name} overlaps ${layout.nodes[j]!.name}`);
+    }
+  }
+  t.is(layout.edges.length, 201, 'every edge drawn, those between bands too');
+  t.throws(() => layoutDiagram(chain(2000)), { message: /cannot draw 2002 nodes legibly \(at most 1500\)/ });
+});

@@ -1,14 +1,13 @@
 /** The tutorial's script runs end to end and leaves what the tutorial says it leaves. */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
+import { tempDir } from './helpers/temp.ts';
 
 test('examples/tutorial.ts: declares, draws, compiles, verifies, builds the meta-objective and trains', async (t) => {
-  const out = mkdtempSync(join(tmpdir(), 'magicbox-tutorial-'));
-  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  const out = tempDir(t, 'magicbox-tutorial-');
   const { stdout } = await promisify(execFile)('node', ['--import=tsx', 'examples/tutorial.ts', out], {
     env: { ...process.env, MAGICBOX_BACKEND: 'wasm' },
   });

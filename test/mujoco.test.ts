@@ -173,10 +173,12 @@ test('memory: 200 environments fit (size memory="1M") and step', async (t) => {
 test('ProMP trains on half-cheetah-fwd-back through train(): the MuJoCo runtime loads on demand', async (t) => {
   const { train } = await import('../src/meta/train.ts');
   const { resolveConfig } = await import('../src/meta/config.ts');
-  const { mkdtempSync, readFileSync } = await import('node:fs');
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
-  const runDir = join(mkdtempSync(join(tmpdir(), 'magicbox-cheetah-')), 'run');
+  const parent = mkdtempSync(join(tmpdir(), 'magicbox-cheetah-'));
+  t.teardown(() => rmSync(parent, { recursive: true, force: true }));
+  const runDir = join(parent, 'run');
   const lines: string[] = [];
   const result = await train({
     config: resolveConfig({ algo: 'promp', env: 'half-cheetah-fwd-back', iterations: 2, tasksPerIteration: 2, trajectoriesPerTask: 2, horizon: 10, hidden: [8] }),

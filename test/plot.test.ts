@@ -1,9 +1,8 @@
 /** `magicbox plot`: learning curves from hand-made run directories (no training here). */
 import * as fs from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import { tempDir } from './helpers/temp.ts';
 import { runPlot } from '../src/cli/plot.ts';
 import { curveData, plotLearningCurves, readRun, RunReadError } from '../src/plot/learning-curves.ts';
 import { wellFormedXml } from './helpers/xml.ts';
@@ -25,7 +24,6 @@ const makeRun = (dir: string, config: Record<string, unknown>, rows: readonly st
   return dir;
 };
 
-const tempDir = () => mkdtemp(join(tmpdir(), 'magicbox-plot-'));
 
 /** The `d` attributes of the paths inside the marks of one kind (area, line). */
 const markPaths = (svg: string, mark: string): string[] =>
@@ -49,7 +47,7 @@ test('the well-formedness check itself rejects broken XML', (t) => {
 });
 
 test('two seeds of one config: one group, mean ± std on known numbers, a band in the SVG', async (t) => {
-  const root = await tempDir();
+  const root = tempDir(t, 'magicbox-plot-');
   // Seed 2 ran one more iteration (and was asked for 4): still the same group, aligned on iterations 0-2.
   const a = makeRun(join(root, 'seed1'), baseConfig, [row(0, 100, 0, 1), row(1, 200, 0, 2), row(2, 300, 0, 3)]);
   const b = makeRun(join(root, 'seed2'), { ...baseConfig, seed: 2, iterations: 4 }, [row(0, 100, 2, 3), row(1, 200, 2, 4), row(2, 300, 2, 5), row(3, 400, 2, 9)]);
@@ -74,7 +72,7 @@ test('two seeds of one config: one group, mean ± std on known numbers, a band i
 });
 
 test('different configs: two lines, labels telling them apart, no band', async (t) => {
-  const root = await tempDir();
+  const root = tempDir(t, 'magicbox-plot-');
   const a = makeRun(join(root, 'a'), baseConfig, [row(0, 100, 0, 1), row(1, 200, 0, 2)]);
   const b = makeRun(join(root, 'b'), { ...baseConfig, seed: 2, innerStepSize: 0.2 }, [row(0, 100, 0, 5), row(1, 200, 0, 6)]);
   const { svg, groups } = await plotLearningCurves([a, b]);
@@ -87,7 +85,7 @@ test('different configs: two lines, labels telling them apart, no band', async (
 });
 
 test('a truncated or malformed progress.csv line, or a run without logs: named and skipped, the rest plotted', async (t) => {
-  const root = await tempDir();
+  const root = tempDir(t, 'magicbox-plot-');
   const good = makeRun(join(root, 'good'), baseConfig, [row(0, 100, 0, 1), row(1, 200, 0, 2)]);
   const rows = [row(0, 100, 0, 1), row(1, 200, 0, 2)];
   const cut = makeRun(join(root, 'cut-run'), baseConfig, [], `${header}\n${rows.join('\n')}\n2,300,-5.`);
@@ -100,17 +98,23 @@ test('a truncated or malformed progress.csv line, or a run without logs: named a
   fs.mkdirSync(noConfig);
   fs.writeFileSync(join(noConfig, 'progress.csv'), `${header}\n${row(0, 100, 0, 1)}\n`);
 
-  t.throws(() => readRun(cut), { instanceOf: RunReadError, message: /line 4: 3 field\(s\) where the header has 12/ });
-  t.throws(() => readRun(cutLastField), { instanceOf: RunReadError, message: /line 4 has no line end/ });
+  // A last line cut short by a kill (no line end) is left out; the rows before it are plotted.
+  t.deepEqual(readRun(cut).iterations, [0, 1]);
+  t.is(readRun(cut).tornLine, 4);
+  t.deepEqual(readRun(cutLastField).iterations, [0, 1]);
+  // A short line that has its line end is malformed, not torn.
+  const short = makeRun(join(root, 'short-line'), baseConfig, [], `${header}\n${rows.join('\n')}\n2,300,-5.\n`);
+  t.throws(() => readRun(short), { instanceOf: RunReadError, message: /line 4: 3 field\(s\) where the header has 12/ });
   t.throws(() => readRun(text), { instanceOf: RunReadError, message: /line 3: timesteps is not a number: "abc"/ });
 
   const out = join(root, 'curves.svg');
   const { lines, out: output } = capture();
-  const code = await runPlot([good, cut, cutLastField, text, empty, noRows, noConfig, join(root, 'missing')], { out, pre: false }, output);
+  const code = await runPlot([good, cut, cutLastField, short, text, empty, noRows, noConfig, join(root, 'missing')], { out, pre: false }, output);
   t.is(code, 0);
+  t.is(lines.error.filter((l) => /note: .*left out progress\.csv line 4, cut short/.test(l)).length, 2);
+  lines.error = lines.error.filter((l) => !/note: /.test(l));
   const reasons = {
-    'cut-run': /line 4: 3 field/,
-    'cut-last-field': /no line end/,
+    'short-line': /line 4: 3 field/,
     'text-run': /not a number/,
     'empty-run': /no progress\.csv/,
     'no-rows': /no finished iteration/,
@@ -123,7 +127,7 @@ test('a truncated or malformed progress.csv line, or a run without logs: named a
     t.truthy(line, name);
     t.regex(line!, reason);
   }
-  t.regex(lines.log[0]!, /1 curve\(s\) from 1 run\(s\), 7 skipped/);
+  t.regex(lines.log[0]!, /1 curve\(s\) from 3 run\(s\), 6 skipped/);
   const svg = fs.readFileSync(out, 'utf8');
   t.is(wellFormedXml(svg), undefined);
   t.is(markPaths(svg, 'line').length, 1, 'only the good run is drawn');
@@ -131,7 +135,7 @@ test('a truncated or malformed progress.csv line, or a run without logs: named a
 });
 
 test('nothing plottable: exit 1, nothing written, no temp file left', async (t) => {
-  const root = await tempDir();
+  const root = tempDir(t, 'magicbox-plot-');
   const empty = join(root, 'empty-run');
   fs.mkdirSync(empty);
   const cut = makeRun(join(root, 'cut-run'), baseConfig, [], `${header}\n0,100,1`);
@@ -147,7 +151,7 @@ test('nothing plottable: exit 1, nothing written, no temp file left', async (t) 
 });
 
 test('the command: magicbox plot RUN_DIR... --out FILE.svg --pre --title T', async (t) => {
-  const root = await tempDir();
+  const root = tempDir(t, 'magicbox-plot-');
   const a = makeRun(join(root, 'a'), baseConfig, [row(0, 100, 0, 1), row(1, 200, 0, 2)]);
   const b = makeRun(join(root, 'b'), { ...baseConfig, seed: 2 }, [row(0, 100, 1, 2), row(1, 200, 1, 3)]);
   const out = join(root, 'curves.svg');
@@ -162,4 +166,20 @@ test('the command: magicbox plot RUN_DIR... --out FILE.svg --pre --title T', asy
   t.is(missing.code, 1);
   t.regex(missing.stderr, /skipped .*nope: no such directory/);
   t.false(fs.existsSync(join(root, 'x.svg')));
+});
+
+test('runs on different environments get one panel each, with their own axes', async (t) => {
+  const root = tempDir(t, 'magicbox-plot-');
+  const a = makeRun(join(root, 'nav'), baseConfig, [row(0, 100, 0, -50), row(1, 200, 0, -40)]);
+  const b = makeRun(join(root, 'corners'), { ...baseConfig, env: 'point-corners' }, [row(0, 100, 0, 1), row(1, 200, 0, 2)]);
+  const { svg, spec, groups } = await plotLearningCurves([a, b]);
+  t.is(groups.length, 2);
+  const facet = (spec as { facet?: { field: string } }).facet;
+  t.is(facet?.field, 'env');
+  t.is(wellFormedXml(svg!), undefined);
+  for (const env of ['nav-2d', 'point-corners']) t.true(svg!.includes(`>${env}<`), `a panel header for ${env}`);
+  t.is(markPaths(svg!, 'line').length, 2, 'one line in each panel');
+  // The single-environment plot stays one panel.
+  const single = await plotLearningCurves([a]);
+  t.is((single.spec as { facet?: unknown }).facet, undefined);
 });

@@ -4,11 +4,11 @@
  * trajectories, horizon 10, hidden [8]) keep the whole file fast.
  */
 import * as fs from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { selectBackend, type BackendReport } from '../src/backend.ts';
 import { resolveConfig, type TrainConfig, type TrainConfigPatch } from '../src/meta/config.ts';
 import { runIteration, TrainingError } from '../src/meta/iteration.ts';
@@ -26,6 +26,7 @@ import {
   type TrainOptions,
 } from '../src/meta/train.ts';
 import { runCli } from './helpers/cli.ts';
+import { tempDir } from './helpers/temp.ts';
 
 let backend: BackendReport;
 test.before(async () => {
@@ -35,7 +36,7 @@ test.before(async () => {
 const tiny = (patch: TrainConfigPatch = {}): TrainConfig =>
   resolveConfig({ algo: 'promp', env: 'point-1d', iterations: 4, tasksPerIteration: 2, trajectoriesPerTask: 2, horizon: 10, hidden: [8], checkpointEvery: 1, ...patch });
 
-const newDir = async () => join(await mkdtemp(join(tmpdir(), 'magicbox-train-')), 'run');
+const newDir = async (t: ExecutionContext) => join(tempDir(t, 'magicbox-train-'), 'run');
 
 const quiet = () => {
   const lines: string[] = [];
@@ -67,10 +68,15 @@ const numbers = (rows: readonly ProgressRow[]) =>
   rows.map((r) => ({ iteration: r.iteration, timesteps: r.timesteps, averageReturn: r.averageReturn, objective: r.objective, kl: r.kl, lineSearch: r.lineSearch }));
 
 // One uninterrupted 4-iteration ProMP run that several tests compare against.
+let referenceDir: string | undefined;
+test.after.always(() => {
+  if (referenceDir !== undefined) fs.rmSync(referenceDir, { recursive: true, force: true });
+});
 let reference: Promise<{ runDir: string; rows: ProgressRow[] }> | undefined;
 const referenceRun = () =>
   (reference ??= (async () => {
-    const runDir = await newDir();
+    referenceDir = fs.mkdtempSync(join(tmpdir(), 'magicbox-train-reference-'));
+    const runDir = join(referenceDir, 'run');
     const { result } = await run(tiny(), runDir);
     if (result.outcome !== 'completed') throw new Error(`reference run ${result.outcome}: ${result.message}`);
     return { runDir, rows: jsonlRows(runDir) };
@@ -121,7 +127,7 @@ test.serial('a run directory holds the full config, agreeing CSV and JSONL rows,
 
 test.serial('a run killed after a checkpoint and resumed writes exactly the numbers of the uninterrupted run', async (t) => {
   const { runDir: referenceDir, rows: expected } = await referenceRun();
-  const runDir = await newDir();
+  const runDir = await newDir(t);
   // Checkpoints after iterations 2 and 4; "killed" after iteration 3's row was written, before its checkpoint.
   const crash = new Error('killed');
   const killed = run(tiny({ checkpointEvery: 2 }), runDir, {
@@ -146,9 +152,9 @@ test.serial('a run killed after a checkpoint and resumed writes exactly the numb
 
 test.serial('resume may raise iterations: 2 + 2 TRPO iterations equal 4 uninterrupted ones (kl and line search included)', async (t) => {
   const config = tiny({ algo: 'maml-trpo', env: 'nav-2d' });
-  const whole = await newDir();
+  const whole = await newDir(t);
   await run(config, whole);
-  const split = await newDir();
+  const split = await newDir(t);
   const first = await run({ ...config, iterations: 2 }, split);
   t.is(first.result.checkpointIteration, 2);
   const second = await run(config, split, { resume: true });
@@ -167,7 +173,7 @@ test.serial('resume may raise iterations: 2 + 2 TRPO iterations equal 4 uninterr
 });
 
 test.serial('resume with a config that contradicts the checkpoint is refused, showing the differences, and changes nothing', async (t) => {
-  const runDir = await newDir();
+  const runDir = await newDir(t);
   await run(tiny({ iterations: 3 }), runDir);
   const before = fs.readdirSync(runDir).map((f) => fs.readFileSync(join(runDir, f), 'utf8'));
   const error = await t.throwsAsync(run(tiny({ iterations: 3, seed: 2, hidden: [16], checkpointEvery: 5 }), runDir, { resume: true }), { instanceOf: ResumeConflictError });
@@ -192,7 +198,7 @@ test.serial('a truncated checkpoint, and one with any byte flipped, are reported
   const { runDir } = await referenceRun();
   const text = fs.readFileSync(runFiles(runDir).checkpoint, 'utf8');
   const original = readCheckpoint(runDir);
-  const dir = await mkdtemp(join(tmpdir(), 'magicbox-ckpt-'));
+  const dir = tempDir(t, 'magicbox-ckpt-');
   const file = join(dir, 'checkpoint.json');
 
   for (const keep of [0, 10, Math.floor(text.length / 2), text.length - 3]) {
@@ -225,7 +231,7 @@ test.serial('a truncated checkpoint, and one with any byte flipped, are reported
   t.throws(() => readCheckpoint(file), { instanceOf: CheckpointError, message: /truncated or corrupt \(checksum mismatch/ });
 
   // Resuming from a corrupt checkpoint, and evaluating one, fail with the same message.
-  const copy = await newDir();
+  const copy = await newDir(t);
   fs.cpSync(runDir, copy, { recursive: true });
   fs.writeFileSync(runFiles(copy).checkpoint, text.slice(0, 1000));
   await t.throwsAsync(run(tiny(), copy, { resume: true }), { instanceOf: CheckpointError, message: /truncated or corrupt/ });
@@ -237,7 +243,7 @@ test.serial('a diverging run stops naming the iteration; the checkpoint left is 
   // A huge outer learning rate sends the parameters to ~1e30 within the first iteration or two: the
   // meta-gradient, or the actions sampled from them, stop being finite.
   for (const algo of ['promp', 'maml-vpg'] as const) {
-    const runDir = await newDir();
+    const runDir = await newDir(t);
     const { result, lines } = await run(tiny({ algo, outerLearningRate: 1e30, iterations: 6 }), runDir);
     t.is(result.outcome, 'failed', algo);
     t.is(result.exitCode, 1);
@@ -247,21 +253,17 @@ test.serial('a diverging run stops naming the iteration; the checkpoint left is 
     t.true(lines.includes(result.message!), 'the message is logged');
     t.is(jsonlRows(runDir).length, failed, 'a row for each iteration that succeeded');
     t.is(csvRows(runDir).rows.length, failed);
-    if (failed === 0) {
-      t.regex(result.message!, /no checkpoint had been written yet/);
-      t.false(fs.existsSync(runFiles(runDir).checkpoint));
-    } else {
-      t.regex(result.message!, new RegExp(`the last good checkpoint \\(after ${failed} iteration\\(s\\)\\) is kept`));
-      const checkpoint = readCheckpoint(runDir);
-      t.is(checkpoint.nextIteration, failed);
-      t.true(Object.values(checkpoint.params).every((p) => p.values.every(Number.isFinite)));
-    }
+    // A run checkpoints before its first iteration, so there is always a last good checkpoint.
+    t.regex(result.message!, new RegExp(`the last good checkpoint \\(after ${failed} iteration\\(s\\)\\) is kept`));
+    const checkpoint = readCheckpoint(runDir);
+    t.is(checkpoint.nextIteration, failed);
+    t.true(Object.values(checkpoint.params).every((p) => p.values.every(Number.isFinite)));
   }
 });
 
 test.serial('a failure in a later iteration keeps the last good checkpoint, which resumes to the uninterrupted numbers', async (t) => {
   const { rows: expected } = await referenceRun();
-  const runDir = await newDir();
+  const runDir = await newDir(t);
   let saved = '';
   const { result } = await run(tiny(), runDir, {
     onIteration: (row) => {
@@ -288,7 +290,7 @@ test.serial('tensors: the count stays flat across iterations and returns to wher
   for (const algo of ['promp', 'maml-trpo', 'dice-vpg'] as const) {
     const before = tf.memory().numTensors;
     const counts: number[] = [];
-    const runDir = await newDir();
+    const runDir = await newDir(t);
     const config = tiny({ algo, env: 'nav-2d', checkpointEvery: 2 });
     await run({ ...config, iterations: 2 }, runDir, { onIteration: () => counts.push(tf.memory().numTensors) });
     await run(config, runDir, { resume: true, onIteration: () => counts.push(tf.memory().numTensors) });
@@ -299,7 +301,7 @@ test.serial('tensors: the count stays flat across iterations and returns to wher
 });
 
 test.serial('an abort stops after the iteration in progress with a checkpoint, exit code 130', async (t) => {
-  const runDir = await newDir();
+  const runDir = await newDir(t);
   const controller = new AbortController();
   const { result } = await run(tiny({ checkpointEvery: 10 }), runDir, {
     signal: controller.signal,
@@ -314,7 +316,7 @@ test.serial('an abort stops after the iteration in progress with a checkpoint, e
 });
 
 test.serial('a fresh run refuses a non-empty directory and writes nothing', async (t) => {
-  const runDir = await newDir();
+  const runDir = await newDir(t);
   fs.mkdirSync(runDir);
   fs.writeFileSync(join(runDir, 'notes.txt'), 'mine');
   await t.throwsAsync(run(tiny(), runDir), { instanceOf: RunError, message: /already exists and is not empty; nothing was written/ });
@@ -342,7 +344,7 @@ const cli = (...args: string[]) => runCli(args);
 const noStack = /\n\s+at /;
 
 test('train: an unknown --algo or --env lists the valid names', async (t) => {
-  const algo = await cli('train', '--algo', 'reptile', '--env', 'point-1d', '--out', await newDir());
+  const algo = await cli('train', '--algo', 'reptile', '--env', 'point-1d', '--out', await newDir(t));
   t.is(algo.code, 1);
   t.regex(algo.stderr, /--algo: unknown algorithm "reptile"; valid: promp, maml-trpo, maml-vpg, emaml-trpo, emaml-vpg, lvc-vpg, dice-vpg, tmaml/);
   t.notRegex(algo.stderr, noStack);
@@ -350,13 +352,13 @@ test('train: an unknown --algo or --env lists the valid names', async (t) => {
   t.is(env.code, 1);
   t.regex(env.stderr, /--env: unknown environment "half-cheetah"; valid: point-corners, point-1d, nav-2d/);
   t.regex(env.stderr, /--iterations: expected a whole number ≥ 1, got 0/);
-  const workers = await cli('train', '--algo', 'promp', '--env', 'point-1d', '--workers', '0', '--out', await newDir());
+  const workers = await cli('train', '--algo', 'promp', '--env', 'point-1d', '--workers', '0', '--out', await newDir(t));
   t.is(workers.code, 1);
   t.regex(workers.stderr, /--workers: expected a whole number ≥ 1, got "0"/);
 });
 
 test('train: an invalid config file names the bad field; an existing --out is refused untouched', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'magicbox-cli-'));
+  const dir = tempDir(t, 'magicbox-cli-');
   const file = join(dir, 'config.json');
   await writeFile(file, JSON.stringify({ algo: 'promp', innerStepSize: -1, hidden: [8, 0], tasks: 3 }));
   const bad = await cli('train', '--config', file, '--out', join(dir, 'run'));
@@ -377,7 +379,7 @@ test('train: an invalid config file names the bad field; an existing --out is re
 });
 
 test('train, resume and eval end to end', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'magicbox-cli-'));
+  const dir = tempDir(t, 'magicbox-cli-');
   const file = join(dir, 'tiny.json');
   await writeFile(file, JSON.stringify({ hidden: [8], trajectoriesPerTask: 2, checkpointEvery: 1 }));
   const runDir = join(dir, 'run');

@@ -8,7 +8,7 @@
 import { isLeft } from 'fp-ts/lib/Either.js';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { writeFileAtomic } from '../meta/train.ts';
+import { writeFileAtomic } from '../meta/run-directory.ts';
 import { creditEdges } from '../scg/credit.ts';
 import { decodeGraphSpec, formatDecodeError, readGraphFile } from '../scg/decode.ts';
 import { renderDiagram } from '../scg/diagram.ts';
@@ -71,11 +71,19 @@ export async function runDiagram(file: string, options: DiagramOptions, out: Out
       return 1;
     }
   }
-  const svg = renderDiagram(spec, {
-    ...(highlight ? { highlight } : {}),
-    ...(options.direction ? { direction: options.direction } : {}),
-    ...(options.title !== undefined ? { title: options.title } : spec.name !== undefined ? { title: spec.name } : {}),
-  });
+  let svg: string;
+  try {
+    svg = renderDiagram(spec, {
+      ...(highlight ? { highlight } : {}),
+      ...(options.direction ? { direction: options.direction } : {}),
+      ...(options.title !== undefined ? { title: options.title } : spec.name !== undefined ? { title: spec.name } : {}),
+    });
+  } catch (e) {
+    // Too many nodes to draw (refused up front), or a graph deep enough to overflow the layout's recursion.
+    const why = e instanceof RangeError ? `the graph is too deep for the layout (${e.message})` : e instanceof Error ? e.message.split('\n')[0] : String(e);
+    out.error(`${file}: ${why}; nothing written`);
+    return 1;
+  }
   writeFileAtomic(options.out, svg);
   out.log(`${options.out}: ${spec.nodes.length} nodes${highlight ? `, ${highlight.size} edges on credit paths of '${options.credit}'` : ''}`);
   return 0;

@@ -6,12 +6,15 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { BackendError, selectBackend } from '../backend.ts';
 import { environmentNames } from '../envs/index.ts';
+import { algorithmNames } from '../meta/algorithm-names.ts';
+import { defaultConfig } from '../meta/config.ts';
 import { runValidate, type Output } from './validate.ts';
 import { runVerify } from './verify.ts';
 import { runDiagram, type DiagramOptions } from './diagram.ts';
 import { runTrain, type TrainCliOptions } from './train.ts';
 import { runEval, type EvalCliOptions } from './eval.ts';
 import { runPlot, type PlotCliOptions } from './plot.ts';
+import { reportFailure } from './failure.ts';
 
 const console_: Output = { log: (s) => console.log(s), error: (s) => console.error(s) };
 
@@ -43,20 +46,20 @@ program
 program
   .command('train')
   .description('meta-train a policy; writes config.json, progress.csv/.jsonl and checkpoint.json to a run directory')
-  .option('--algo <name>', 'promp, maml-trpo, maml-vpg, emaml-trpo, emaml-vpg, lvc-vpg, dice-vpg or tmaml')
-  .option('--env <name>', environmentNames.join(', '))
-  .option('--iterations <n>', 'meta-training iterations')
-  .option('--seed <s>', 'random seed')
+  .option('--algo <name>', `${algorithmNames.join(', ')} (default: ${defaultConfig.algo})`)
+  .option('--env <name>', `${environmentNames.join(', ')} (default: ${defaultConfig.env})`)
+  .option('--iterations <n>', `meta-training iterations (default: ${defaultConfig.iterations})`)
+  .option('--seed <s>', `random seed, 0 to 2^53 − 1 (default: ${defaultConfig.seed})`)
   .option('--out <dir>', 'run directory (default: runs/<algo>-<env>-<seed>-<timestamp>); must not exist or be empty')
-  .option('--config <file>', 'a JSON config file (command-line values override it)')
+  .option('--config <file>', 'a JSON config file with any TrainConfig field (command-line values override it); other defaults: the paper\'s (docs/cli.md)')
   .option('--resume <runDir>', 'continue the run in RUN_DIR from its checkpoint (only --iterations and --checkpoint-every may change)')
-  .option('--tasks <n>', 'tasks per iteration')
-  .option('--trajectories <n>', 'trajectories per task and adaptation level')
+  .option('--tasks <n>', `tasks per iteration (default: ${defaultConfig.tasksPerIteration})`)
+  .option('--trajectories <n>', `trajectories per task and adaptation level (default: ${defaultConfig.trajectoriesPerTask})`)
   .option('--horizon <t>', 'steps per trajectory (default: the environment\'s)')
   .option('--adaptation-steps <k>', 'inner adaptation steps (default: the environment\'s)')
-  .option('--checkpoint-every <n>', 'write a checkpoint every N iterations (and at the end)')
-  .option('--progress <mode>', 'auto (a bar on a terminal, lines otherwise), bar, lines or off')
-  .option('--workers <n>', 'sampler worker threads (default: one per core; 1 samples in the main thread); results do not depend on it')
+  .option('--checkpoint-every <n>', `write a checkpoint every N iterations, and after any iteration ending a minute or more after the last (default: ${defaultConfig.checkpointEvery})`)
+  .option('--progress <mode>', 'auto (a bar on a terminal, lines otherwise), bar, lines or off (default: auto)')
+  .option('--workers <n>', 'sampler worker threads, at most 4 per core (default: one per core; 1 samples in the main thread); results do not depend on it')
   .action(async (opts: TrainCliOptions) => {
     process.exitCode = await runTrain(opts, console_);
   });
@@ -67,6 +70,7 @@ program
   .argument('<checkpoint>', 'a checkpoint file or a run directory')
   .option('--tasks <n>', 'fresh tasks to evaluate on (default: the run\'s tasks per iteration)')
   .option('--seed <s>', 'seed of the fresh tasks (default 0)')
+  .option('--trajectories <n>', 'trajectories per task and adaptation level (default: the run\'s)')
   .option('--workers <n>', 'sampler worker threads (default: one per core; 1 samples in the main thread)')
   .option('--json', 'print the result as one JSON object', false)
   .action(async (checkpoint: string, opts: EvalCliOptions) => {
@@ -96,15 +100,22 @@ program
     process.exitCode = await runDiagram(graph, opts, console_);
   });
 
+// The subcommand named on the command line, for the prefix of a failure's message.
+const commandName = program.commands.find((c) => process.argv.slice(2).includes(c.name()))?.name();
+// Errors that escape an action's own promise (a worker's, a stream's) end the command the same way;
+// first in line, because tfjs-backend-wasm's own listeners rethrow, which prints its minified source.
+const fail = (e: unknown) => {
+  process.exitCode = reportFailure(e, commandName, console_);
+  process.exit();
+};
+process.prependListener('uncaughtException', fail);
+process.prependListener('unhandledRejection', fail);
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) {
     process.exitCode = e.exitCode;
-  } else if (e instanceof BackendError) {
-    console.error(`magicbox: ${e.message}`);
-    process.exitCode = 1;
   } else {
-    throw e;
+    process.exitCode = reportFailure(e, e instanceof BackendError ? undefined : commandName, console_);
   }
 }

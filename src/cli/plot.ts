@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from '../meta/train.ts';
+import { writeFileAtomic } from '../meta/run-directory.ts';
 import { plotLearningCurves } from '../plot/learning-curves.ts';
 import type { Output } from './validate.ts';
 
@@ -29,6 +29,9 @@ export async function runPlot(dirs: readonly string[], opts: PlotCliOptions, out
   }
   const { svg, groups, skipped } = await plotLearningCurves(dirs, { pre: opts.pre, ...(opts.title !== undefined ? { title: opts.title } : {}) });
   for (const s of skipped) out.error(`magicbox plot: skipped ${s.dir}: ${s.reason}`);
+  for (const run of groups.flatMap((g) => g.runs)) {
+    if (run.tornLine !== undefined) out.error(`magicbox plot: note: ${run.dir}: left out progress.csv line ${run.tornLine}, cut short (the run was killed while writing it)`);
+  }
   if (svg === undefined) {
     out.error(`magicbox plot: no run could be read; nothing written`);
     return 1;

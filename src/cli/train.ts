@@ -2,14 +2,18 @@
  * `magicbox train --algo A --env E [--iterations N] [--seed S] [--out DIR] [--config FILE] [--resume RUN_DIR] …`:
  * builds the config (defaults, then the config file, then the command line; on resume the run's own
  * config.json comes first), checks every value with the config codec so that errors name the flag or
- * field, and runs src/meta/train.ts. Ctrl-C stops after the iteration in progress, with a checkpoint.
+ * field, and runs src/meta/train.ts. Ctrl-C (or SIGTERM, or the parent's death) stops the run with a
+ * checkpoint of the last finished iteration; a second Ctrl-C exits at once.
  */
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { isLeft } from 'fp-ts/lib/Either.js';
 import { selectBackend } from '../backend.ts';
+import { batchSize, formatBytes, wasmHeapBytes } from '../meta/batch-size.ts';
 import { resolveConfig, type TrainConfig, type TrainConfigPatch } from '../meta/config.ts';
 import { CheckpointError, completeConfig, decodeConfigPatch, readRunConfig, RunError, train, type ProgressMode } from '../meta/train.ts';
+import { watchLauncher } from './parent-watch.ts';
 import type { Output } from './validate.ts';
 
 /** The options as commander gives them: strings, checked here. */
@@ -89,11 +93,23 @@ const filePatch = async (file: string): Promise<{ patch: TrainConfigPatch } | { 
   return { patch: decoded.right };
 };
 
-/** `--workers N`: a whole number ≥ 1 (how many threads sample), or absent (one per core). */
-export const parseWorkers = (text: string | undefined): { value?: number } | { error: string } => {
+/** How far above the core count --workers may go before it is refused (each worker holds a backend and an environment copy). */
+export const workersPerCoreLimit = 4;
+
+/**
+ * `--workers N`: a whole number ≥ 1 (how many threads sample), or absent (one per core). Above the
+ * cores it is a warning (the threads only take turns); above 4× the cores a refusal (`--workers 1000`
+ * would start a thousand tfjs backends and run out of memory minutes later).
+ */
+export const parseWorkers = (text: string | undefined, cores: number = availableParallelism()): { value?: number; warning?: string } | { error: string } => {
   if (text === undefined) return {};
   if (!/^\s*\d+\s*$/.test(text) || Number(text) < 1) return { error: `--workers: expected a whole number ≥ 1, got ${JSON.stringify(text)}` };
-  return { value: Number(text) };
+  const value = Number(text);
+  if (value > workersPerCoreLimit * cores) {
+    return { error: `--workers ${value} is far above the ${cores} core(s) of this machine (at most ${workersPerCoreLimit * cores}); each worker loads its own backend and environment` };
+  }
+  if (value > cores) return { value, warning: `note: --workers ${value} is above the ${cores} core(s) of this machine; the extra threads only take turns` };
+  return { value };
 };
 
 /** Runs `magicbox train`; returns the exit status (0 done, 1 bad input or a failed run, 130 interrupted). */
@@ -107,6 +123,7 @@ export async function runTrain(opts: TrainCliOptions, out: Output): Promise<numb
   }
   const workers = parseWorkers(opts.workers);
   if ('error' in workers) return fail([workers.error]);
+  if (workers.warning !== undefined) out.error(`magicbox train: ${workers.warning}`);
   if (opts.resume !== undefined && opts.out !== undefined) {
     return fail(['--out and --resume exclude each other: a resumed run stays in its own directory']);
   }
@@ -132,19 +149,15 @@ export async function runTrain(opts: TrainCliOptions, out: Output): Promise<numb
   }
 
   const backend = await selectBackend();
+  const sized = (['tasks', 'trajectories', 'horizon'] as const).some((k) => opts[k] !== undefined) || ['tasksPerIteration', 'trajectoriesPerTask', 'horizon'].some((k) => k in fromFile.patch);
+  if (opts.resume === undefined && !sized) {
+    // The paper's sizes are large: say what is about to be sampled, and what it may take.
+    const size = batchSize(config);
+    const heap = backend.backend === 'wasm' ? `; the wasm backend's heap is capped at ${formatBytes(wasmHeapBytes)}` : '';
+    out.log(`batch per iteration (no --tasks/--trajectories/--horizon given): ${size.description}; memory up to ~${formatBytes(size.memoryBytes)} (rough)${heap}`);
+  }
   const controller = new AbortController();
-  let interrupts = 0;
-  const onSignal = () => {
-    interrupts++;
-    if (interrupts === 1) {
-      out.error('magicbox train: stopping after this iteration and writing a checkpoint (interrupt again to stop at once)');
-      controller.abort();
-    } else {
-      process.exit(130);
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stopping = stopOnSignals(controller, out);
   try {
     const result = await train({
       config,
@@ -162,7 +175,46 @@ export async function runTrain(opts: TrainCliOptions, out: Output): Promise<numb
     if (e instanceof RunError || e instanceof CheckpointError) return fail([e.message]);
     throw e;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopping.dispose();
   }
 }
+
+/**
+ * Ctrl-C, SIGTERM, SIGHUP and the death of the parent process (a `kill -9` of the npx wrapper, whose
+ * child would otherwise train on as an orphan) all stop the run: the first abandons the iteration
+ * in progress and checkpoints; a second Ctrl-C exits at once (the checkpoint on disk is the last
+ * one written; the terminal is restored by the progress display's exit hook).
+ */
+const stopOnSignals = (controller: AbortController, out: Output): { dispose: () => void } => {
+  let interrupts = 0;
+  const stop = (why: string) => {
+    interrupts++;
+    if (interrupts === 1) {
+      out.error(`magicbox train: ${why}: stopping now and writing a checkpoint (interrupt again to exit at once)`);
+      controller.abort();
+    } else {
+      out.error('magicbox train: exiting at once; the run continues from its last checkpoint with --resume');
+      process.exit(130);
+    }
+  };
+  const onInterrupt = () => stop('interrupted');
+  const onTerminate = () => stop('terminated');
+  const onHangup = () => stop('the terminal closed');
+  process.on('SIGINT', onInterrupt);
+  process.on('SIGTERM', onTerminate);
+  process.on('SIGHUP', onHangup);
+  const stopWatching = watchLauncher((pid) => {
+    // Its output may now go to a closed pipe: a write error must not end the run before its checkpoint.
+    process.stdout.on('error', () => {});
+    process.stderr.on('error', () => {});
+    if (interrupts === 0) stop(`the process that launched it (${pid}) is gone`);
+  });
+  return {
+    dispose: () => {
+      stopWatching();
+      process.off('SIGINT', onInterrupt);
+      process.off('SIGTERM', onTerminate);
+      process.off('SIGHUP', onHangup);
+    },
+  };
+};

@@ -11,6 +11,9 @@ import { builtinProblems } from '../oracle/problems.ts';
 import { formatReport, verify, type GraphCheck } from '../oracle/verify.ts';
 import type { Output } from './validate.ts';
 
+/** The most nodes a graph file may have for `verify`. */
+export const maxVerifyNodes = 5000;
+
 /** The estimators whose expected derivatives must be exact at every order checked. */
 const exactAtEveryOrder: ReadonlySet<string> = new Set(['dice', 'dice-baseline', 'tmaml']);
 
@@ -43,6 +46,12 @@ export async function runVerify(
     const spec = await readGraphFile(file);
     if (isLeft(spec)) {
       spec.left.forEach((e) => out.error(`${file}: ${formatDecodeError(e)}`));
+      return 1;
+    }
+    if (spec.right.nodes.length > maxVerifyNodes) {
+      // Enumeration keeps a tensor per node and outcome: far beyond this, Node runs out of heap (a fatal
+      // error no handler can catch) after minutes.
+      out.error(`${file}: ${spec.right.nodes.length} nodes; the exactness oracle enumerates small graphs (at most ${maxVerifyNodes} nodes)`);
       return 1;
     }
     const structural = validateGraph(spec.right);

@@ -22,7 +22,7 @@ const positive = new t.Type<number, number, unknown>(
   (u, c) => (typeof u === 'number' && u > 0 && Number.isFinite(u) ? t.success(u) : t.failure(u, c, 'expected a positive number')),
   t.identity,
 );
-const unitInterval = new t.Type<number, number, unknown>(
+const unitIntervalCodec = new t.Type<number, number, unknown>(
   'UnitInterval',
   (u): u is number => typeof u === 'number' && u >= 0 && u <= 1,
   (u, c) => (typeof u === 'number' && u >= 0 && u <= 1 ? t.success(u) : t.failure(u, c, 'expected a number in [0, 1]')),
@@ -34,18 +34,28 @@ const openUnitInterval = new t.Type<number, number, unknown>(
   (u, c) => (typeof u === 'number' && u > 0 && u < 1 ? t.success(u) : t.failure(u, c, 'expected a number strictly between 0 and 1')),
   t.identity,
 );
-const count = new t.Type<number, number, unknown>(
-  'Count',
-  (u): u is number => typeof u === 'number' && Number.isInteger(u) && u >= 1,
-  (u, c) => (typeof u === 'number' && Number.isInteger(u) && u >= 1 ? t.success(u) : t.failure(u, c, 'expected a whole number ≥ 1')),
-  t.identity,
-);
-const seedCodec = new t.Type<number, number, unknown>(
-  'Seed',
-  (u): u is number => typeof u === 'number' && Number.isInteger(u) && u >= 0,
-  (u, c) => (typeof u === 'number' && Number.isInteger(u) && u >= 0 ? t.success(u) : t.failure(u, c, 'expected a whole number ≥ 0')),
-  t.identity,
-);
+/** A number within [min, max] (finite; Infinity, from JSON's 1e400, is out of range). */
+const inRange = (name: string, min: number, max: number, expectation: string) =>
+  new t.Type<number, number, unknown>(
+    name,
+    (u): u is number => typeof u === 'number' && Number.isFinite(u) && u >= min && u <= max,
+    (u, c) => (typeof u === 'number' && Number.isFinite(u) && u >= min && u <= max ? t.success(u) : t.failure(u, c, expectation)),
+    t.identity,
+  );
+/** A whole number in [min, max]; above 2^53 − 1 a number is no longer whole-number exact, so that is the ceiling. */
+const whole = (name: string, min: number, max: number, expectation: string) =>
+  new t.Type<number, number, unknown>(
+    name,
+    (u): u is number => typeof u === 'number' && Number.isSafeInteger(u) && u >= min && u <= max,
+    (u, c) => (typeof u === 'number' && Number.isSafeInteger(u) && u >= min && u <= max ? t.success(u) : t.failure(u, c, expectation)),
+    t.identity,
+  );
+const count = whole('Count', 1, Number.MAX_SAFE_INTEGER, 'expected a whole number ≥ 1 (at most 2^53 − 1)');
+// A seed above 2^53 − 1 cannot be stored exactly in a JSON number: it would be silently rounded.
+const seedCodec = whole('Seed', 0, Number.MAX_SAFE_INTEGER, 'expected a whole number from 0 to 2^53 − 1 (9007199254740991)');
+const nonNegative = inRange('NonNegativeNumber', 0, Number.MAX_VALUE, 'expected a finite number ≥ 0');
+/** exp(±20) spans std 2e-9 … 5e8: beyond it the Gaussian's density under- or overflows in float32. */
+const logStd = inRange('LogStd', -20, 20, 'expected a number from −20 to 20 (a log standard deviation)');
 
 /** Every field optional: what a config file or the command line may set. */
 export const TrainConfigPatchCodec = t.exact(
@@ -61,20 +71,21 @@ export const TrainConfigPatchCodec = t.exact(
     /** Inner adaptation steps (default: the environment's). */
     adaptationSteps: count,
     innerStepSize: positive,
-    discount: unitInterval,
-    gaeLambda: unitInterval,
-    hidden: t.array(count),
-    initLogStd: t.number,
+    discount: unitIntervalCodec,
+    gaeLambda: unitIntervalCodec,
+    hidden: t.array(whole('Width', 1, 65536, 'expected a whole number from 1 to 65536')),
+    initLogStd: logStd,
     outerLearningRate: positive,
     /** ProMP: outer Adam steps per iteration, clip range ε, KL penalty η. */
     prompSteps: count,
     clip: openUnitInterval,
-    klPenalty: t.number,
+    klPenalty: nonNegative,
     /** TRPO: trust region (max KL), conjugate-gradient iterations, line search. */
     maxKl: positive,
     cgIterations: count,
-    cgDamping: t.number,
-    backtrackRatio: unitInterval,
+    cgDamping: nonNegative,
+    /** Strictly between 0 and 1: 1 would never shrink the step, 0 would make it vanish at once. */
+    backtrackRatio: openUnitInterval,
     maxBacktracks: count,
     /** Write a checkpoint every this many iterations (and at the end). */
     checkpointEvery: count,

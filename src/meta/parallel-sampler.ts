@@ -215,7 +215,14 @@ export const workerSampler = async (options: WorkerSamplerOptions & { readonly d
     sample,
     close: async () => {
       broken ??= 'the sampler was closed';
-      await Promise.all(pool.map((w) => w.worker.terminate()));
+      // Terminating workers do not keep the event loop alive: a program awaiting close() at top level
+      // (the CLI after Ctrl-C) would end with exit code 13 before they are gone. A timer holds it.
+      const keepAlive = setInterval(() => {}, 1_000_000);
+      try {
+        await Promise.all(pool.map((w) => w.worker.terminate()));
+      } finally {
+        clearInterval(keepAlive);
+      }
     },
   };
 };

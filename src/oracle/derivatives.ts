@@ -2,11 +2,27 @@
  * Derivatives of every order of a scalar function of a flat parameter vector, by nested reverse-mode
  * autodiff. Used by the exactness oracle, where the parameter vector is small (tens of entries), so
  * full Hessians and third-derivative slices are affordable.
+ *
+ * A function may be given as a sum of parts (an array of scalar functions, e.g. an expectation split
+ * into chunks of outcomes): each part is differentiated in float32 by tfjs and the parts' derivatives
+ * are added here in float64, so that the rounding error does not grow with the number of parts.
  */
 import * as tf from '@tensorflow/tfjs';
 
 /** A scalar function of one flat parameter vector. */
 export type ScalarFn = (theta: tf.Tensor) => tf.Scalar;
+
+/** A scalar function, or a sum of them whose derivatives are accumulated in float64. */
+export type SummedFn = ScalarFn | readonly ScalarFn[];
+
+const partsOf = (f: SummedFn): readonly ScalarFn[] => (typeof f === 'function' ? [f] : f);
+
+/** Σ of the parts' vectors, in float64. */
+const addVectors = (vs: readonly number[][]): number[] => {
+  const out = new Array<number>(vs[0]?.length ?? 0).fill(0);
+  for (const v of vs) for (let i = 0; i < v.length; i++) out[i]! += v[i]!;
+  return out;
+};
 
 export type Matrix = number[][];
 
@@ -17,9 +33,9 @@ const basis = (d: number, i: number): tf.Tensor1D => tf.tensor1d(Array.from({ le
 
 const read = (x: tf.Tensor): number[] => Array.from(x.dataSync());
 
-/** ∇f(θ). */
-export const gradient = (f: ScalarFn, theta: readonly number[]): number[] =>
-  tf.tidy(() => read(tf.grad(f)(tf.tensor1d([...theta]))));
+/** ∇f(θ) (for a sum of parts, the sum of their gradients in float64). */
+export const gradient = (f: SummedFn, theta: readonly number[]): number[] =>
+  addVectors(partsOf(f).map((part) => tf.tidy(() => read(tf.grad(part)(tf.tensor1d([...theta]))))));
 
 /** The directional derivative θ ↦ ∇f(θ)·v, itself a scalar function (to be differentiated again). */
 export const directional = (f: ScalarFn, v: readonly number[]): ScalarFn => {
@@ -27,20 +43,18 @@ export const directional = (f: ScalarFn, v: readonly number[]): ScalarFn => {
   return (theta) => dot(g(theta), tf.tensor1d([...v]));
 };
 
-/** ∇²f(θ), row i = ∇(∇f·e_i). */
-export const hessian = (f: ScalarFn, theta: readonly number[]): Matrix => {
+/** ∇²f(θ), row i = ∇(∇f·e_i) (for a sum of parts, accumulated in float64). */
+export const hessian = (f: SummedFn, theta: readonly number[]): Matrix => {
   const d = theta.length;
-  return Array.from({ length: d }, (_, i) =>
-    tf.tidy(() => {
-      const e = read(basis(d, i));
-      return gradient(directional(f, e), theta);
-    }),
-  );
+  return Array.from({ length: d }, (_, i) => {
+    const e = Array.from({ length: d }, (_, k) => (k === i ? 1 : 0));
+    return gradient(partsOf(f).map((part) => directional(part, e)), theta);
+  });
 };
 
 /** The third derivative contracted with u in its first slot: M[j][k] = Σ_i ∂³f/∂θ_i∂θ_j∂θ_k · u_i. */
-export const thirdDerivative = (f: ScalarFn, theta: readonly number[], u: readonly number[]): Matrix =>
-  hessian(directional(f, u), theta);
+export const thirdDerivative = (f: SummedFn, theta: readonly number[], u: readonly number[]): Matrix =>
+  hessian(partsOf(f).map((part) => directional(part, u)), theta);
 
 /**
  * The Jacobian of a vector function g: θ → [n], n × d, column by column through the double-backward

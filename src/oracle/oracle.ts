@@ -11,11 +11,11 @@ import * as tf from '@tensorflow/tfjs';
 import { exp } from '../ops/index.ts';
 import type { Graph } from '../scg/builder.ts';
 import { isTemporal } from '../scg/spec.ts';
-import type { Params } from '../surrogates/batch.ts';
-import { compile } from '../surrogates/compile.ts';
+import type { Batch, Params } from '../surrogates/batch.ts';
+import { compile, type Surrogate } from '../surrogates/compile.ts';
 import type { Estimator } from '../surrogates/estimators.ts';
 import { evaluateGraph } from '../surrogates/evaluate.ts';
-import { gradient, hessian, jacobian, thirdDerivative, type Matrix, type ScalarFn } from './derivatives.ts';
+import { gradient, hessian, jacobian, thirdDerivative, type Matrix, type ScalarFn, type SummedFn } from './derivatives.ts';
 import { enumerate, type Enumeration } from './enumerate.ts';
 import { seededUniform } from '../random.ts';
 
@@ -70,37 +70,75 @@ export interface Oracle {
   readonly exact: ScalarFn;
   /** θ ↦ Σ_τ ⊥p(τ)·L(τ; θ): the estimator's expected surrogate, whose derivatives at θ₀ are its expected derivatives. */
   readonly expected: (estimator: Estimator) => ScalarFn;
+  /**
+   * `exact` as a sum over chunks of at most `outcomeChunk` outcomes: differentiated part by part
+   * (gradient, hessian, thirdDerivative, derivatives accept it), the expectation is accumulated in
+   * float64, so its rounding error does not grow with the number of outcomes as one float32 sum's does.
+   */
+  readonly exactParts: readonly ScalarFn[];
+  /** `expected(estimator)` as a sum over chunks of outcomes (see exactParts). */
+  readonly expectedParts: (estimator: Estimator) => readonly ScalarFn[];
   /** Releases the enumerated batch. */
   readonly dispose: () => void;
 }
 
 const sumPerSample = (x: tf.Tensor): tf.Tensor => (x.rank === 2 ? tf.sum(x, 1) : x);
 
+/**
+ * Outcomes per part of exactParts / expectedParts. A float32 sum of n terms carries a rounding error
+ * growing with n (1.1e-4 relative on the Hessian of a 7,776-outcome MDP summed at once); parts of
+ * 1024 keep it at ~3e-6, far under the verify tolerance, while each part's derivatives cost a pass of
+ * their own (≤ 98 parts at the 100,000-outcome limit).
+ */
+export const outcomeChunk = 1024;
+
+/** Rows [start, start + size) of every tensor of an enumerated batch. */
+const sliceBatch = (batch: Batch, start: number, size: number): Batch => ({
+  values: Object.fromEntries(Object.entries(batch.values).map(([k, v]) => [k, tf.slice(v, [start], [size])])),
+});
+
 export const oracle = (problem: OracleProblem): Oracle => {
   const layout = parameterLayout(problem);
   const enumeration = enumerate(problem.graph, problem.horizon);
   const batch = enumeration.batch;
-  const logProbability = (params: Params): tf.Tensor => {
-    const ev = evaluateGraph(problem.graph, params, batch);
+  const chunks = Array.from({ length: Math.ceil(enumeration.outcomes / outcomeChunk) }, (_, c) => {
+    const start = c * outcomeChunk;
+    const size = Math.min(outcomeChunk, enumeration.outcomes - start);
+    return { start, size, batch: sliceBatch(batch, start, size) };
+  });
+  const logProbability = (params: Params, on: Batch = batch, size = enumeration.outcomes): tf.Tensor => {
+    const ev = evaluateGraph(problem.graph, params, on);
     const parts = [...ev.logProbs.values()].map(sumPerSample);
-    return parts.length === 0 ? tf.zeros([enumeration.outcomes]) : tf.addN(parts);
+    return parts.length === 0 ? tf.zeros([size]) : tf.addN(parts);
   };
-  const returns = (params: Params): tf.Tensor => {
-    const ev = evaluateGraph(problem.graph, params, batch);
+  const returns = (params: Params, on: Batch = batch, size = enumeration.outcomes): tf.Tensor => {
+    const ev = evaluateGraph(problem.graph, params, on);
     const parts = [...ev.costs.values()].map(sumPerSample);
-    return parts.length === 0 ? tf.zeros([enumeration.outcomes]) : tf.addN(parts);
+    return parts.length === 0 ? tf.zeros([size]) : tf.addN(parts);
   };
-  const exact: ScalarFn = (theta) => {
-    const params = layout.unflatten(theta);
-    return tf.sum(tf.mul(exp(logProbability(params)), returns(params)));
-  };
+  const exactOn =
+    (on: Batch, size: number): ScalarFn =>
+    (theta) => {
+      const params = layout.unflatten(theta);
+      return tf.sum(tf.mul(exp(logProbability(params, on, size)), returns(params, on, size)));
+    };
+  const exact = exactOn(batch, enumeration.outcomes);
   const probabilities = tf.tidy(() => Array.from(tf.exp(logProbability(layout.unflatten(tf.tensor1d([...layout.flat])))).dataSync()));
-  const expected = (estimator: Estimator): ScalarFn => {
+  const expectedOn =
+    (surrogate: Surrogate, on: Batch, p: readonly number[]): ScalarFn =>
+    (theta) =>
+      tf.sum(tf.mul(tf.tensor1d([...p]), surrogate.perSample(layout.unflatten(theta), on)));
+  const expected = (estimator: Estimator): ScalarFn => expectedOn(compile(problem.graph, estimator), batch, probabilities);
+  const exactParts = chunks.map((c) => exactOn(c.batch, c.size));
+  const expectedParts = (estimator: Estimator): ScalarFn[] => {
     const surrogate = compile(problem.graph, estimator);
-    return (theta) => tf.sum(tf.mul(tf.tensor1d([...probabilities]), surrogate.perSample(layout.unflatten(theta), batch)));
+    return chunks.map((c) => expectedOn(surrogate, c.batch, probabilities.slice(c.start, c.start + c.size)));
   };
-  const dispose = () => Object.values(batch.values).forEach((t) => t.dispose());
-  return { problem, layout, enumeration, probabilities, exact, expected, dispose };
+  const dispose = () => {
+    Object.values(batch.values).forEach((t) => t.dispose());
+    chunks.forEach((c) => Object.values(c.batch.values).forEach((t) => t.dispose()));
+  };
+  return { problem, layout, enumeration, probabilities, exact, expected, exactParts, expectedParts, dispose };
 };
 
 /** The Hessian of J at θ₀ split into its four terms (costs must not depend on θ directly). */
@@ -178,12 +216,27 @@ export const hessianTerms = (o: Oracle): HessianTerms => {
       }
     }
   }
-  const pConst = tf.tidy(() => tf.keep(tf.tensor1d([...p])));
-  const qConst = tf.tidy(() => tf.keep(tf.tensor1d(q.flat())));
-  const h2 = hessian((theta) => tf.sum(tf.mul(tf.mul(instanceLogProbs(theta), qConst), tf.tile(pConst, [scored.length]))), layout.flat);
-  pConst.dispose();
-  qConst.dispose();
-  return { h1, h2, h12 };
+  // H2 = Σ_b p_b Σ_i ∇²ℓ_i(b)·Q_i(b): a weighted sum over all instances × outcomes, differentiated
+  // in parts of at most outcomeChunk terms and accumulated in float64 (see Oracle.exactParts).
+  const weights = Float32Array.from(scored.flatMap((_, i) => Array.from({ length: B }, (_, b) => p[b]! * q[i]![b]!)));
+  const total = weights.length;
+  const parts: Array<{ start: number; size: number; w: tf.Tensor }> = [];
+  for (let start = 0; start < total; start += outcomeChunk) {
+    const size = Math.min(outcomeChunk, total - start);
+    parts.push({ start, size, w: tf.tensor1d(weights.subarray(start, start + size)) });
+  }
+  try {
+    const h2 =
+      total === 0
+        ? zero()
+        : hessian(
+            parts.map(({ start, size, w }) => (theta: tf.Tensor) => tf.sum(tf.mul(tf.slice(instanceLogProbs(theta), [start], [size]), w))),
+            layout.flat,
+          );
+    return { h1, h2, h12 };
+  } finally {
+    parts.forEach(({ w }) => w.dispose());
+  }
 };
 
 /** Unit-length directions for the third derivative, fixed by the seed. */
@@ -196,14 +249,17 @@ export const directions = (d: number, count: number, seed = 7): number[][] => {
   });
 };
 
-/** Derivatives of orders 1–3 of a scalar function at θ₀: the gradient, the Hessian, and D³f[u, ·, ·] for each u. */
+/**
+ * Derivatives of orders 1–3 of a scalar function (or a sum of parts, accumulated in float64) at θ₀:
+ * the gradient, the Hessian, and D³f[u, ·, ·] for each u.
+ */
 export interface Derivatives {
   readonly order1: number[];
   readonly order2: Matrix;
   readonly order3: Matrix[];
 }
 
-export const derivatives = (f: ScalarFn, theta: readonly number[], us: readonly number[][], maxOrder: 1 | 2 | 3 = 3): Derivatives => ({
+export const derivatives = (f: SummedFn, theta: readonly number[], us: readonly number[][], maxOrder: 1 | 2 | 3 = 3): Derivatives => ({
   order1: gradient(f, theta),
   order2: maxOrder >= 2 ? hessian(f, theta) : [],
   order3: maxOrder >= 3 ? us.map((u) => thirdDerivative(f, theta, u)) : [],

@@ -81,11 +81,11 @@ export const verifyProblem = (
   try {
     const theta = o.layout.flat;
     const us = directions(theta.length, options.directions ?? 2);
-    const exact = derivatives(o.exact, theta, us);
+    const exact = derivatives(o.exactParts, theta, us);
     const terms = costsDependOnParameters(o) ? undefined : hessianTerms(o);
     const decompositionError = terms === undefined ? undefined : relativeError(add(terms.h1, terms.h2, terms.h12), exact.order2);
     const checks = (options.estimators ?? verifiedEstimators(problem.baselines)).map((estimator): EstimatorCheck => {
-      const est = derivatives(o.expected(estimator), theta, us);
+      const est = derivatives(o.expectedParts(estimator), theta, us);
       const check = (order: 1 | 2 | 3, measured: number[] | Matrix, reference: number[] | Matrix): OrderCheck => {
         const relErr = relativeError(measured, reference);
         return { order, maxAbsError: maxAbs(subtract(measured as number[], reference as number[])), relativeError: relErr, unbiased: relErr < tolerance };

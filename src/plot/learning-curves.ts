@@ -7,14 +7,14 @@
  * (fields that do not change what an iteration computes) form one group, drawn as the mean over its
  * runs with a ± std band (population std, ddof 0). Members are aligned by iteration index and only the
  * iterations every member has are used. A run that cannot be read — no directory, no progress.csv or
- * config.json, no finished iteration, a truncated or malformed CSV line — is reported with the reason
- * and skipped; it is never drawn as zeros.
+ * config.json, no finished iteration, a malformed CSV line — is reported with the reason and skipped;
+ * it is never drawn as zeros. A last row a kill cut short (no line end) is left out and the rest drawn.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { runFiles } from '../meta/train.ts';
+import { runFiles } from '../meta/run-directory.ts';
 
 /** The curves of one run directory. Arrays are indexed by row of progress.csv. */
 export interface RunSeries {
@@ -28,6 +28,8 @@ export interface RunSeries {
   readonly post: readonly number[];
   /** Average return before adaptation (`return_0`). */
   readonly pre: readonly number[];
+  /** The line of progress.csv that a kill cut short (no line end) and that was left out; absent when none was. */
+  readonly tornLine?: number;
 }
 
 /** A run directory that was not plotted, and why. */
@@ -64,6 +66,8 @@ export interface PlotOptions {
 /** One data row of the spec: a point of one curve of one group. */
 export interface CurveDatum {
   readonly label: string;
+  /** The environment of the group's runs: each environment gets its own panel. */
+  readonly env: string;
   readonly curve: 'post-update' | 'pre-update';
   readonly iteration: number;
   readonly timesteps: number;
@@ -168,6 +172,9 @@ export function readRun(dir: string): RunSeries {
   if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new RunReadError('config.json is not a JSON object');
 
   const { records, terminated } = parseCsv(csvText);
+  // A last line without its line end is a row a kill cut short (the trainer writes each row with its
+  // newline in one write): left out, as a resume would drop it.
+  const torn = !terminated && records.length > 1 ? records.pop() : undefined;
   const header = records[0]?.fields;
   if (header === undefined || (header.length === 1 && header[0] === '')) throw new RunReadError('progress.csv is empty (no header)');
   const column = (name: string): number => {
@@ -208,8 +215,8 @@ export function readRun(dir: string): RunSeries {
     pre.push(value(preCol));
     post.push(value(postCol));
   }
-  if (!terminated) throw new RunReadError(`progress.csv line ${rows[rows.length - 1]!.line} has no line end (truncated: was the run killed while writing it?)`);
-  return { dir, config: config as Record<string, unknown>, iterations, timesteps, post, pre };
+  if (!terminated && torn === undefined) throw new RunReadError(`progress.csv line ${rows[rows.length - 1]!.line} has no line end (truncated: was the run killed while writing it?)`);
+  return { dir, config: config as Record<string, unknown>, iterations, timesteps, post, pre, ...(torn !== undefined ? { tornLine: torn.line } : {}) };
 }
 
 /** Reads every directory (each once), collecting the readable runs and the skipped ones with reasons. */
@@ -325,7 +332,7 @@ export const curveData = (groups: readonly CurveGroup[], options: PlotOptions = 
       return g.iterations.map((iteration, i) => {
         const mean = stats.mean[i]!;
         const std = stats.std[i]!;
-        return { label: g.label, curve, iteration, timesteps: g.timesteps[i]!, mean, std, lo: mean - std, hi: mean + std, runs: g.runs.length };
+        return { label: g.label, env: text(g.runs[0]!.config.env), curve, iteration, timesteps: g.timesteps[i]!, mean, std, lo: mean - std, hi: mean + std, runs: g.runs.length };
       });
     }),
   );
@@ -336,10 +343,12 @@ export const defaultTitle = (options: PlotOptions): string =>
 
 /**
  * The vega-lite spec: x timesteps, y average return; one colour per group, a ± std band (area) for
- * groups of more than one run; pre-update curves dashed when asked for.
+ * groups of more than one run; pre-update curves dashed when asked for. Runs on different
+ * environments (whose returns have unrelated scales) get one panel each, with their own axes.
  */
 export function learningCurveSpec(groups: readonly CurveGroup[], options: PlotOptions = {}): TopLevelSpec {
   const data = curveData(groups, options);
+  const environments = [...new Set(data.map((d) => d.env))];
   const pointsPerCurve = Math.max(0, ...groups.map((g) => g.iterations.length));
   const anyBand = groups.some((g) => g.runs.length > 1);
   // Legend symbols drawn as line segments (the default would show the band's fill or the points).
@@ -348,13 +357,8 @@ export function learningCurveSpec(groups: readonly CurveGroup[], options: PlotOp
   const dash = options.pre
     ? { strokeDash: { field: 'curve', type: 'nominal' as const, title: 'curve', scale: { domain: ['post-update', 'pre-update'], range: [[1, 0], [6, 4]] }, legend: { ...strokeLegend, encode: { symbols: { update: { stroke: { value: '#444' } } } } } } }
     : {};
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: options.title ?? defaultTitle(options), ...(anyBand ? { subtitle: 'mean ± std over seeds where runs share a config' } : {}) },
-    width: 640,
-    height: 380,
-    background: 'white',
-    data: { values: data as unknown as Array<Record<string, unknown>> },
+  const title = { text: options.title ?? defaultTitle(options), ...(anyBand ? { subtitle: 'mean ± std over seeds where runs share a config' } : {}) };
+  const plot = {
     encoding: {
       x: { field: 'timesteps', type: 'quantitative', title: 'timesteps' },
       color: {
@@ -377,6 +381,21 @@ export function learningCurveSpec(groups: readonly CurveGroup[], options: PlotOp
       },
     ],
   };
+  const values = data as unknown as Array<Record<string, unknown>>;
+  const schema = 'https://vega.github.io/schema/vega-lite/v6.json';
+  if (environments.length <= 1) {
+    return { $schema: schema, title, width: 640, height: 380, background: 'white', data: { values }, ...plot } as TopLevelSpec;
+  }
+  return {
+    $schema: schema,
+    title,
+    background: 'white',
+    data: { values },
+    facet: { field: 'env', type: 'nominal', title: null, header: { labelFontSize: 13, labelFontWeight: 'bold' }, sort: environments },
+    columns: Math.min(2, environments.length),
+    spec: { width: 420, height: 280, ...plot },
+    resolve: { scale: { x: 'independent', y: 'independent' } },
+  } as TopLevelSpec;
 }
 
 /** Renders a vega-lite spec to an SVG document, headless (no browser, no canvas). */

@@ -13,6 +13,8 @@
  * own coordinates, so tests and other renderers can check or reuse it; `renderDiagram` draws it.
  */
 import dagre from '@dagrejs/dagre';
+
+type DagreGraph = InstanceType<typeof dagre.graphlib.Graph>;
 import { edgeKey } from './credit.ts';
 import { toGraphology } from './graph.ts';
 import { isTemporal, type GraphSpec, type NodeKind, type NodeSpec } from './spec.ts';
@@ -334,11 +336,57 @@ const legendRow = 24;
  * The diagram's geometry in SVG coordinates. Throws, naming every problem, for a graph `validateGraph`
  * rejects (a cycle, a missing node, …): a drawing of an invalid graph would mislead.
  */
+/** The longest side a diagram may have, in layout units, before its ranks are wrapped into bands. */
+export const maxDiagramLength = 2400;
+/** The most nodes a diagram is drawn with: dagre's recursive layout overflows the stack on a chain of ~2,000. */
+export const maxDiagramNodes = 1500;
+
+interface Placement {
+  readonly node: (name: string) => Point;
+  readonly edgePoints: (from: string, to: string) => Point[] | undefined;
+}
+
+/**
+ * A dagre layout whose rank axis (x for LR, y for TB) is much longer than its cross axis — a 200-node
+ * chain is 23,661 × 182 — re-laid out in bands: the nodes are cut by their rank coordinate into
+ * consecutive bands, each band laid out on its own and the bands stacked along the cross axis, so the
+ * figure stays near 3:2 and its text readable at print size. Edges between bands become straight lines.
+ */
+function wrapRanks(g: DagreGraph, direction: Direction, layout: (names: readonly string[]) => DagreGraph): Placement {
+  const plain: Placement = {
+    node: (name) => g.node(name) as Point,
+    edgePoints: (from, to) => (g.edge(from, to) as { points?: Point[] } | undefined)?.points,
+  };
+  const { width = 0, height = 0 } = g.graph() as { width?: number; height?: number };
+  const [along, across] = direction === 'LR' ? [width, height] : [height, width];
+  if (along <= maxDiagramLength || along < 2 * Math.max(across, 1)) return plain;
+  const bands = Math.min(Math.ceil(along / maxDiagramLength) * 2, Math.max(2, Math.round(Math.sqrt(along / (1.5 * Math.max(across, 100))))));
+  const rankOf = (name: string) => (direction === 'LR' ? (g.node(name) as Point).x : (g.node(name) as Point).y);
+  const names: string[] = g.nodes();
+  const bandOf = new Map(names.map((n) => [n, Math.min(bands - 1, Math.floor((rankOf(n) / (along + 1)) * bands))]));
+  const layouts = Array.from({ length: bands }, (_, b) => names.filter((n) => bandOf.get(n) === b)).filter((ns) => ns.length > 0).map(layout);
+  const gap = 90;
+  let offset = 0;
+  const position = new Map<string, Point>();
+  const routes = new Map<string, Point[]>();
+  for (const band of layouts) {
+    const { width: w = 0, height: h = 0 } = band.graph() as { width?: number; height?: number };
+    const shift = (p: Point): Point => (direction === 'LR' ? { x: p.x, y: p.y + offset } : { x: p.x + offset, y: p.y });
+    for (const n of band.nodes() as string[]) position.set(n, shift(band.node(n) as Point));
+    for (const e of band.edges()) routes.set(`${e.v}\u0000${e.w}`, ((band.edge(e) as { points?: Point[] }).points ?? []).map(shift));
+    offset += (direction === 'LR' ? h : w) + gap;
+  }
+  return { node: (name) => position.get(name)!, edgePoints: (from, to) => routes.get(`${from}\u0000${to}`) };
+}
+
 export function layoutDiagram(spec: GraphSpec, options: { direction?: Direction; title?: string } = {}): DiagramLayout {
   const problems = validateGraph(spec);
   if (problems.length > 0) {
     const name = spec.name === undefined ? 'the graph' : `graph ${JSON.stringify(spec.name)}`;
     throw new Error(`cannot draw ${name}; it has ${problems.length} problem(s):\n${problems.map((p) => `  - ${p.message}`).join('\n')}`);
+  }
+  if (spec.nodes.length > maxDiagramNodes) {
+    throw new Error(`cannot draw ${spec.nodes.length} nodes legibly (at most ${maxDiagramNodes}); draw a part of the graph`);
   }
   const direction = options.direction ?? 'LR';
   const graph = toGraphology(spec);
@@ -360,23 +408,31 @@ export function layoutDiagram(spec: GraphSpec, options: { direction?: Direction;
   const loopSize = (k: number) => 38 + 26 * k;
   const loopRoom = (count: number) => (count === 0 ? 0 : 0.75 * loopSize(count - 1) + 26);
 
-  const g = new dagre.graphlib.Graph();
-  g.setGraph({ rankdir: direction, nodesep: 50, ranksep: 70, edgesep: 20, marginx: 0, marginy: 0 });
-  g.setDefaultEdgeLabel(() => ({}));
   const sizes = new Map<string, ReturnType<typeof shapeGeometry> & { label: LabelRun[] }>();
   graph.forEachNode((name, { spec: node }) => {
     const label = nodeLabel(node);
     const geom = shapeGeometry(shapeOfKind[node.kind], textWidth(label));
     sizes.set(name, { ...geom, label });
-    const room = 2 * loopRoom(loopsOf.get(name) ?? 0);
-    g.setNode(name, direction === 'LR' ? { width: geom.width, height: geom.height + room } : { width: geom.width + room, height: geom.height });
   });
-  for (const e of edgeList) if (e.lag === 0) g.setEdge(e.from, e.to);
-  dagre.layout(g);
+  const dagreLayout = (names: readonly string[]) => {
+    const g = new dagre.graphlib.Graph();
+    g.setGraph({ rankdir: direction, nodesep: 50, ranksep: 70, edgesep: 20, marginx: 0, marginy: 0 });
+    g.setDefaultEdgeLabel(() => ({}));
+    const inside = new Set(names);
+    for (const name of names) {
+      const geom = sizes.get(name)!;
+      const room = 2 * loopRoom(loopsOf.get(name) ?? 0);
+      g.setNode(name, direction === 'LR' ? { width: geom.width, height: geom.height + room } : { width: geom.width + room, height: geom.height });
+    }
+    for (const e of edgeList) if (e.lag === 0 && inside.has(e.from) && inside.has(e.to)) g.setEdge(e.from, e.to);
+    dagre.layout(g);
+    return g;
+  };
+  const placed = wrapRanks(dagreLayout(graph.nodes()), direction, dagreLayout);
 
   const nodes = new Map<string, NodeLayout>();
   graph.forEachNode((name, { spec: node }) => {
-    const { x, y } = g.node(name) as { x: number; y: number };
+    const { x, y } = placed.node(name);
     const { width, height, outline, label } = sizes.get(name)!;
     const center = { x, y };
     nodes.set(name, {
@@ -403,7 +459,8 @@ export function layoutDiagram(spec: GraphSpec, options: { direction?: Direction;
   for (const e of edgeList.filter((e) => e.lag === 0)) {
     const a = nodes.get(e.from)!;
     const b = nodes.get(e.to)!;
-    const raw = ((g.edge(e.from, e.to) as { points?: Point[] }).points ?? []).slice(1, -1);
+    // An edge between two bands of a wrapped layout has no routed points: a straight line.
+    const raw = (placed.edgePoints(e.from, e.to) ?? []).slice(1, -1);
     const first = boundaryPoint(a, raw[0] ?? b.center);
     const tip = boundaryPoint(b, raw.at(-1) ?? a.center, arrowGap);
     const pts = [first, ...raw, tip];

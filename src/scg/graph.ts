@@ -7,7 +7,6 @@
  * are different edges).
  */
 import { DirectedGraph, MultiDirectedGraph } from 'graphology';
-import { stronglyConnectedComponents } from 'graphology-components';
 import { parentsOf, type GraphSpec, type NodeSpec } from './spec.ts';
 
 export interface ScgNodeAttributes {
@@ -118,4 +117,55 @@ function shortestCycleThrough(graph: DirectedGraph, start: string, component: Re
     }
   }
   throw new Error(`no cycle through ${start} in its strongly connected component`);
+}
+
+/**
+ * Tarjan's strongly connected components, iterative: graphology-components' recursive DFS overflows
+ * the stack on a chain of ~10,000 nodes. Components come out in reverse topological order.
+ */
+export function stronglyConnectedComponents(graph: DirectedGraph): string[][] {
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const onStack = new Set<string>();
+  const stack: string[] = [];
+  const components: string[][] = [];
+  let counter = 0;
+  for (const root of graph.nodes()) {
+    if (index.has(root)) continue;
+    // Each frame: a node and the iterator over its out-neighbours still to visit.
+    const frames: Array<{ node: string; next: Iterator<string> }> = [];
+    const open = (node: string) => {
+      index.set(node, counter);
+      low.set(node, counter);
+      counter++;
+      stack.push(node);
+      onStack.add(node);
+      frames.push({ node, next: graph.outNeighbors(node)[Symbol.iterator]() });
+    };
+    open(root);
+    while (frames.length > 0) {
+      const frame = frames[frames.length - 1]!;
+      const step = frame.next.next();
+      if (!step.done) {
+        const child = step.value;
+        if (!index.has(child)) open(child);
+        else if (onStack.has(child)) low.set(frame.node, Math.min(low.get(frame.node)!, index.get(child)!));
+        continue;
+      }
+      frames.pop();
+      const parent = frames[frames.length - 1];
+      if (parent !== undefined) low.set(parent.node, Math.min(low.get(parent.node)!, low.get(frame.node)!));
+      if (low.get(frame.node) === index.get(frame.node)) {
+        const component: string[] = [];
+        let member: string;
+        do {
+          member = stack.pop()!;
+          onStack.delete(member);
+          component.push(member);
+        } while (member !== frame.node);
+        components.push(component);
+      }
+    }
+  }
+  return components;
 }

@@ -1,0 +1,45 @@
+/**
+ * What one iteration of a config samples, and a rough bound on the memory its meta-gradient takes:
+ * shown before a run starts with the paper's default sizes, so that a user learns the size of the
+ * job (and whether it fits the wasm heap) before it runs out of memory minutes in.
+ */
+import { environmentDescriptor } from '../envs/index.ts';
+import type { TrainConfig } from './config.ts';
+
+/** The wasm32 heap tfjs-backend-wasm can grow to (DESIGN.md §7). */
+export const wasmHeapBytes = 4 * 1024 ** 3;
+
+/**
+ * Floats kept per sampled step and per unit of width (observation, hidden layers, action) by a
+ * second-order meta-gradient's tapes, calibrated on the 4.7 GB RSS measured when the paper's 40 × 20
+ * point-navigation batch kept every task's tape alive at once (160,000 steps × 132 units × 4 B × 56).
+ */
+const tapeFloatsPerUnit = 56;
+
+export interface BatchSize {
+  /** Environment steps sampled per iteration (tasks × trajectories × horizon × adaptation levels). */
+  readonly steps: number;
+  /** Rough upper bound, in bytes, of the memory of one iteration with every task's tape alive at once. */
+  readonly memoryBytes: number;
+  /** `40 tasks × 20 trajectories × horizon 100 × 2 levels = 160,000 environment steps` */
+  readonly description: string;
+}
+
+export const batchSize = (config: TrainConfig): BatchSize => {
+  const env = environmentDescriptor(config.env);
+  const horizon = config.horizon ?? env.horizon;
+  const levels = (config.adaptationSteps ?? env.adaptationSteps) + 1;
+  const steps = config.tasksPerIteration * config.trajectoriesPerTask * horizon * levels;
+  const actionWidth = env.action.kind === 'continuous' ? env.action.dim : env.action.n;
+  const width = env.observationDim + config.hidden.reduce((a, b) => a + b, 0) + actionWidth;
+  const memoryBytes = steps * width * 4 * tapeFloatsPerUnit;
+  return {
+    steps,
+    memoryBytes,
+    description: `${config.tasksPerIteration} tasks × ${config.trajectoriesPerTask} trajectories × horizon ${horizon} × ${levels} levels = ${steps.toLocaleString('en-US')} environment steps`,
+  };
+};
+
+/** `1.2 GB`, `340 MB`. */
+export const formatBytes = (bytes: number): string =>
+  bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)} GB` : `${Math.max(1, Math.round(bytes / 1024 ** 2))} MB`;
