@@ -30,6 +30,7 @@ export interface TrainCliOptions {
   readonly horizon?: string;
   readonly adaptationSteps?: string;
   readonly checkpointEvery?: string;
+  readonly engine?: string;
   readonly progress?: string;
   readonly workers?: string;
 }
@@ -45,6 +46,7 @@ const flagFields = {
   horizon: { flag: '--horizon', field: 'horizon', numeric: true },
   adaptationSteps: { flag: '--adaptation-steps', field: 'adaptationSteps', numeric: true },
   checkpointEvery: { flag: '--checkpoint-every', field: 'checkpointEvery', numeric: true },
+  engine: { flag: '--engine', field: 'engine', numeric: false },
 } as const satisfies Record<string, { flag: string; field: keyof TrainConfigPatch; numeric: boolean }>;
 
 const progressModes: readonly ProgressMode[] = ['auto', 'bar', 'lines', 'off'];
