@@ -231,3 +231,83 @@ export function gemmDot(a: usize, bt: usize, c: usize, m: i32, k: i32, n: i32, a
     }
   }
 }
+
+/**
+ * C[m×n] (+)= Aᵀ · B for A[k×m], B[k×n] without transposing A: four rows of C at a time (one vector of
+ * A's row p), eight columns in registers, each B entry broadcast — for the weight gradients Hᵀ·G, where
+ * k (the batch) is long and m, n (layer widths) are short.
+ */
+export function gemmTN(a: usize, b: usize, c: usize, m: i32, k: i32, n: i32, accumulate: i32): void {
+  const m4 = m & ~3;
+  const n8 = n & ~7;
+  const rowA = <usize>m * 4;
+  const rowB = <usize>n * 4;
+  for (let i = 0; i < m4; i += 4) {
+    const ai = a + <usize>i * 4;
+    let j = 0;
+    for (; j < n8; j += 8) {
+      let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+      let c4 = f32x4.splat(0), c5 = f32x4.splat(0), c6 = f32x4.splat(0), c7 = f32x4.splat(0);
+      let pa = ai;
+      let pb = b + <usize>j * 4;
+      for (let p = 0; p < k; p++) {
+        const av = v128.load(pa);
+        c0 = f32x4.add(c0, f32x4.mul(av, v128.load32_splat(pb)));
+        c1 = f32x4.add(c1, f32x4.mul(av, v128.load32_splat(pb, 4)));
+        c2 = f32x4.add(c2, f32x4.mul(av, v128.load32_splat(pb, 8)));
+        c3 = f32x4.add(c3, f32x4.mul(av, v128.load32_splat(pb, 12)));
+        c4 = f32x4.add(c4, f32x4.mul(av, v128.load32_splat(pb, 16)));
+        c5 = f32x4.add(c5, f32x4.mul(av, v128.load32_splat(pb, 20)));
+        c6 = f32x4.add(c6, f32x4.mul(av, v128.load32_splat(pb, 24)));
+        c7 = f32x4.add(c7, f32x4.mul(av, v128.load32_splat(pb, 28)));
+        pa += rowA;
+        pb += rowB;
+      }
+      storeColumn(c, n, i, j, c0, accumulate);
+      storeColumn(c, n, i, j + 1, c1, accumulate);
+      storeColumn(c, n, i, j + 2, c2, accumulate);
+      storeColumn(c, n, i, j + 3, c3, accumulate);
+      storeColumn(c, n, i, j + 4, c4, accumulate);
+      storeColumn(c, n, i, j + 5, c5, accumulate);
+      storeColumn(c, n, i, j + 6, c6, accumulate);
+      storeColumn(c, n, i, j + 7, c7, accumulate);
+    }
+    for (; j < n; j++) {
+      let acc = f32x4.splat(0);
+      let pa = ai;
+      let pb = b + <usize>j * 4;
+      for (let p = 0; p < k; p++) {
+        acc = f32x4.add(acc, f32x4.mul(v128.load(pa), v128.load32_splat(pb)));
+        pa += rowA;
+        pb += rowB;
+      }
+      storeColumn(c, n, i, j, acc, accumulate);
+    }
+  }
+  for (let i = m4; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s: f32 = 0;
+      for (let p = 0; p < k; p++) s += load<f32>(a + <usize>(p * m + i) * 4) * load<f32>(b + <usize>(p * n + j) * 4);
+      const o = c + <usize>(i * n + j) * 4;
+      store<f32>(o, accumulate ? load<f32>(o) + s : s);
+    }
+  }
+}
+
+/** C[i..i+3, j] ← v (or += v). */
+@inline function storeColumn(c: usize, n: i32, i: i32, j: i32, v: v128, accumulate: i32): void {
+  const o0 = c + <usize>(i * n + j) * 4;
+  const stride = <usize>n * 4;
+  const o1 = o0 + stride, o2 = o1 + stride, o3 = o2 + stride;
+  if (accumulate) {
+    store<f32>(o0, load<f32>(o0) + f32x4.extract_lane(v, 0));
+    store<f32>(o1, load<f32>(o1) + f32x4.extract_lane(v, 1));
+    store<f32>(o2, load<f32>(o2) + f32x4.extract_lane(v, 2));
+    store<f32>(o3, load<f32>(o3) + f32x4.extract_lane(v, 3));
+  } else {
+    store<f32>(o0, f32x4.extract_lane(v, 0));
+    store<f32>(o1, f32x4.extract_lane(v, 1));
+    store<f32>(o2, f32x4.extract_lane(v, 2));
+    store<f32>(o3, f32x4.extract_lane(v, 3));
+  }
+}

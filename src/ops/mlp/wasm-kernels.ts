@@ -21,6 +21,7 @@ interface Exports {
   readonly memory: { readonly buffer: ArrayBuffer; grow: (pages: number) => number };
   readonly gemmNN: (a: number, b: number, c: number, m: number, k: number, n: number, accumulate: number) => void;
   readonly gemmDot: (a: number, bt: number, c: number, m: number, k: number, n: number, accumulate: number) => void;
+  readonly gemmTN: (a: number, b: number, c: number, m: number, k: number, n: number, accumulate: number) => void;
   readonly transpose: (x: number, out: number, m: number, n: number) => void;
   readonly biasTanh: (x: number, bias: number, out: number, m: number, n: number) => void;
   readonly biasRelu: (x: number, bias: number, out: number, m: number, n: number) => void;
@@ -135,8 +136,13 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     else ex.gemmNN(a.ptr, b.ptr, c.ptr, a.rows, a.cols, b.cols, accumulate ? 1 : 0);
     return c;
   };
-  /** C = Aᵀ·B and C = A·Bᵀ through an explicit transpose (the SIMD product wants both operands plain). */
-  const tMm = (ws: Workspace, a: Matrix, b: Matrix, into?: Matrix, accumulate = false) => mm(ws, transposed(ws, a), b, into, accumulate);
+  /** C = Aᵀ·B, A and B as they are (the batch is the long, shared axis). */
+  const tMm = (ws: Workspace, a: Matrix, b: Matrix, into?: Matrix, accumulate = false): Matrix => {
+    const c = into ?? ws.matrix(a.cols, b.cols);
+    ex.gemmTN(a.ptr, b.ptr, c.ptr, a.cols, a.rows, b.cols, accumulate ? 1 : 0);
+    return c;
+  };
+  /** C = A·Bᵀ through an explicit transpose of B (a weight matrix: small). */
   const mmT = (ws: Workspace, a: Matrix, b: Matrix, into?: Matrix, accumulate = false) => mm(ws, a, transposed(ws, b), into, accumulate);
 
   /** Column sums of a matrix (a copy out of the workspace). */
