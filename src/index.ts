@@ -17,7 +17,7 @@ export { checkBatch, BatchError, type Batch, type Params } from './surrogates/ba
 export { evaluateGraph, EvaluationError, type Evaluation } from './surrogates/evaluate.ts';
 export { oracle, hessianTerms, type Oracle, type OracleProblem, type HessianTerms } from './oracle/oracle.ts';
 export { verify, formatReport, type GraphCheck, type EstimatorCheck, type OrderCheck } from './oracle/verify.ts';
-export { builtinProblems, mdpChain, twoCostDag } from './oracle/problems.ts';
+export { builtinProblems, verifyProblems, mdpChain, twoCostDag, pathwiseChain, lagTwoChain } from './oracle/problems.ts';
 export { instantiate } from './oracle/instantiate.ts';
 
 // Ops whose derivatives are right at every order.
