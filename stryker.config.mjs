@@ -1,0 +1,56 @@
+// @ts-check
+/**
+ * Mutation testing (StrykerJS, command runner over ava): `npm run mutation [GROUP…]` (scripts/mutation.mjs)
+ * runs one Stryker pass per group, each mutating its files and running only the test files that
+ * exercise them (the command runner runs the whole command for every mutant, so a fast command is
+ * what makes a run finish). Reports go to reports/mutation/GROUP.{html,json}. Not part of CI: slow.
+ * Concurrency 1: the machines this runs on are shared.
+ */
+const groups = {
+  ops: {
+    mutate: ['src/ops/**/*.ts'],
+    tests: ['test/ops.test.ts'],
+  },
+  surrogates: {
+    mutate: ['src/surrogates/**/*.ts', 'src/scg/influence.ts'],
+    tests: ['test/compile.test.ts', 'test/per-sample-credit.test.ts', 'test/influence.test.ts', 'test/formulation-ii-pathwise.test.ts'],
+  },
+  meta: {
+    mutate: ['src/meta/iteration.ts', 'src/meta/meta-objective.ts', 'src/meta/advantages.ts', 'src/meta/optimizers.ts'],
+    tests: [
+      'test/advantages.test.ts',
+      'test/optimizers.test.ts',
+      'test/meta-objective.test.ts',
+      'test/formulation-ii-pathwise.test.ts',
+      'test/level-data.test.ts',
+      'test/promp-kl-penalty.test.ts',
+      'test/formulations-1d.test.ts',
+      'test/trainer-numbers.test.ts',
+    ],
+  },
+};
+
+const name = process.env.MUTATION_GROUP ?? 'ops';
+const group = groups[/** @type {keyof typeof groups} */ (name)];
+if (group === undefined) throw new Error(`unknown MUTATION_GROUP '${name}' (have: ${Object.keys(groups).join(', ')})`);
+// MUTATION_FILES (comma-separated globs) narrows a group's files, e.g. for a time-boxed run.
+const mutate = process.env.MUTATION_FILES ? process.env.MUTATION_FILES.split(',') : group.mutate;
+
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  testRunner: 'command',
+  // --fail-fast: a killed mutant stops at its first failing test.
+  commandRunner: { command: `npx ava --fail-fast ${group.tests.join(' ')}` },
+  mutate,
+  concurrency: 1,
+  coverageAnalysis: 'off',
+  timeoutFactor: 2,
+  timeoutMS: 30000,
+  dryRunTimeoutMinutes: 10,
+  reporters: ['clear-text', 'progress', 'html', 'json'],
+  htmlReporter: { fileName: `reports/mutation/${name}.html` },
+  jsonReporter: { fileName: `reports/mutation/${name}.json` },
+  tempDirName: '.stryker-tmp',
+  ignorePatterns: ['runs', 'docs', 'bench', 'reports', '.stryker-tmp', '*.log'],
+  cleanTempDir: true,
+};
