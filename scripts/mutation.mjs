@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 
-const all = ['ops', 'surrogates', 'meta'];
+const all = ['ops', 'surrogates', 'advantages', 'optimizers', 'meta-objective', 'iteration'];
 const args = process.argv.slice(2);
 const split = args.indexOf('--');
 const named = split < 0 ? args : args.slice(0, split);
