@@ -24,7 +24,7 @@ for (const group of groups) {
   if (run.status !== 0) failed = true;
 }
 for (const group of groups) {
-  const file = `reports/mutation/${group}.json`;
+  const file = `reports/mutation/${process.env.MUTATION_REPORT ?? group}.json`;
   if (!existsSync(file)) continue;
   const report = JSON.parse(readFileSync(file, 'utf8'));
   const counts = {};
