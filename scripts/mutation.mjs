@@ -32,5 +32,15 @@ for (const group of groups) {
   const detected = (counts.Killed ?? 0) + (counts.Timeout ?? 0);
   const valid = detected + (counts.Survived ?? 0) + (counts.NoCoverage ?? 0);
   console.log(`${group}: ${valid === 0 ? '–' : ((100 * detected) / valid).toFixed(1)}% of ${valid} mutants detected (${JSON.stringify(counts)})`);
+  // The survivors, one line each, for the closing note: each must be killed or argued equivalent.
+  for (const [name, f] of Object.entries(report.files)) {
+    const lines = f.source.split('\n');
+    for (const m of f.mutants) {
+      if (m.status !== 'Survived' && m.status !== 'NoCoverage') continue;
+      const { start, end } = m.location;
+      const original = start.line === end.line ? lines[start.line - 1].slice(start.column - 1, end.column - 1) : `${lines[start.line - 1].slice(start.column - 1)} …`;
+      console.log(`  ${m.status} ${name}:${start.line}:${start.column} ${m.mutatorName}: ${original.trim().slice(0, 70)} → ${(m.replacement ?? '').replace(/\s+/g, ' ').slice(0, 70)}`);
+    }
+  }
 }
 process.exit(failed ? 1 : 0);
