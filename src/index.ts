@@ -18,7 +18,7 @@ export { evaluateGraph, EvaluationError, type Evaluation } from './surrogates/ev
 export { oracle, hessianTerms, type Oracle, type OracleProblem, type HessianTerms } from './oracle/oracle.ts';
 export { gradient, hessian, thirdDerivative, jacobian, relativeError, maxAbs, type ScalarFn, type SummedFn, type Matrix } from './oracle/derivatives.ts';
 export { verify, formatReport, type GraphCheck, type EstimatorCheck, type OrderCheck } from './oracle/verify.ts';
-export { builtinProblems, mdpChain, twoCostDag } from './oracle/problems.ts';
+export { builtinProblems, verifyProblems, mdpChain, twoCostDag, pathwiseChain, lagTwoChain } from './oracle/problems.ts';
 export { instantiate } from './oracle/instantiate.ts';
 
 // Ops whose derivatives are right at every order.

@@ -12,10 +12,19 @@ test('verify --json: DiCE, DiCE + baseline and TMAML exact at orders 1-3; LVC an
   t.is(code, 0);
   const report = JSON.parse(stdout) as {
     backend: string;
-    graphs: Array<{ graph: string; estimators: Array<{ kind: string; orders: Array<{ order: number; relativeError: number; unbiased: boolean; predictedBias?: { matches: boolean } }> }> }>;
+    graphs: Array<{
+      graph: string;
+      clippedRatio: { holds: boolean; clippedShare: number };
+      estimators: Array<{
+        kind: string;
+        estimator: string;
+        perSample: { holds: boolean };
+        orders: Array<{ order: number; relativeError: number; unbiased: boolean; predictedBias?: { matches: boolean }; closedForm?: { matches: boolean } }>;
+      }>;
+    }>;
   };
   t.is(report.backend, 'wasm');
-  t.deepEqual(report.graphs.map((g) => g.graph), ['mdp-chain', 'two-cost-dag']);
+  t.deepEqual(report.graphs.map((g) => g.graph), ['mdp-chain', 'two-cost-dag', 'pathwise-chain', 'lag-two-chain']);
   for (const g of report.graphs) {
     for (const e of g.estimators) {
       const exactKinds = ['dice', 'dice-baseline', 'tmaml'];
@@ -23,9 +32,14 @@ test('verify --json: DiCE, DiCE + baseline and TMAML exact at orders 1-3; LVC an
       if (e.kind === 'lvc' || e.kind === 'pgt') {
         const second = e.orders.find((o) => o.order === 2)!;
         t.false(second.unbiased);
-        t.true(second.predictedBias?.matches);
+        // The four-term prediction exists where costs do not depend on θ (and not for PGT with a baseline).
+        const predicted = g.graph !== 'pathwise-chain' && !(e.kind === 'pgt' && e.estimator.endsWith('+ baseline'));
+        t.is(second.predictedBias?.matches, predicted ? true : undefined, `${g.graph} ${e.estimator}`);
+        t.true(second.closedForm?.matches, `${g.graph} ${e.estimator}: its own closed form`);
       }
+      t.true(e.perSample.holds, `${g.graph} ${e.estimator}: per sample`);
     }
+    t.true(g.clippedRatio.holds && g.clippedRatio.clippedShare > 0.1, `${g.graph}: clipped LVC at θ ≠ θ_o`);
   }
 });
 

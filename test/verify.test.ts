@@ -21,9 +21,10 @@ const graph = (diceSecond: boolean, lvcPrediction: boolean): GraphCheck => ({
   horizon: 1,
   decomposition: { relativeError: 0, holds: true },
   estimators: [
-    { estimator: 'DiCE', kind: 'dice', orders: [order(1, true), order(2, diceSecond), order(3, true)] },
-    { estimator: 'LVC', kind: 'lvc', orders: [order(1, true), order(2, false, lvcPrediction), order(3, false)] },
+    { estimator: 'DiCE', kind: 'dice', orders: [order(1, true), order(2, diceSecond), order(3, true)], perSample: { relativeError: 0, holds: true } },
+    { estimator: 'LVC', kind: 'lvc', orders: [order(1, true), order(2, false, lvcPrediction), order(3, false)], perSample: { relativeError: 0, holds: true } },
   ],
+  clippedRatio: { clip: 0.3, shift: 1.5, clippedShare: 0.2, valueError: 0, gradientError: 0, holds: true },
 });
 
 test('verify passes only when DiCE-family estimators are exact at every order and predicted biases match', (t) => {

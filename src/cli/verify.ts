@@ -7,7 +7,7 @@ import { formatDecodeError, readGraphFile } from '../scg/decode.ts';
 import { validateGraph } from '../scg/validate.ts';
 import { describeBackend, type BackendReport } from '../backend.ts';
 import { instantiate } from '../oracle/instantiate.ts';
-import { builtinProblems } from '../oracle/problems.ts';
+import { verifyProblems } from '../oracle/problems.ts';
 import { formatReport, verify, type GraphCheck } from '../oracle/verify.ts';
 import type { Output } from './validate.ts';
 
@@ -19,17 +19,20 @@ const exactAtEveryOrder: ReadonlySet<string> = new Set(['dice', 'dice-baseline',
 
 /**
  * Whether every check came out as theory says: every estimator unbiased at order 1, DiCE, DiCE +
- * baseline and TMAML exact at every order, the Hessian decomposition holding, and each predicted bias
- * (LVC, PGT at order 2) equal to the prediction.
+ * baseline and TMAML exact at every order, the Hessian decomposition holding, each predicted bias
+ * (LVC, PGT at order 2) equal to the prediction, each closed form (PGT, LVC, Loaded DiCE at order 2)
+ * matched, every outcome's gradient equal to its closed form, and clipped LVC at θ ≠ θ_o equal to its.
  */
 export const allAsPredicted = (checks: readonly GraphCheck[]): boolean =>
   checks.every(
     (g) =>
       (g.decomposition?.holds ?? true) &&
+      g.clippedRatio.holds &&
       g.estimators.every(
         (e) =>
           e.orders.every((o) => (o.order === 1 || exactAtEveryOrder.has(e.kind) ? o.unbiased : true)) &&
-          e.orders.every((o) => o.predictedBias?.matches ?? true),
+          e.orders.every((o) => (o.predictedBias?.matches ?? true) && (o.closedForm?.matches ?? true)) &&
+          e.perSample.holds,
       ),
   );
 
@@ -41,7 +44,7 @@ export async function runVerify(
 ): Promise<number> {
   let problems;
   if (file === undefined) {
-    problems = builtinProblems();
+    problems = verifyProblems();
   } else {
     const spec = await readGraphFile(file);
     if (isLeft(spec)) {

@@ -2,7 +2,9 @@
  * The built-in enumerable graphs of the exactness oracle, each declared with the same builder a user
  * uses: a 3-step MDP chain (categorical actions from a tabular policy, random transitions,
  * state-dependent rewards) and a non-chain DAG (one stochastic node depending on another, an
- * independent one, two costs). Each comes with an evaluation point and baselines.
+ * independent one, two costs); and, for `verify`, a chain whose reward depends on a parameter
+ * directly and a chain whose actions act two steps later. Each comes with an evaluation point and
+ * baselines.
  */
 import * as tf from '@tensorflow/tfjs';
 import { lag, scg, type NodeContext, type ParentValues } from '../scg/builder.ts';
@@ -140,4 +142,115 @@ export const twoCostDag = (): BuiltinProblem => {
   };
 };
 
+/**
+ * A 2-step MDP whose reward also depends on a parameter directly (a pathwise cost):
+ * s_t ~ P(·|s_{t−1}, a_{t−1}), a_t ~ softmax(θ[s_t]), r_t = R[s_t, a_t] + κ[s_t]·(D[a_t] − κ[s_t]).
+ * Its objective's gradient has a pathwise part E[Σ_t ∇_κ r_t] besides the score-function part, so an
+ * estimator that drops a cost's own derivative, or evaluates a cost at the wrong parameters, is wrong
+ * here where it is invisible on graphs whose costs come from the samples alone. (2·2)² = 16 outcomes.
+ */
+export const pathwiseChain = (): BuiltinProblem => {
+  const S = 2;
+  const A = 2;
+  const horizon = 2;
+  const transitionLogits = gaussianNumbers(S * A * S, 31);
+  const rewards = gaussianNumbers(S * A, 32);
+  const shaping = gaussianNumbers(A, 33);
+  const graph = scg({ name: 'pathwise-chain', horizon })
+    .parameter('theta', { shape: [S, A], label: '\\theta' })
+    .parameter('kappa', { shape: [S], label: '\\kappa' })
+    .stochastic('s', {
+      temporal: true,
+      label: 's_t',
+      family: { type: 'categorical', categories: S },
+      parents: [lag('s', 1), lag('a', 1)],
+      distribution: (p: ParentValues, { step }: NodeContext) => {
+        const previous = tf.add(tf.mul(p['s@1']!, A), p['a@1']!);
+        const transition = lookup(tf.tensor2d(transitionLogits, [S * A, S]), previous);
+        const first = tf.expandDims(tf.cast(tf.equal(step, 0), 'float32'), -1);
+        return { logits: tf.add(tf.mul(first, tf.tensor1d([0.2, -0.4])), tf.mul(tf.sub(1, first), transition)) };
+      },
+    })
+    .stochastic('a', {
+      temporal: true,
+      label: 'a_t',
+      family: { type: 'categorical', categories: A },
+      parents: ['s', 'theta'],
+      distribution: ({ s, theta }) => ({ logits: lookup(theta, s) }),
+    })
+    .cost('r', {
+      temporal: true,
+      label: 'r_t',
+      parents: ['s', 'a', 'kappa'],
+      fn: ({ s, a, kappa }) => {
+        const k = tf.reshape(lookup(tf.reshape(kappa!, [S, 1]), s!), s!.shape);
+        return tf.add(lookupScalar(rewards, tf.add(tf.mul(s!, A), a!)), tf.mul(k, tf.sub(lookupScalar(shaping, a!), k)));
+      },
+    })
+    .build();
+  return {
+    name: 'pathwise-chain',
+    description: `2-step MDP whose reward depends on a parameter directly: r_t = R[s_t, a_t] + κ[s_t]·(D[a_t] − κ[s_t])`,
+    graph,
+    horizon,
+    params: { theta: { shape: [S, A], values: gaussianNumbers(S * A, 34, 0.7) }, kappa: { shape: [S], values: gaussianNumbers(S, 35, 0.7) } },
+    baselines: { a: ({ s }) => lookupScalar([0.3, -0.2], s!) },
+  };
+};
+
+/**
+ * A 5-step chain in which an action reaches the state only two steps later:
+ * s_t ~ P(·|s_{t−1}, a_{t−2}), a_t ~ softmax(θ[s_t]), r_t = R[s_t]. So a_t influences the costs and the
+ * later actions at offsets {2, 3, 4} only — a lag set that starts at 2, which neither the identity nor
+ * the cumulative sums of the RL chain cover (the compiler's general T×T operator). Five steps, so that
+ * a_2 both has an action ancestor (a_0) and influences a cost (r_4): with four, every action with
+ * ancestors would have no cost downstream and Loaded DiCE's λ would not show. (2·2)⁵ = 1024 outcomes.
+ */
+export const lagTwoChain = (): BuiltinProblem => {
+  const S = 2;
+  const A = 2;
+  const horizon = 5;
+  const transitionLogits = gaussianNumbers(S * A * S, 41);
+  const rewards = gaussianNumbers(S, 42);
+  const graph = scg({ name: 'lag-two-chain', horizon })
+    .parameter('theta', { shape: [S, A], label: '\\theta' })
+    .stochastic('s', {
+      temporal: true,
+      label: 's_t',
+      family: { type: 'categorical', categories: S },
+      parents: [lag('s', 1), lag('a', 2)],
+      distribution: (p: ParentValues, { step }: NodeContext) => {
+        // At t = 0 the initial distribution; at t = 1 a_{−1} does not exist (it reads 0, a fixed table row).
+        const previous = tf.add(tf.mul(p['s@1']!, A), p['a@2']!);
+        const transition = lookup(tf.tensor2d(transitionLogits, [S * A, S]), previous);
+        const first = tf.expandDims(tf.cast(tf.equal(step, 0), 'float32'), -1);
+        return { logits: tf.add(tf.mul(first, tf.tensor1d([-0.1, 0.3])), tf.mul(tf.sub(1, first), transition)) };
+      },
+    })
+    .stochastic('a', {
+      temporal: true,
+      label: 'a_t',
+      family: { type: 'categorical', categories: A },
+      parents: ['s', 'theta'],
+      distribution: ({ s, theta }) => ({ logits: lookup(theta, s) }),
+    })
+    .cost('r', { temporal: true, label: 'r_t', parents: ['s'], fn: ({ s }) => lookupScalar(rewards, s!) })
+    .build();
+  return {
+    name: 'lag-two-chain',
+    description: '5-step chain where a_t reaches s_{t+2}: every action\'s influence starts at lag 2',
+    graph,
+    horizon,
+    params: { theta: { shape: [S, A], values: gaussianNumbers(S * A, 43, 0.7) } },
+    baselines: { a: ({ s }) => lookupScalar([0.5, -0.1], s!) },
+  };
+};
+
 export const builtinProblems = (): readonly BuiltinProblem[] => [mdpChain(), twoCostDag()];
+
+/**
+ * What `magicbox verify` runs: the two built-in graphs, and two more aimed at what expectations on
+ * those cannot see — a cost with its own derivative (pathwiseChain) and influence that starts at lag 2
+ * (lagTwoChain).
+ */
+export const verifyProblems = (): readonly BuiltinProblem[] => [...builtinProblems(), pathwiseChain(), lagTwoChain()];
