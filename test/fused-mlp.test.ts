@@ -8,6 +8,7 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { exp } from '../src/ops/index.ts';
 import { fusedMlpLogProb, FusedOrderError } from '../src/ops/mlp/log-prob-op.ts';
+import { fusedMlpOutput } from '../src/ops/mlp/output-op.ts';
 import { tfjsMlpKernels, type MlpKernels } from '../src/ops/mlp/kernels.ts';
 import { wasmMlpKernels } from '../src/ops/mlp/wasm-kernels.ts';
 import { parameterShapes, type MlpSpec } from '../src/ops/mlp/spec.ts';
@@ -120,3 +121,43 @@ test('fused op: a third derivative is refused with FusedOrderError, not a wrong 
     t.throws(third, { instanceOf: FusedOrderError, message: /third derivative/ });
   });
 });
+
+/** The general path's network output (the same network as generalLogProb's, without the head). */
+const generalOutput = (spec: MlpSpec, x: tf.Tensor) => (params: readonly tf.Tensor[]): tf.Tensor => {
+  const layers = spec.widths.length - 1;
+  let h = x;
+  for (let l = 0; l < layers; l++) {
+    h = tf.add(tf.matMul(h as tf.Tensor2D, params[2 * l] as tf.Tensor2D), params[2 * l + 1]!);
+    if (l + 1 < layers) h = spec.activation === 'tanh' ? tanh(h) : tf.relu(h);
+  }
+  return h;
+};
+
+for (const [kernelsName, makeKernels] of kernelSets) {
+  for (const [name, spec] of specs) {
+    test(`fused output of ${name} on ${kernelsName}: value and gradient equal the tfjs path's; a second derivative is refused`, (t) => {
+      const kernels = makeKernels();
+      const before = tf.memory().numTensors;
+      tf.tidy(() => {
+        const c = makeCase(spec, 29, 8);
+        const layerParams = c.params.slice(0, 2 * (spec.widths.length - 1));
+        const fused = fusedMlpOutput(spec, kernels, c.x);
+        const general = generalOutput(spec, c.x);
+        t.true(relativeError([fused(layerParams)], [general(layerParams)]) < 2e-6, 'value');
+        const out = spec.widths.at(-1)!;
+        const w = tf.randomUniform([29, out], -1, 1, 'float32', 3);
+        // A nonlinear scalar of the output, like a KL's: Σ w ⊙ O².
+        const f = (o: (p: readonly tf.Tensor[]) => tf.Tensor) => (p: readonly tf.Tensor[]) => tf.sum(tf.mul(w, tf.square(o(p)))) as tf.Scalar;
+        t.true(relativeError(gradient(f(fused), layerParams), gradient(f(general), layerParams)) < 2e-5, 'gradient');
+      });
+      t.is(tf.memory().numTensors, before);
+      // (A throw inside tfjs's backprop leaves that tape's saved tensors behind: checked after the count.)
+      tf.tidy(() => {
+        const c = makeCase(spec, 7, 9);
+        const layerParams = c.params.slice(0, 2 * (spec.widths.length - 1));
+        const f = (p: readonly tf.Tensor[]) => tf.sum(tf.square(fusedMlpOutput(spec, kernels, c.x)(p))) as tf.Scalar;
+        t.throws(() => hvp(f, layerParams, c.direction.slice(0, layerParams.length)), { instanceOf: FusedOrderError, message: /order 1/ });
+      });
+    });
+  }
+}

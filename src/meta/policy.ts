@@ -14,6 +14,7 @@ import { categoricalKl, categoricalLogProb, gaussianKl, gaussianLogProb, matMul,
 import { mlpKernelChooser } from '../ops/mlp/choice.ts';
 import type { MlpKernels } from '../ops/mlp/kernels.ts';
 import { fusedMlpLogProb } from '../ops/mlp/log-prob-op.ts';
+import { fusedMlpOutput } from '../ops/mlp/output-op.ts';
 import { wasmMlpForward } from '../ops/mlp/wasm-kernels.ts';
 import type { Activation, MlpSpec } from '../ops/mlp/spec.ts';
 import { seededUniform } from '../random.ts';
@@ -68,6 +69,11 @@ export interface Policy {
    * Absent for policies without one.
    */
   readonly fusedLogProb?: (params: Params, observations: tf.Tensor, actions: tf.Tensor) => tf.Tensor;
+  /**
+   * `distribution` with the network's output through the fused output op: the same values, the first
+   * derivative only (a second one is an error) — for divergences such as ProMP's KL penalty.
+   */
+  readonly fusedDistribution?: (params: Params, observations: tf.Tensor) => GaussianParams | CategoricalParams;
   /** KL(π_P(·|s) ‖ π_Q(·|s)) per observation: [..., observationDim] → [...]. */
   readonly kl: (paramsP: Params, paramsQ: Params, observations: tf.Tensor) => tf.Tensor;
 }
@@ -186,22 +192,36 @@ const checkRows = (observations: Float32Array, n: number, d: number): void => {
  * log π over any leading dims through the fused op: rows flattened to [rows, in], the op's parameters
  * in `paramShapes` order, the result reshaped back.
  */
-const fusedLogProbOf = (spec: MlpSpec, names: readonly string[], kernels: MlpKernels | undefined) => {
-  const chosen = mlpKernelChooser();
-  return (params: Params, observations: tf.Tensor, actions: tf.Tensor): tf.Tensor => {
-    const inputDim = spec.widths[0]!;
-    const shape = observations.shape;
-    if (shape.length === 0 || shape[shape.length - 1] !== inputDim) {
-      throw new PolicyError(`observations have shape [${shape.join(', ')}] but the policy needs [..., ${inputDim}]`);
-    }
-    const leading = shape.slice(0, -1);
-    const rows = leading.reduce((a, b) => a * b, 1);
-    const x = tf.reshape(observations, [rows, inputDim]) as tf.Tensor2D;
+/** Observations [..., in] as rows [rows, in] for a fused op, with the leading dims to reshape back to. */
+const asRows = (spec: MlpSpec, observations: tf.Tensor): { readonly x: tf.Tensor2D; readonly leading: number[]; readonly rows: number } => {
+  const inputDim = spec.widths[0]!;
+  const shape = observations.shape;
+  if (shape.length === 0 || shape[shape.length - 1] !== inputDim) {
+    throw new PolicyError(`observations have shape [${shape.join(', ')}] but the policy needs [..., ${inputDim}]`);
+  }
+  const leading = shape.slice(0, -1);
+  const rows = leading.reduce((a, b) => a * b, 1);
+  return { x: tf.reshape(observations, [rows, inputDim]) as tf.Tensor2D, leading, rows };
+};
+
+/** The network's output over any leading dims through the fused output op (layer parameters only). */
+const fusedOutputOf = (spec: MlpSpec, kernels: MlpKernels | undefined, chosen: () => MlpKernels) => {
+  const layerNames = Array.from({ length: 2 * (spec.widths.length - 1) }, (_, k) => (k % 2 === 0 ? `W${k / 2}` : `b${(k - 1) / 2}`));
+  return (params: Params, observations: tf.Tensor): tf.Tensor => {
+    const { x, leading } = asRows(spec, observations);
+    const op = fusedMlpOutput(spec, kernels ?? chosen(), x);
+    return tf.reshape(op(layerNames.map((n) => param(params, n))), [...leading, spec.widths.at(-1)!]);
+  };
+};
+
+const fusedLogProbOf =
+  (spec: MlpSpec, names: readonly string[], kernels: MlpKernels | undefined, chosen: () => MlpKernels) =>
+  (params: Params, observations: tf.Tensor, actions: tf.Tensor): tf.Tensor => {
+    const { x, leading, rows } = asRows(spec, observations);
     const a = spec.head.kind === 'categorical' ? tf.reshape(actions, [rows]) : tf.reshape(actions, [rows, spec.widths.at(-1)!]);
     const op = fusedMlpLogProb(spec, kernels ?? chosen(), x, a);
     return tf.reshape(op(names.map((n) => param(params, n))), leading);
   };
-};
 
 // ---------------------------------------------------------------------------------------------------
 // Gaussian
@@ -252,6 +272,9 @@ export const gaussianMlpPolicy = (opts: GaussianMlpOptions): Policy => {
     activation,
     head: { kind: 'gaussian', logStd: learnStd ? 'learned' : initLogStd },
   };
+  // One kernel chooser (and WebAssembly instance) per policy, shared by its fused ops.
+  const chosen = mlpKernelChooser();
+  const fusedOutput = fusedOutputOf(spec, opts.kernels, chosen);
 
   const forward = lazyForward();
   const sampler = (params: Params) => {
@@ -291,7 +314,8 @@ export const gaussianMlpPolicy = (opts: GaussianMlpOptions): Policy => {
       const d = distribution(params, observations);
       return gaussianLogProb(actions, d.mean, d.logStd);
     },
-    fusedLogProb: fusedLogProbOf(spec, Object.keys(paramShapes), opts.kernels),
+    fusedLogProb: fusedLogProbOf(spec, Object.keys(paramShapes), opts.kernels, chosen),
+    fusedDistribution: (params, observations) => ({ mean: fusedOutput(params, observations), logStd: logStdOf(params) }),
     kl: (paramsP, paramsQ, observations) => {
       const p = distribution(paramsP, observations);
       const q = distribution(paramsQ, observations);
@@ -350,6 +374,8 @@ export const categoricalMlpPolicy = (opts: CategoricalMlpOptions): Policy => {
   });
   const sampler = categoricalSampler(observationDim, actions, layers, activation, lazyForward());
   const spec: MlpSpec = { widths: [observationDim, ...hidden, actions], activation, head: { kind: 'categorical' } };
+  const chosen = mlpKernelChooser();
+  const fusedOutput = fusedOutputOf(spec, opts.kernels, chosen);
 
   return {
     kind: 'categorical',
@@ -363,7 +389,8 @@ export const categoricalMlpPolicy = (opts: CategoricalMlpOptions): Policy => {
     sampler,
     logProb: (params, observations, actionIndices) =>
       categoricalLogProb(distribution(params, observations).logits, actionIndices),
-    fusedLogProb: fusedLogProbOf(spec, Object.keys(paramShapes), opts.kernels),
+    fusedLogProb: fusedLogProbOf(spec, Object.keys(paramShapes), opts.kernels, chosen),
+    fusedDistribution: (params, observations) => ({ logits: fusedOutput(params, observations) }),
     kl: (paramsP, paramsQ, observations) =>
       categoricalKl(distribution(paramsP, observations).logits, distribution(paramsQ, observations).logits),
   };

@@ -10,15 +10,18 @@ import type { Family, GraphSpec } from '../scg/spec.ts';
 import type { Params } from '../surrogates/batch.ts';
 
 /**
- * How the policy node's log-probability is computed and differentiated: `fused`, the policy's own op
- * with derivative kernels (orders 1–2; Policy.fusedLogProb), or `tfjs`, the general path through its
- * distribution (any order). A policy without a fused op always takes the general path.
+ * How the policy node's log-probability is computed and differentiated: `fused`, the policy's own ops
+ * with derivative kernels (its log-probability to order 2, Policy.fusedLogProb; its distribution, which
+ * only divergences read, to order 1, Policy.fusedDistribution), or `tfjs`, the general path through its
+ * distribution (any order). A policy without fused ops always takes the general path.
  */
 export type PolicyEngine = 'fused' | 'tfjs';
 export const policyEngines: readonly PolicyEngine[] = ['fused', 'tfjs'];
 
 export const rlGraph = (policy: Policy, name = 'rl-task', engine: PolicyEngine = 'tfjs'): Graph => {
   const fused = engine === 'fused' ? policy.fusedLogProb : undefined;
+  // Its divergences (ProMP's KL penalty) need the first derivative only: the fused output op.
+  const distribution = (engine === 'fused' ? policy.fusedDistribution : undefined) ?? policy.distribution;
   const paramNames = Object.keys(policy.paramShapes);
   const family: Family =
     policy.action.kind === 'continuous' ? { type: 'gaussian', dim: policy.action.dim } : { type: 'categorical', categories: policy.action.n };
@@ -55,7 +58,7 @@ export const rlGraph = (policy: Policy, name = 'rl-task', engine: PolicyEngine =
         kind: 'distribution',
         fn: (values) => {
           const params: Params = Object.fromEntries(paramNames.map((p) => [p, values[p]!]));
-          return policy.distribution(params, values.s!);
+          return distribution(params, values.s!);
         },
         ...(fused === undefined
           ? {}

@@ -41,6 +41,13 @@ export interface MlpForward {
 export interface MlpKernels {
   readonly name: string;
   readonly logProb: (spec: MlpSpec, params: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor) => MlpForward;
+  /** The forward pass alone: H_1 … H_{L−1} and the output O (the last), for the output op. */
+  readonly forward: (spec: MlpSpec, params: readonly tf.Tensor[], x: tf.Tensor2D) => tf.Tensor[];
+  /**
+   * Σ_{b,j} g_bj ∂O_bj/∂θ for the layer parameters (W0, b0, …; no log-std) as one flat vector: the
+   * gradient of the network's output, for divergences (the KL penalty) that need its first order only.
+   */
+  readonly outputVjp: (spec: MlpSpec, params: readonly tf.Tensor[], activations: readonly tf.Tensor[], x: tf.Tensor2D, g: tf.Tensor2D) => tf.Tensor1D;
   readonly vjp: (spec: MlpSpec, params: readonly tf.Tensor[], activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D) => tf.Tensor1D;
   readonly secondOrder: (
     spec: MlpSpec,
@@ -135,6 +142,20 @@ export const tfjsMlpKernels: MlpKernels = {
       const r = tf.mul(tf.sub(a, O), tf.exp(tf.neg(logStd!)));
       const d = O.shape[1]!;
       return { value: tf.sub(tf.neg(tf.sum(tf.mul(0.5, tf.square(r)), 1)), tf.sum(logStd!).add(d * halfLog2Pi)) as tf.Tensor1D, activations };
+    }),
+
+  forward: (spec, params, x) =>
+    tf.tidy(() => {
+      const { W, b } = unpack(spec, params);
+      const { H, O } = forward(spec, W, b, x);
+      return [...H.slice(1), O];
+    }),
+
+  outputVjp: (spec, params, activations, x, g) =>
+    tf.tidy(() => {
+      const { W } = unpack(spec, params);
+      const H = [x, ...activations.slice(0, -1)];
+      return flat(layersVjp(spec, W, H, g).grads);
     }),
 
   vjp: (spec, params, activations, x, a, u) =>

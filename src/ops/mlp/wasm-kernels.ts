@@ -159,8 +159,15 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     const W = Array.from({ length: layers }, (_, l) => params[2 * l]!.dataSync() as Float32Array);
     const b = Array.from({ length: layers }, (_, l) => params[2 * l + 1]!.dataSync() as Float32Array);
     const out = spec.widths.at(-1)!;
+    // The output op passes the layer parameters only: no log-std to read then.
     const logStd =
-      spec.head.kind !== 'gaussian' ? undefined : spec.head.logStd === 'learned' ? (params[2 * layers]!.dataSync() as Float32Array) : new Float32Array(out).fill(spec.head.logStd);
+      spec.head.kind !== 'gaussian'
+        ? undefined
+        : spec.head.logStd !== 'learned'
+          ? new Float32Array(out).fill(spec.head.logStd)
+          : params.length > 2 * layers
+            ? (params[2 * layers]!.dataSync() as Float32Array)
+            : undefined;
     return { layers, W, b, logStd };
   };
 
@@ -174,10 +181,10 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
   /** Ones of the action indices, for the categorical head. */
   const indexOf = (a: Float32Array | Int32Array, r: number) => a[r]!;
 
-  const logProb = (spec: MlpSpec, params: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor): MlpForward => {
+  /** The forward pass into `ws`: the activation tensors (H_1 …, O) and O's values. */
+  const forwardPass = (spec: MlpSpec, params: readonly tf.Tensor[], x: tf.Tensor2D, ws: Workspace) => {
     const rows = x.shape[0];
-    const { layers, W, b, logStd } = read(spec, params);
-    const ws = workspace(floatsFor(spec, rows));
+    const { layers, W, b } = read(spec, params);
     let h = ws.matrix(rows, spec.widths[0]!, x.dataSync());
     const activations: tf.Tensor[] = [];
     for (let l = 0; l < layers; l++) {
@@ -190,8 +197,15 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
       activations.push(tf.tensor2d(z.data.slice(), [z.rows, z.cols]));
       h = z;
     }
-    const O = h.data;
-    const k = h.cols;
+    return { activations, O: h.data };
+  };
+
+  const logProb = (spec: MlpSpec, params: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor): MlpForward => {
+    const rows = x.shape[0];
+    const { logStd } = read(spec, params);
+    const ws = workspace(floatsFor(spec, rows));
+    const { activations, O } = forwardPass(spec, params, x, ws);
+    const k = spec.widths.at(-1)!;
     const actions = a.dataSync() as Float32Array | Int32Array;
     const value = new Float32Array(rows);
     if (spec.head.kind === 'categorical') {
@@ -371,7 +385,28 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     return flat([...hvp, jvp]);
   };
 
-  return { name: 'wasm', logProb, vjp, secondOrder };
+  const outputVjp = (spec: MlpSpec, params: readonly tf.Tensor[], activations: readonly tf.Tensor[], x: tf.Tensor2D, g: tf.Tensor2D): tf.Tensor1D => {
+    const rows = x.shape[0];
+    const { layers, W } = read(spec, params);
+    const ws = workspace(floatsFor(spec, rows));
+    const H = [ws.matrix(rows, spec.widths[0]!, x.dataSync()), ...activations.slice(0, -1).map((t) => ws.matrix(rows, t.shape[1]!, t.dataSync()))];
+    let G = ws.matrix(rows, spec.widths.at(-1)!, g.dataSync());
+    const grads: Float32Array[] = [];
+    for (let l = layers - 1; l >= 0; l--) {
+      grads[2 * l] = tMm(ws, H[l]!, G).data.slice();
+      grads[2 * l + 1] = columnSums(ws, G);
+      if (l === 0) break;
+      const Gh = mmT(ws, G, ws.matrix(spec.widths[l]!, spec.widths[l + 1]!, W[l]!));
+      ex.mulSlope(Gh.ptr, H[l]!.ptr, Gh.data.length, reluFlag(spec));
+      G = Gh;
+    }
+    return flat(grads);
+  };
+
+  const forward = (spec: MlpSpec, params: readonly tf.Tensor[], x: tf.Tensor2D): tf.Tensor[] =>
+    forwardPass(spec, params, x, workspace(floatsFor(spec, x.shape[0]))).activations;
+
+  return { name: 'wasm', logProb, forward, outputVjp, vjp, secondOrder };
 };
 
 const flat = (parts: readonly Float32Array[]): tf.Tensor1D => {
