@@ -316,7 +316,14 @@ async function runLocked(
         step = first;
       } catch (e) {
         display.stop();
-        const what = e instanceof TrainingError ? e.message : `iteration ${iteration}: ${describeError(e)}`;
+        // tfjs-backend-wasm reports an exhausted heap as a bare emscripten abort.
+        const abort = e instanceof Error && /^Aborted\(/.test(e.message);
+        const what =
+          e instanceof TrainingError
+            ? e.message
+            : abort
+              ? `iteration ${iteration}: the wasm backend ran out of memory (its heap is capped at 4 GB; emscripten's "Aborted()"); shrink --tasks, --trajectories or --horizon`
+              : `iteration ${iteration}: ${describeError(e)}`;
         const message = `training stopped: ${what}; ${kept()}`;
         warn(message);
         if (!(e instanceof TrainingError) && process.env['MAGICBOX_DEBUG'] && e instanceof Error && e.stack) warn(e.stack);
