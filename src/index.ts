@@ -15,7 +15,7 @@ export { compile, GraphError, type Surrogate } from './surrogates/compile.ts';
 export { estimators, estimatorName, estimatorKinds, type Estimator, type EstimatorKind, type Baselines, type BaselineSource, type CustomEstimator, type EstimatorKit } from './surrogates/estimators.ts';
 export { checkBatch, BatchError, type Batch, type Params } from './surrogates/batch.ts';
 export { evaluateGraph, EvaluationError, type Evaluation } from './surrogates/evaluate.ts';
-export { oracle, hessianTerms, type Oracle, type OracleProblem, type HessianTerms } from './oracle/oracle.ts';
+export { oracle, hessianTerms, enumeratedGraph, type Oracle, type OracleProblem, type HessianTerms, type KnownTransition } from './oracle/oracle.ts';
 export { gradient, hessian, thirdDerivative, jacobian, relativeError, maxAbs, type ScalarFn, type SummedFn, type Matrix } from './oracle/derivatives.ts';
 export { verify, formatReport, type GraphCheck, type EstimatorCheck, type OrderCheck } from './oracle/verify.ts';
 export { builtinProblems, verifyProblems, mdpChain, twoCostDag, pathwiseChain, lagTwoChain } from './oracle/problems.ts';

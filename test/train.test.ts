@@ -351,7 +351,7 @@ test('train: an unknown --algo or --env lists the valid names', async (t) => {
   const env = await cli('train', '--algo', 'promp', '--env', 'half-cheetah', '--iterations', '0');
   t.is(env.code, 1);
   t.regex(env.stderr, /--env: unknown environment "half-cheetah"; valid: point-corners, point-1d, nav-2d/);
-  t.regex(env.stderr, /--iterations: expected a whole number ≥ 1, got 0/);
+  t.regex(env.stderr, /--iterations: expected a whole number ≥ 1 \(at most 2\^53 − 1\), got 0/);
   const workers = await cli('train', '--algo', 'promp', '--env', 'point-1d', '--workers', '0', '--out', await newDir(t));
   t.is(workers.code, 1);
   t.regex(workers.stderr, /--workers: expected a whole number ≥ 1, got "0"/);
@@ -364,7 +364,7 @@ test('train: an invalid config file names the bad field; an existing --out is re
   const bad = await cli('train', '--config', file, '--out', join(dir, 'run'));
   t.is(bad.code, 1);
   t.regex(bad.stderr, new RegExp(`${file.replaceAll('.', '\\.')}: innerStepSize: expected a positive number, got -1`));
-  t.regex(bad.stderr, /config\.json: hidden\[1\]: expected a whole number ≥ 1, got 0/);
+  t.regex(bad.stderr, /config\.json: hidden\[1\]: expected a whole number from 1 to 65536, got 0/);
   t.regex(bad.stderr, /config\.json: tasks: unknown field/);
   t.false(fs.existsSync(join(dir, 'run')));
 

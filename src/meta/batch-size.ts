@@ -1,7 +1,9 @@
 /**
  * What one iteration of a config samples, and a rough bound on the memory its meta-gradient takes:
  * shown before a run starts with the paper's default sizes, so that a user learns the size of the
- * job (and whether it fits the wasm heap) before it runs out of memory minutes in.
+ * job (and whether it fits the wasm heap) before it runs out of memory minutes in. The outer step keeps
+ * one task's second-order tape at a time (task-sum.ts), so the bound is one task's tape plus every
+ * task's batch.
  */
 import { environmentDescriptor } from '../envs/index.ts';
 import type { TrainConfig } from './config.ts';
@@ -11,15 +13,18 @@ export const wasmHeapBytes = 4 * 1024 ** 3;
 
 /**
  * Floats kept per sampled step and per unit of width (observation, hidden layers, action) by a
- * second-order meta-gradient's tapes, calibrated on the 4.7 GB RSS measured when the paper's 40 × 20
- * point-navigation batch kept every task's tape alive at once (160,000 steps × 132 units × 4 B × 56).
+ * second-order meta-gradient's tape on the general path, calibrated on the 4.7 GB RSS measured when
+ * the paper's 40 × 20 point-navigation batch kept every task's tape alive at once (160,000 steps × 132
+ * units × 4 B × 56): an upper bound for the fused engine, whose tape is smaller.
  */
 const tapeFloatsPerUnit = 56;
+/** Floats kept per sampled step and per observation/action coordinate by a batch (arrays and tensors). */
+const batchFloatsPerUnit = 4;
 
 export interface BatchSize {
   /** Environment steps sampled per iteration (tasks × trajectories × horizon × adaptation levels). */
   readonly steps: number;
-  /** Rough upper bound, in bytes, of the memory of one iteration with every task's tape alive at once. */
+  /** Rough upper bound, in bytes, of one iteration's memory: one task's tape and every task's batch. */
   readonly memoryBytes: number;
   /** `40 tasks × 20 trajectories × horizon 100 × 2 levels = 160,000 environment steps` */
   readonly description: string;
@@ -32,7 +37,8 @@ export const batchSize = (config: TrainConfig): BatchSize => {
   const steps = config.tasksPerIteration * config.trajectoriesPerTask * horizon * levels;
   const actionWidth = env.action.kind === 'continuous' ? env.action.dim : env.action.n;
   const width = env.observationDim + config.hidden.reduce((a, b) => a + b, 0) + actionWidth;
-  const memoryBytes = steps * width * 4 * tapeFloatsPerUnit;
+  const perTask = steps / config.tasksPerIteration;
+  const memoryBytes = perTask * width * 4 * tapeFloatsPerUnit + steps * (env.observationDim + actionWidth + 4) * 4 * batchFloatsPerUnit;
   return {
     steps,
     memoryBytes,

@@ -165,7 +165,7 @@ export const defaultCheckpointSeconds = 60;
 
 /**
  * Takes the run directory (created for a fresh run, one level at a time) and its lock, then runs.
- * A fresh run that fails before its first iteration leaves no directory behind.
+ * A fresh run that fails before its first checkpoint leaves no directory behind.
  */
 async function runTrainer(
   options: TrainOptions,
@@ -194,10 +194,10 @@ async function runTrainer(
   try {
     return await runLocked(options, holder, wanted, backend, iterate, warn);
   } catch (e) {
-    // A setup failure (thrown, not a 'failed' result): a directory this call created holds no
-    // iteration's work, so none of it is left half-written.
+    // A failure before the first checkpoint (setup, or a full disk refusing it): a directory this call
+    // created holds nothing to continue from, so none of it is left half-written. Later failures keep it.
     lock.release();
-    if (created) fs.rmSync(runDir, { recursive: true, force: true });
+    if (created && !fs.existsSync(runFiles(runDir).checkpoint)) fs.rmSync(runDir, { recursive: true, force: true });
     throw e;
   } finally {
     lock.release();
@@ -324,6 +324,7 @@ async function runLocked(
         step = first;
       } catch (e) {
         display.stop();
+        // (An exhausted wasm heap arrives as a TrainingError naming the batch: iteration.ts memoryError.)
         const what = e instanceof TrainingError ? e.message : `iteration ${iteration}: ${describeError(e)}`;
         const message = `training stopped: ${what}; ${kept()}`;
         warn(message);

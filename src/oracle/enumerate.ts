@@ -43,7 +43,8 @@ export const enumerate = (graph: Graph, horizon: number): Enumeration => {
   const problems: string[] = [];
   for (const n of nodes) {
     if (n.kind === 'stochastic' && n.family?.type !== 'categorical') {
-      problems.push(`stochastic node '${n.name}' is ${n.family?.type ?? 'without a family'}; only categorical nodes can be enumerated`);
+      const hint = n.family?.type === 'external' ? ' (give its known probabilities as OracleProblem.transitions)' : '';
+      problems.push(`stochastic node '${n.name}' is ${n.family?.type ?? 'without a family'}; only categorical nodes can be enumerated${hint}`);
     }
     if (n.kind === 'input') problems.push(`input '${n.name}' has no value to enumerate; declare it as a categorical node or a parameter`);
     if ((n.kind === 'deterministic' || n.kind === 'cost') && !graph.impls.has(n.name)) {

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { exp } from '../ops/index.ts';
-import type { Graph } from '../scg/builder.ts';
+import type { CategoricalParams, Graph, NodeContext, ParentValues } from '../scg/builder.ts';
 import { isTemporal } from '../scg/spec.ts';
 import type { Batch, Params } from '../surrogates/batch.ts';
 import { compile, type Surrogate } from '../surrogates/compile.ts';
@@ -19,13 +19,52 @@ import { gradient, hessian, jacobian, thirdDerivative, type Matrix, type ScalarF
 import { enumerate, type Enumeration } from './enumerate.ts';
 import { seededUniform } from '../random.ts';
 
+/**
+ * An environment transition whose probabilities are known: what the oracle needs to enumerate an
+ * `external` stochastic node. The estimators still see the node as external (no score term); only the
+ * exact objective and the outcome weights p(τ) use these probabilities. They must not depend on θ.
+ */
+export interface KnownTransition {
+  readonly categories: number;
+  /** The node's logits given its parents, with the keys and shapes a categorical node's distribution gets (`s@1` for a lagged parent). */
+  readonly distribution: (parents: ParentValues, context: NodeContext) => CategoricalParams;
+}
+
 /** A graph at a point: what the oracle differentiates. */
 export interface OracleProblem {
   readonly graph: Graph;
   /** The evaluation point θ₀. */
   readonly params: Readonly<Record<string, { readonly shape: readonly number[]; readonly values: readonly number[] }>>;
   readonly horizon: number;
+  /** Known probabilities of external stochastic nodes (an MDP's stochastic transitions), by node name. */
+  readonly transitions?: Readonly<Record<string, KnownTransition>>;
 }
+
+/**
+ * The graph the oracle enumerates: `problem.graph` with each external node that has a known
+ * transition made categorical with that distribution. Its score is zero (the probabilities do not
+ * depend on θ), so the exact derivatives are those of the MDP with the environment sampling it.
+ */
+export const enumeratedGraph = (problem: OracleProblem): Graph => {
+  const transitions = problem.transitions ?? {};
+  const names = Object.keys(transitions);
+  if (names.length === 0) return problem.graph;
+  const impls = new Map(problem.graph.impls);
+  const byName = new Map(problem.graph.spec.nodes.map((n) => [n.name, n]));
+  for (const name of names) {
+    const n = byName.get(name);
+    if (n === undefined || n.kind !== 'stochastic' || n.family?.type !== 'external') {
+      throw new Error(`transitions.${name}: the graph has no external stochastic node '${name}'`);
+    }
+    const { categories, distribution } = transitions[name]!;
+    if (!Number.isInteger(categories) || categories < 1) throw new Error(`transitions.${name}.categories: expected a whole number ≥ 1, got ${categories}`);
+    impls.set(name, { kind: 'distribution', fn: distribution });
+  }
+  const nodes = problem.graph.spec.nodes.map((n) =>
+    n.kind === 'stochastic' && transitions[n.name] !== undefined ? { ...n, family: { type: 'categorical' as const, categories: transitions[n.name]!.categories } } : n,
+  );
+  return { spec: { ...problem.graph.spec, nodes }, impls };
+};
 
 /** The parameters of a graph as one flat vector, and back. */
 export interface ParameterLayout {
@@ -62,6 +101,8 @@ export const parameterLayout = (problem: OracleProblem): ParameterLayout => {
 /** Everything the oracle needs about one problem, computed once. */
 export interface Oracle {
   readonly problem: OracleProblem;
+  /** The graph enumerated (problem.graph, its known transitions made categorical; see enumeratedGraph). */
+  readonly graph: Graph;
   readonly layout: ParameterLayout;
   readonly enumeration: Enumeration;
   /** p_θ₀(τ) for each outcome. */
@@ -99,7 +140,8 @@ const sliceBatch = (batch: Batch, start: number, size: number): Batch => ({
 
 export const oracle = (problem: OracleProblem): Oracle => {
   const layout = parameterLayout(problem);
-  const enumeration = enumerate(problem.graph, problem.horizon);
+  const known = enumeratedGraph(problem);
+  const enumeration = enumerate(known, problem.horizon);
   const batch = enumeration.batch;
   const chunks = Array.from({ length: Math.ceil(enumeration.outcomes / outcomeChunk) }, (_, c) => {
     const start = c * outcomeChunk;
@@ -107,12 +149,12 @@ export const oracle = (problem: OracleProblem): Oracle => {
     return { start, size, batch: sliceBatch(batch, start, size) };
   });
   const logProbability = (params: Params, on: Batch = batch, size = enumeration.outcomes): tf.Tensor => {
-    const ev = evaluateGraph(problem.graph, params, on);
+    const ev = evaluateGraph(known, params, on);
     const parts = [...ev.logProbs.values()].map(sumPerSample);
     return parts.length === 0 ? tf.zeros([size]) : tf.addN(parts);
   };
   const returns = (params: Params, on: Batch = batch, size = enumeration.outcomes): tf.Tensor => {
-    const ev = evaluateGraph(problem.graph, params, on);
+    const ev = evaluateGraph(known, params, on);
     const parts = [...ev.costs.values()].map(sumPerSample);
     return parts.length === 0 ? tf.zeros([size]) : tf.addN(parts);
   };
@@ -138,7 +180,7 @@ export const oracle = (problem: OracleProblem): Oracle => {
     Object.values(batch.values).forEach((t) => t.dispose());
     chunks.forEach((c) => Object.values(c.batch.values).forEach((t) => t.dispose()));
   };
-  return { problem, layout, enumeration, probabilities, exact, expected, exactParts, expectedParts, dispose };
+  return { problem, graph: known, layout, enumeration, probabilities, exact, expected, exactParts, expectedParts, dispose };
 };
 
 /** The Hessian of J at θ₀ split into its four terms (costs must not depend on θ directly). */
@@ -154,20 +196,22 @@ export interface HessianTerms {
 /** Whether some cost depends on the parameters other than through sampling (then the decomposition does not apply). */
 export const costsDependOnParameters = (o: Oracle): boolean =>
   gradient((theta) => {
-    const ev = evaluateGraph(o.problem.graph, o.layout.unflatten(theta), o.enumeration.batch);
+    const ev = evaluateGraph(o.graph, o.layout.unflatten(theta), o.enumeration.batch);
     // 0·Σθ keeps θ connected to the result: tf.grad refuses a function that does not depend on its input.
     return tf.addN([tf.mul(tf.sum(theta), 0), ...[...ev.costs.values()].map((c) => tf.sum(c))]) as tf.Scalar;
   }, o.layout.flat).some((g) => g !== 0);
 
 export const hessianTerms = (o: Oracle): HessianTerms => {
-  const { graph } = o.problem;
+  const { graph } = o;
+  // Known transitions have a zero score: only the nodes the estimators score enter the terms.
+  const transitions = o.problem.transitions ?? {};
   const { enumeration: en, layout } = o;
   const B = en.outcomes;
   const d = layout.size;
   const byName = new Map(graph.spec.nodes.map((n) => [n.name, n]));
   const scored = en.stochastic.filter((i) => {
     const n = byName.get(i.node);
-    return n?.kind === 'stochastic' && n.family?.type === 'categorical';
+    return n?.kind === 'stochastic' && n.family?.type === 'categorical' && transitions[n.name] === undefined;
   });
   const costInstances = graph.spec.nodes
     .filter((n) => n.kind === 'cost')
