@@ -12,6 +12,7 @@ import { runDiagram, type DiagramOptions } from './diagram.ts';
 import { runTrain, type TrainCliOptions } from './train.ts';
 import { runEval, type EvalCliOptions } from './eval.ts';
 import { runPlot, type PlotCliOptions } from './plot.ts';
+import { runWorker, type WorkerCliOptions } from './worker.ts';
 
 const console_: Output = { log: (s) => console.log(s), error: (s) => console.error(s) };
 
@@ -57,8 +58,22 @@ program
   .option('--checkpoint-every <n>', 'write a checkpoint every N iterations (and at the end)')
   .option('--progress <mode>', 'auto (a bar on a terminal, lines otherwise), bar, lines or off')
   .option('--workers <n>', 'sampler worker threads (default: one per core; 1 samples in the main thread); results do not depend on it')
+  .option('--redis <url>', 'sample on `magicbox worker` processes through this Redis server (redis:// or rediss://; password also from MAGICBOX_REDIS_PASSWORD); results do not depend on it')
+  .option('--redis-timeout <s>', 'with --redis: seconds with no live worker or no server before training stops (default 60)')
   .action(async (opts: TrainCliOptions) => {
     process.exitCode = await runTrain(opts, console_);
+  });
+
+program
+  .command('worker')
+  .description('sample for trainers run with --redis: takes jobs from the Redis queue until interrupted')
+  .option('--redis <url>', 'the Redis server (redis://[user[:password]@]host[:port][/db] or rediss://…; password also from MAGICBOX_REDIS_PASSWORD)')
+  .option('--concurrency <n>', 'jobs sampled at once, one thread each (default 1)')
+  .option('--queue <name>', 'the queue (default magicbox-sampling)')
+  .option('--lock-seconds <s>', 'a job held by a worker that stops (killed) goes to another after about this (default 30)')
+  .option('--verbose', 'a line per job', false)
+  .action(async (opts: WorkerCliOptions) => {
+    process.exitCode = await runWorker(opts, console_);
   });
 
 program

@@ -35,6 +35,7 @@ import { algorithmNames } from './algorithm-names.ts';
 import { defaultConfig, resolveConfig, TrainConfigPatchCodec, type TrainConfig, type TrainConfigPatch } from './config.ts';
 import { evaluateParams, makeTrainer, runIteration, TrainingError, type IterationResult, type OptimizerState, type Trainer } from './iteration.ts';
 import { currentBackendName, defaultWorkerCount, workerSampler } from './parallel-sampler.ts';
+import type { Sampler } from './sampler.ts';
 import { mlpPolicyFor } from './policy.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -486,6 +487,11 @@ export interface TrainOptions {
    * the run, are the same whatever the number.
    */
   readonly workers?: number;
+  /**
+   * Builds the sampler for the run instead of worker threads (e.g. `redisSamplerFor`, sampling on
+   * `magicbox worker` processes); it is closed when the run ends. The run is the same whatever samples.
+   */
+  readonly sampler?: (trainer: Trainer) => Promise<Sampler>;
   /** The iteration function (default: runIteration); a seam for tests and instrumentation. */
   readonly iterate?: IterationFunction;
 }
@@ -759,15 +765,17 @@ async function runTrainer(
     return result('completed', 0);
   }
   const workers = options.workers ?? defaultWorkerCount();
-  if (workers > 1) {
+  if (workers > 1 || options.sampler !== undefined) {
     try {
-      trainer = holder.trainer = await withWorkerSampler(trainer, { workers, backend: backend.tfjsName });
+      const sampler = options.sampler;
+      trainer = holder.trainer =
+        sampler !== undefined ? { ...trainer, sampler: await sampler(trainer) } : await withWorkerSampler(trainer, { workers, backend: backend.tfjsName });
     } catch (e) {
       tf.dispose([...Object.values(params), ...stateTensors(optimizerState)]);
       throw new RunError(e instanceof Error ? e.message : String(e));
     }
   }
-  const sampling = trainer.sampler.workers === 1 ? 'sampling in this thread' : `sampling on ${trainer.sampler.workers} worker threads`;
+  const sampling = trainer.sampler.description ?? (trainer.sampler.workers === 1 ? 'sampling in this thread' : `sampling on ${trainer.sampler.workers} worker threads`);
   log(`training ${config.algo} on ${config.env}: iterations ${done + 1}-${config.iterations}, ${config.tasksPerIteration} tasks × ${config.trajectoriesPerTask} trajectories × horizon ${config.horizon}, ${config.adaptationSteps} adaptation step(s), ${sampling}; run directory ${runDir}`);
 
   const display = makeDisplay(options.progress ?? 'auto', log, config.iterations, done);
