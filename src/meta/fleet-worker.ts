@@ -88,7 +88,13 @@ export const startFleetWorker = async (options: FleetWorkerOptions): Promise<Fle
 
   const redis = new Redis({ ...target.options, lazyConnect: true });
   let outage = false;
+  let connected = false;
+  let firstFailure = '';
   redis.on('error', (e: Error) => {
+    if (!connected) {
+      firstFailure ||= messageOf(e);
+      return;
+    }
     if (!outage) log(`magicbox worker: lost Redis at ${target.display} (${messageOf(e)}); reconnecting`);
     outage = true;
   });
@@ -96,7 +102,13 @@ export const startFleetWorker = async (options: FleetWorkerOptions): Promise<Fle
     if (outage) log(`magicbox worker: reconnected to Redis at ${target.display}`);
     outage = false;
   });
-  await redis.connect();
+  try {
+    await redis.connect();
+  } catch (e) {
+    redis.disconnect();
+    throw new Error(`cannot connect to Redis at ${target.display}: ${firstFailure !== '' ? firstFailure : messageOf(e)}`);
+  }
+  connected = true;
 
   const paramsCache = new Map<string, Buffer>();
   const paramsBytes = async (job: SampleJob): Promise<Buffer> => {

@@ -120,7 +120,8 @@ export const redisSampler = async (options: RedisSamplerOptions): Promise<RedisS
     await redis.connect();
   } catch (e) {
     redis.disconnect();
-    throw error(`cannot connect to Redis at ${target.display}: ${messageOf(e) || lastFailure}`);
+    // The error event says more than the rejection ("WRONGPASS …" rather than "Connection is closed.").
+    throw error(`cannot connect to Redis at ${target.display}: ${lastFailure !== '' ? lastFailure : messageOf(e)}`);
   }
   downSince = undefined;
   const queue = new Queue(queueName, { connection: redis });
