@@ -272,3 +272,21 @@ test.serial('a job that fails on a worker names the environment and the task; fo
   const malformed = await reasonOf({ protocol: FLEET_PROTOCOL, environment: '../../etc/passwd', task: {} });
   t.regex(malformed.failedReason, /^malformed sampling job: .*not a catalogue environment/);
 });
+
+test('the commands refuse a bad --redis in one line, without the password', async (t) => {
+  const [noUrl, badScheme, unreachable, both] = await Promise.all([
+    runCli(['worker']),
+    runCli(['worker', '--redis', 'http://user:pa55word@127.0.0.1:1']),
+    runCli(['worker', '--redis', 'redis://user:pa55word@127.0.0.1:1']),
+    runCli(['train', '--algo', 'promp', '--env', 'point-corners', '--redis', 'redis://127.0.0.1:1', '--workers', '2']),
+  ]);
+  t.is(noUrl.code, 1);
+  t.regex(noUrl.stderr, /^magicbox worker: --redis URL is required/);
+  t.is(badScheme.code, 1);
+  t.is(badScheme.stderr.trim(), 'magicbox worker: --redis http://user:***@127.0.0.1:1/: the scheme must be redis:// or rediss:// (TLS), not http://');
+  t.is(unreachable.code, 1);
+  t.regex(unreachable.stderr, /^magicbox worker: cannot start: cannot connect to Redis at redis:\/\/user:\*\*\*@127\.0\.0\.1:1: connect ECONNREFUSED/);
+  for (const r of [badScheme, unreachable]) t.false(`${r.stdout}${r.stderr}`.includes('pa55word'));
+  t.is(both.code, 1);
+  t.regex(both.stderr, /--workers and --redis exclude each other/);
+});

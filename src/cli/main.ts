@@ -12,7 +12,7 @@ import { runDiagram, type DiagramOptions } from './diagram.ts';
 import { runTrain, type TrainCliOptions } from './train.ts';
 import { runEval, type EvalCliOptions } from './eval.ts';
 import { runPlot, type PlotCliOptions } from './plot.ts';
-import { runWorker, type WorkerCliOptions } from './worker.ts';
+import type { WorkerCliOptions } from './worker.ts';
 
 const console_: Output = { log: (s) => console.log(s), error: (s) => console.error(s) };
 
@@ -73,6 +73,8 @@ program
   .option('--lock-seconds <s>', 'a job held by a worker that stops (killed) goes to another after about this (default 30)')
   .option('--verbose', 'a line per job', false)
   .action(async (opts: WorkerCliOptions) => {
+    // Loaded on use: BullMQ and ioredis take a noticeable part of a second to import.
+    const { runWorker } = await import('./worker.ts');
     process.exitCode = await runWorker(opts, console_);
   });
 

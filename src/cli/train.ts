@@ -11,7 +11,6 @@ import { selectBackend } from '../backend.ts';
 import { resolveConfig, type TrainConfig, type TrainConfigPatch } from '../meta/config.ts';
 import { CheckpointError, completeConfig, decodeConfigPatch, readRunConfig, RunError, train, type ProgressMode } from '../meta/train.ts';
 import type { Output } from './validate.ts';
-import { redisSamplerFor } from '../meta/redis-sampler.ts';
 import { redisTarget, RedisUrlError, type RedisTarget } from '../meta/redis-connection.ts';
 
 /** The options as commander gives them: strings, checked here. */
@@ -179,7 +178,7 @@ export async function runTrain(opts: TrainCliOptions, out: Output): Promise<numb
       signal: controller.signal,
       backend,
       ...(workers.value !== undefined ? { workers: workers.value } : {}),
-      ...(redis.target !== undefined ? { sampler: (t) => redisSamplerFor(t, { redis: redis.target!, timeoutSeconds: redis.timeout, log: out.error }) } : {}),
+      ...(redis.target !== undefined ? { sampler: async (t) => (await import('../meta/redis-sampler.ts')).redisSamplerFor(t, { redis: redis.target!, timeoutSeconds: redis.timeout, log: out.error }) } : {}),
     });
     return result.exitCode;
   } catch (e) {
