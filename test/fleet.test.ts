@@ -101,7 +101,7 @@ test.serial('two worker processes give the thread sampler\'s trajectories to the
   const url = await testRedisUrl(t);
   const queue = freshQueue();
   const a = await startWorker(t, url, ['--queue', queue, '--verbose']);
-  const b = await startWorker(t, url, ['--queue', queue, '--verbose']);
+  const b = await startWorker(t, url, ['--queue', queue, '--verbose', '--concurrency', '2']);
   for (const env of ['point-corners', 'half-cheetah-fwd-back']) {
     const f = await fixture(env, { tasks: 6, perGroup: 3, horizon: 40 });
     try {

@@ -206,7 +206,8 @@ export const fleetKeys = (queue: string) => ({
   params: (hash: string) => `magicbox:${queue}:params:${hash}`,
   result: (jobId: string) => `magicbox:${queue}:result:${jobId}`,
   worker: (id: string) => `magicbox:${queue}:worker:${id}`,
-  workerPattern: `magicbox:${queue}:worker:*`,
+  /** The set of worker names that have announced themselves (each alive while its key is). */
+  workers: `magicbox:${queue}:workers`,
 });
 
 /** What a worker's heartbeat key holds. */

@@ -197,7 +197,7 @@ export const startFleetWorker = async (options: FleetWorkerOptions): Promise<Fle
 
   const beat: WorkerHeartbeat = { protocol: FLEET_PROTOCOL, host: hostname(), pid: process.pid, concurrency };
   const heartbeat = () => {
-    if (redis.status === 'ready') redis.set(keys.worker(name), JSON.stringify(beat), 'PX', heartbeatTtlMs).catch(() => {});
+    if (redis.status === 'ready') redis.multi().set(keys.worker(name), JSON.stringify(beat), 'PX', heartbeatTtlMs).sadd(keys.workers, name).exec().catch(() => {});
   };
   heartbeat();
   const timer = setInterval(heartbeat, heartbeatMs);
@@ -210,7 +210,7 @@ export const startFleetWorker = async (options: FleetWorkerOptions): Promise<Fle
     close: async () => {
       clearInterval(timer);
       await worker.close();
-      await redis.del(keys.worker(name)).catch(() => {});
+      await redis.multi().del(keys.worker(name)).srem(keys.workers, name).exec().catch(() => {});
       await Promise.all([...all].map((s) => s.close()));
       redis.disconnect();
     },

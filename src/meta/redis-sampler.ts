@@ -64,6 +64,8 @@ export interface RedisSampler extends Sampler {
 const tickMs = 250;
 /** A full check of every pending job's state, besides the events: every this many ticks. */
 const auditEvery = 8;
+/** Live workers are counted every this many ticks. */
+const workerCheckEvery = 2;
 /** Shared parameters live this long (a level's jobs are done long before). */
 const paramsTtlMs = 3_600_000;
 
@@ -133,23 +135,23 @@ export const redisSampler = async (options: RedisSamplerOptions): Promise<RedisS
 
   /** Live workers and their total concurrency (heartbeat keys, which expire when a worker dies). */
   const liveWorkers = async (): Promise<{ count: number; concurrency: number }> => {
-    let cursor = '0';
-    const found: string[] = [];
-    do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', keys.workerPattern, 'COUNT', 1000);
-      cursor = next;
-      found.push(...batch);
-    } while (cursor !== '0');
-    if (found.length === 0) return { count: 0, concurrency: 0 };
-    const beats = await redis.mget(found);
-    const concurrency = beats.reduce((acc, b) => {
+    const names = await redis.smembers(keys.workers);
+    if (names.length === 0) return { count: 0, concurrency: 0 };
+    const beats = await redis.mget(names.map(keys.worker));
+    const dead = names.filter((_, i) => beats[i] === null);
+    if (dead.length > 0) await redis.srem(keys.workers, ...dead);
+    let count = 0;
+    let concurrency = 0;
+    for (const b of beats) {
+      if (b === null) continue;
+      count++;
       try {
-        return acc + ((JSON.parse(b ?? '{}') as Partial<WorkerHeartbeat>).concurrency ?? 1);
+        concurrency += (JSON.parse(b) as Partial<WorkerHeartbeat>).concurrency ?? 1;
       } catch {
-        return acc + 1;
+        concurrency += 1;
       }
-    }, 0);
-    return { count: found.length, concurrency };
+    }
+    return { count, concurrency };
   };
 
   const fetchResult = async (job: PendingJob): Promise<boolean> => {
@@ -248,16 +250,18 @@ export const redisSampler = async (options: RedisSamplerOptions): Promise<RedisS
         }
         return;
       }
-      const workers = await liveWorkers();
-      if (workers.count > 0) noWorkerSince = undefined;
-      else {
-        noWorkerSince ??= now;
-        if (now - noWorkerSince > timeoutMs) {
-          failAll(`no magicbox worker took sampling jobs from queue ${queueName} at ${target.display} for ${Math.round(timeoutMs / 1000)} s; start one with: magicbox worker --redis URL`);
-          return;
+      ticks++;
+      if (ticks % workerCheckEvery === 0) {
+        const workers = await liveWorkers();
+        if (workers.count > 0) noWorkerSince = undefined;
+        else {
+          noWorkerSince ??= now;
+          if (now - noWorkerSince > timeoutMs) {
+            failAll(`no magicbox worker took sampling jobs from queue ${queueName} at ${target.display} for ${Math.round(timeoutMs / 1000)} s; start one with: magicbox worker --redis URL`);
+            return;
+          }
         }
       }
-      ticks++;
       if (reconnected || ticks % auditEvery === 0) {
         reconnected = false;
         await audit();
@@ -315,12 +319,11 @@ export const redisSampler = async (options: RedisSamplerOptions): Promise<RedisS
     });
     for (const job of jobs) pending.set(job.id, job);
     noWorkerSince = undefined;
-    try {
-      await storeParams(encoded.values());
-      await enqueue(jobs);
-    } catch (e) {
-      failAll(`could not enqueue the sampling jobs on Redis at ${target.display}: ${messageOf(e)}`);
-    }
+    // Not awaited before the results: with the server down these commands wait for it, and the
+    // timeout (in `tick`) must still be able to end the request.
+    void storeParams(encoded.values())
+      .then(() => enqueue(jobs))
+      .catch((e: unknown) => failAll(`could not enqueue the sampling jobs on Redis at ${target.display}: ${messageOf(e)}`));
     const settled = await Promise.allSettled(results);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed !== undefined) {
