@@ -150,7 +150,7 @@ test.serial('magicbox train --redis: the same run as sampled in this thread', as
 test.serial('a worker SIGKILLed mid-job: its job is retried on the other worker and the trajectories are unchanged', async (t) => {
   const url = await testRedisUrl(t);
   const queue = freshQueue();
-  const f = await fixture('half-cheetah-fwd-back', { tasks: 8, perGroup: 10, horizon: 100 });
+  const f = await fixture('half-cheetah-fwd-back', { tasks: 12, perGroup: 10, horizon: 100 });
   t.teardown(f.dispose);
   const events = new QueueEvents(queue, { connection: { ...redisTarget(url).options, maxRetriesPerRequest: null } });
   t.teardown(() => events.close());
@@ -162,12 +162,17 @@ test.serial('a worker SIGKILLed mid-job: its job is retried on the other worker 
   const sampler = await f.samplerFor(url, queue);
   t.teardown(() => sampler.close());
   const result = sampler.sample(f.request);
-  // Killed right after it took its second job: mid-sampling.
-  const from = (await victim.waitFor(/job \S+ done/)).index!;
-  const taken = await victim.waitFor(/job (\S+) started/, 60_000, victim.output().indexOf('done', from));
+  // Once it has finished a job (and taken the next), the victim is frozen, the job it holds read from
+  // its log, and it is killed: certainly mid-job.
+  await victim.waitFor(/job \S+ done/);
+  victim.process.kill('SIGSTOP');
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const log = victim.output();
+  const held = [...log.matchAll(/job (\S+) started/g)].map((m) => m[1]!).filter((id) => !log.includes(`job ${id} done`));
   await victim.kill('SIGKILL');
+  t.is(held.length, 1, log);
   t.true(identical(await result, f.reference));
-  t.true(stalled.includes(taken[1]!), `stalled: ${stalled.join(', ')}; killed during ${taken[1]}`);
+  t.true(stalled.includes(held[0]!), `stalled: ${stalled.join(', ')}; killed while holding ${held[0]}`);
 });
 
 test.serial('Redis stopped and restarted mid-request (losing every key): the jobs are enqueued again and the trajectories are unchanged', async (t) => {
