@@ -295,3 +295,23 @@ test('the commands refuse a bad --redis in one line, without the password', asyn
   t.is(both.code, 1);
   t.regex(both.stderr, /--workers and --redis exclude each other/);
 });
+
+test.serial('rediss:// with an ACL user: the CA from the URL, the password from MAGICBOX_REDIS_PASSWORD, never printed', async (t) => {
+  const password = 'tls-and-acl-pw';
+  const server = await startOwnRedis(t, { tls: true, user: 'magicbox', password });
+  // The URL without its password; the password from the environment.
+  const url = server.url.replace(`:${password}@`, '@');
+  t.regex(url, /^rediss:\/\/magicbox@127\.0\.0\.1:\d+\?ca=/);
+  const queue = freshQueue();
+  const worker = await startWorker(t, url, ['--queue', queue, '--verbose'], { MAGICBOX_REDIS_PASSWORD: password });
+  const f = await fixture('point-corners', { tasks: 3, perGroup: 2, horizon: 8 });
+  t.teardown(f.dispose);
+  const sampler = await redisSampler({ redis: redisTarget(url, { MAGICBOX_REDIS_PASSWORD: password }), environment: 'point-corners', policy: f.spec, backend: (await backend).tfjsName, queue });
+  t.teardown(() => sampler.close());
+  t.true(identical(await sampler.sample(f.request), f.reference));
+  t.regex(worker.output(), /job \S+ done/);
+  t.false(worker.output().includes(password));
+  // Without the CA the server's certificate is refused; without the password, the server refuses.
+  await t.throwsAsync(redisSampler({ redis: redisTarget(url.replace(/\?ca=.*$/, ''), { MAGICBOX_REDIS_PASSWORD: password }), environment: 'point-corners', policy: f.spec, backend: 'wasm', queue }), { message: /cannot connect to Redis at rediss:\/\/magicbox@127\.0\.0\.1:\d+: .*(certificate|self.signed)/i });
+  await t.throwsAsync(redisSampler({ redis: redisTarget(url, {}), environment: 'point-corners', policy: f.spec, backend: 'wasm', queue }), { message: /cannot connect to Redis at rediss:\/\/magicbox@127\.0\.0\.1:\d+\?ca=\S+: .*(NOAUTH|WRONGPASS|auth)/i });
+});

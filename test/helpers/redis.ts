@@ -5,7 +5,10 @@
  * Only loopback addresses are used.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 
 /** The variable .ci/run sets to its server's URL. */
@@ -40,14 +43,40 @@ export interface OwnRedis {
   readonly start: () => Promise<void>;
 }
 
-/** Starts a private redis-server on a free loopback port; stopped at the test's teardown. */
-export const startOwnRedis = async (t: ExecutionContext, options: { readonly password?: string } = {}): Promise<OwnRedis> => {
+/** A CA and a certificate for 127.0.0.1 signed by it, made with openssl in a folder removed at teardown. */
+const testCertificates = (t: ExecutionContext): { dir: string; ca: string; cert: string; key: string } => {
+  const dir = mkdtempSync(join(tmpdir(), 'magicbox-redis-tls-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const openssl = (...args: string[]) => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    if (r.error !== undefined || r.status !== 0) throw new Error(`openssl ${args[0]} failed (the TLS test needs openssl: apt-get install openssl): ${r.error?.message ?? r.stderr}`);
+  };
+  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=magicbox-test-ca');
+  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
+  writeFileSync(join(dir, 'ext'), 'subjectAltName=IP:127.0.0.1\n');
+  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'ext');
+  return { dir, ca: join(dir, 'ca.pem'), cert: join(dir, 'server.pem'), key: join(dir, 'server.key') };
+};
+
+/**
+ * Starts a private redis-server on a free loopback port; stopped at the test's teardown. `password`
+ * alone: `requirepass`; with `user`: an ACL user (the default user off); `tls`: TLS only, with a CA of
+ * the test's own (the URL names it, `rediss://…?ca=FILE`).
+ */
+export const startOwnRedis = async (t: ExecutionContext, options: { readonly password?: string; readonly user?: string; readonly tls?: boolean } = {}): Promise<OwnRedis> => {
   if (!hasRedisServer()) throw new Error(missing);
   const port = await freePort();
   let child: ChildProcess | undefined;
-  const auth = options.password !== undefined ? ['--requirepass', options.password] : [];
+  const { password, user } = options;
+  const auth =
+    password === undefined ? [] : user === undefined ? ['--requirepass', password] : ['--user', user, 'on', `>${password}`, '~*', '&*', '+@all', '--user', 'default', 'off'];
+  const certificates = options.tls === true ? testCertificates(t) : undefined;
+  const listen =
+    certificates === undefined
+      ? ['--port', String(port)]
+      : ['--port', '0', '--tls-port', String(port), '--tls-cert-file', certificates.cert, '--tls-key-file', certificates.key, '--tls-ca-cert-file', certificates.ca, '--tls-auth-clients', 'no'];
   const start = async () => {
-    const proc = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', ...auth], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn('redis-server', ['--bind', '127.0.0.1', ...listen, '--save', '', '--appendonly', 'no', ...auth], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     let output = '';
     proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
@@ -68,8 +97,9 @@ export const startOwnRedis = async (t: ExecutionContext, options: { readonly pas
   };
   await start();
   t.teardown(stop);
-  const userinfo = options.password !== undefined ? `:${encodeURIComponent(options.password)}@` : '';
-  return { url: `redis://${userinfo}127.0.0.1:${port}`, port, stop, start };
+  const userinfo = password !== undefined ? `${user ?? ''}:${encodeURIComponent(password)}@` : '';
+  const url = certificates === undefined ? `redis://${userinfo}127.0.0.1:${port}` : `rediss://${userinfo}127.0.0.1:${port}?ca=${certificates.ca}`;
+  return { url, port, stop, start };
 };
 
 /** The URL of the server the tests use: .ci/run's, or a private one. */
@@ -90,8 +120,8 @@ export interface WorkerProcess {
 }
 
 /** Starts `magicbox worker --redis URL …args` and waits until it takes jobs; killed at teardown. */
-export const startWorker = async (t: ExecutionContext, url: string, args: readonly string[] = []): Promise<WorkerProcess> => {
-  const proc = spawn('node', ['bin/magicbox.mjs', 'worker', '--redis', url, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
+export const startWorker = async (t: ExecutionContext, url: string, args: readonly string[] = [], env: Readonly<Record<string, string>> = {}): Promise<WorkerProcess> => {
+  const proc = spawn('node', ['bin/magicbox.mjs', 'worker', '--redis', url, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let output = '';
   const listeners = new Set<() => void>();
   const append = (d: Buffer) => {
