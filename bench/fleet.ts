@@ -140,7 +140,8 @@ export const run = async (args: readonly string[] = []): Promise<Record<string, 
       if (reference !== undefined && !same(out, reference[r]!)) throw new Error(`${label}: request ${r} differs from the thread sampler's trajectories`);
     }
     log(`${label}: ${median(each).toFixed(0)} env steps/s (${each.map((x) => x.toFixed(0)).join(', ')})`);
-    return { stepsPerSecond: median(each), each, samples };
+    const resultBytes = 'traffic' in sampler ? (sampler as RedisSampler).traffic().resultBytes / (opts.reps + 1) : 0;
+    return { stepsPerSecond: median(each), each, samples, resultBytes };
   };
 
   const threads = availableParallelism();
@@ -203,13 +204,16 @@ export const run = async (args: readonly string[] = []): Promise<Record<string, 
             // and an adapted one (a set per task).
             const adapted = tasks.map((_, i) => policy.init(100 + i));
             try {
+              // What goes to the workers does not depend on the trajectories' length: measured on one-step
+              // requests of all the tasks. What comes back is the full level's (measured above).
               const levelTraffic = async (s: RedisSampler, perTask: boolean) => {
                 const before = s.traffic();
-                await s.sample({ ...request(7), ...(perTask ? { params: adapted } : {}) });
+                await s.sample({ ...request(7), perGroup: 1, horizon: 1, ...(perTask ? { params: adapted } : {}) });
                 const after = s.traffic();
-                return { jobPayloadBytes: after.payloadBytes - before.payloadBytes, sharedParamsBytes: after.paramsBytes - before.paramsBytes, resultBytes: after.resultBytes - before.resultBytes };
+                return { jobPayloadBytes: after.payloadBytes - before.payloadBytes, sharedParamsBytes: after.paramsBytes - before.paramsBytes };
               };
               traffic = {
+                resultBytes: Math.round(r.resultBytes),
                 preUpdateLevel: { shared: await levelTraffic(sampler, false), inline: await levelTraffic(inline, false) },
                 adaptedLevel: { shared: await levelTraffic(sampler, true), inline: await levelTraffic(inline, true) },
               };
