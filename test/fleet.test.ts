@@ -18,6 +18,7 @@ import { loadTaskDistribution } from '../src/envs/index.ts';
 import { disposeParams } from '../src/meta/algorithms.ts';
 import { resolveConfig } from '../src/meta/config.ts';
 import { decodeSampleJob, FLEET_PROTOCOL } from '../src/meta/fleet-protocol.ts';
+import { workerSampler } from '../src/meta/parallel-sampler.ts';
 import { mlpPolicyFor } from '../src/meta/policy.ts';
 import { redisTarget } from '../src/meta/redis-connection.ts';
 import { redisSampler, redisSamplerFor } from '../src/meta/redis-sampler.ts';
@@ -314,4 +315,16 @@ test.serial('rediss:// with an ACL user: the CA from the URL, the password from 
   // Without the CA the server's certificate is refused; without the password, the server refuses.
   await t.throwsAsync(redisSampler({ redis: redisTarget(url.replace(/\?ca=.*$/, ''), { MAGICBOX_REDIS_PASSWORD: password }), environment: 'point-corners', policy: f.spec, backend: 'wasm', queue }), { message: /cannot connect to Redis at rediss:\/\/magicbox@127\.0\.0\.1:\d+: .*(certificate|self.signed)/i });
   await t.throwsAsync(redisSampler({ redis: redisTarget(url, {}), environment: 'point-corners', policy: f.spec, backend: 'wasm', queue }), { message: /cannot connect to Redis at rediss:\/\/magicbox@127\.0\.0\.1:\d+\?ca=\S+: .*(NOAUTH|WRONGPASS|auth)/i });
+});
+
+test('groupIndices: a part of a request sampled alone (in this thread or on a thread) gives that part of the whole', async (t) => {
+  const f = await fixture('point-corners', { tasks: 5, perGroup: 3, horizon: 12 });
+  t.teardown(f.dispose);
+  const part = { ...f.request, tasks: [f.tasks[3], f.tasks[1]], params: [f.params[3]!, f.params[1]!], groupIndices: [3, 1] };
+  t.true(identical(await inProcessSampler(f.distribution, f.policy).sample(part), [f.reference[3]!, f.reference[1]!]));
+  // Without the indices the streams are those of groups 0 and 1: different trajectories.
+  t.false(identical(await inProcessSampler(f.distribution, f.policy).sample({ ...part, groupIndices: undefined }), [f.reference[3]!, f.reference[1]!]));
+  const pool = await workerSampler({ environment: 'point-corners', policy: f.spec, backend: (await backend).tfjsName, workers: 2 });
+  t.teardown(() => pool.close());
+  t.true(identical(await pool.sample(part), [f.reference[3]!, f.reference[1]!]));
 });
