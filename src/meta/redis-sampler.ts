@@ -324,16 +324,18 @@ export const redisSampler = async (options: RedisSamplerOptions): Promise<RedisS
     void storeParams(encoded.values())
       .then(() => enqueue(jobs))
       .catch((e: unknown) => failAll(`could not enqueue the sampling jobs on Redis at ${target.display}: ${messageOf(e)}`));
-    const settled = await Promise.allSettled(results);
-    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failed !== undefined) {
+    // The first failure ends the request (Promise.all keeps handlers on the others' promises).
+    const outcome = await Promise.all(results).then(
+      (buffers) => ({ buffers }),
+      (e: unknown) => ({ failure: e instanceof Error ? e : new SamplerError(String(e)) }),
+    );
+    if ('failure' in outcome) {
       // The rest of the request is abandoned: its waiting jobs are removed.
       for (const job of jobs) if (!job.settled) void failJob(job, 'another task of the request failed');
-      throw failed.reason instanceof Error ? failed.reason : new SamplerError(String(failed.reason));
+      throw outcome.failure;
     }
     const actionDim = options.policy.action.kind === 'continuous' ? options.policy.action.dim : 1;
-    return settled.map((s, i) => {
-      const bytes = (s as PromiseFulfilledResult<Buffer>).value;
+    return outcome.buffers.map((bytes, i) => {
       try {
         return decodeTrajectories({ protocol: FLEET_PROTOCOL, key: '', n: perGroup, horizon, observationDim: options.policy.observationDim, actionDim, bytes: bytes.byteLength }, bytes);
       } catch (e) {
