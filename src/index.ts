@@ -57,6 +57,11 @@ export { gaussianMlpPolicy, categoricalMlpPolicy, linearGaussianPolicy, mlpPolic
 export { rlGraph } from './meta/rl-graph.ts';
 export { sampleGroups, inProcessSampler, averageReturn, SamplerError, type Sampler, type SampleRequest, type Trajectories } from './meta/sampler.ts';
 export { workerSampler, defaultWorkerCount, type WorkerSamplerOptions, type PolicySpec } from './meta/parallel-sampler.ts';
+// Sampling on a fleet of `magicbox worker` processes through Redis (docs/scaling-out.md).
+export { redisSampler, redisSamplerFor, type RedisSampler, type RedisSamplerOptions, type FleetTraffic } from './meta/redis-sampler.ts';
+export { startFleetWorker, type FleetWorker, type FleetWorkerOptions } from './meta/fleet-worker.ts';
+export { redisTarget, RedisUrlError, redisPasswordVariable, type RedisTarget } from './meta/redis-connection.ts';
+export { FLEET_PROTOCOL } from './meta/fleet-protocol.ts';
 export { taskDistribution, taskDistributionNames, environmentNames, environmentDescriptor, loadTaskDistribution, pointCorners, point1d, nav2d, type EnvironmentDescriptor } from './envs/index.ts';
 export type { TaskDistribution, VectorEnv, ActionSpace } from './envs/types.ts';
 

@@ -15,6 +15,7 @@ import { runTrain, type TrainCliOptions } from './train.ts';
 import { runEval, type EvalCliOptions } from './eval.ts';
 import { runPlot, type PlotCliOptions } from './plot.ts';
 import { reportFailure } from './failure.ts';
+import type { WorkerCliOptions } from './worker.ts';
 
 const console_: Output = { log: (s) => console.log(s), error: (s) => console.error(s) };
 
@@ -61,8 +62,24 @@ program
   .option('--engine <name>', `how the policy's log-probability is differentiated: fused (its own op and kernels, orders 1–2) or tfjs (the general path, any order; TRPO always uses it) (default: ${defaultConfig.engine})`)
   .option('--progress <mode>', 'auto (a bar on a terminal, lines otherwise), bar, lines or off (default: auto)')
   .option('--workers <n>', 'sampler worker threads, at most 4 per core (default: one per core; 1 samples in the main thread); results do not depend on it')
+  .option('--redis <url>', 'sample on `magicbox worker` processes through this Redis server (redis:// or rediss://; password also from MAGICBOX_REDIS_PASSWORD); results do not depend on it')
+  .option('--redis-timeout <s>', 'with --redis: seconds with no live worker or no server before training stops (default 60)')
   .action(async (opts: TrainCliOptions) => {
     process.exitCode = await runTrain(opts, console_);
+  });
+
+program
+  .command('worker')
+  .description('sample for trainers run with --redis: takes jobs from the Redis queue until interrupted')
+  .option('--redis <url>', 'the Redis server (redis://[user[:password]@]host[:port][/db] or rediss://…; password also from MAGICBOX_REDIS_PASSWORD)')
+  .option('--concurrency <n>', 'jobs sampled at once, one thread each (default 1)')
+  .option('--queue <name>', 'the queue (default magicbox-sampling)')
+  .option('--lock-seconds <s>', 'a job held by a worker that stops (killed) goes to another after about this (default 30)')
+  .option('--verbose', 'a line per job', false)
+  .action(async (opts: WorkerCliOptions) => {
+    // Loaded on use: BullMQ and ioredis take a noticeable part of a second to import.
+    const { runWorker } = await import('./worker.ts');
+    process.exitCode = await runWorker(opts, console_);
   });
 
 program

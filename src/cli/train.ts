@@ -15,6 +15,7 @@ import { resolveConfig, type TrainConfig, type TrainConfigPatch } from '../meta/
 import { CheckpointError, completeConfig, decodeConfigPatch, readRunConfig, RunError, train, type ProgressMode } from '../meta/train.ts';
 import { watchLauncher } from './parent-watch.ts';
 import type { Output } from './validate.ts';
+import { redisTarget, RedisUrlError, type RedisTarget } from '../meta/redis-connection.ts';
 
 /** The options as commander gives them: strings, checked here. */
 export interface TrainCliOptions {
@@ -33,6 +34,8 @@ export interface TrainCliOptions {
   readonly engine?: string;
   readonly progress?: string;
   readonly workers?: string;
+  readonly redis?: string;
+  readonly redisTimeout?: string;
 }
 
 /** Command-line flags and the config fields they set. */
@@ -114,6 +117,23 @@ export const parseWorkers = (text: string | undefined, cores: number = available
   return { value };
 };
 
+/** `--redis URL [--redis-timeout S]`: the fleet's server (password masked in every message), or none. */
+const parseRedis = (opts: TrainCliOptions): { target?: RedisTarget; timeout: number } | { error: string } => {
+  const timeoutText = opts.redisTimeout;
+  if (timeoutText !== undefined && !(/^\s*\d+(\.\d*)?\s*$/.test(timeoutText) && Number(timeoutText) > 0)) {
+    return { error: `--redis-timeout: expected a number of seconds > 0, got ${JSON.stringify(timeoutText)}` };
+  }
+  const timeout = timeoutText === undefined ? 60 : Number(timeoutText);
+  if (opts.redis !== undefined && opts.workers !== undefined) return { error: '--workers and --redis exclude each other: with --redis, the workers are `magicbox worker` processes' };
+  if (opts.redis === undefined) return timeoutText === undefined ? { timeout } : { error: '--redis-timeout needs --redis' };
+  try {
+    return { target: redisTarget(opts.redis), timeout };
+  } catch (e) {
+    if (e instanceof RedisUrlError) return { error: e.message };
+    throw e;
+  }
+};
+
 /** Runs `magicbox train`; returns the exit status (0 done, 1 bad input or a failed run, 130 interrupted). */
 export async function runTrain(opts: TrainCliOptions, out: Output): Promise<number> {
   const fail = (lines: readonly string[]) => {
@@ -126,6 +146,8 @@ export async function runTrain(opts: TrainCliOptions, out: Output): Promise<numb
   const workers = parseWorkers(opts.workers);
   if ('error' in workers) return fail([workers.error]);
   if (workers.warning !== undefined) out.error(`magicbox train: ${workers.warning}`);
+  const redis = parseRedis(opts);
+  if ('error' in redis) return fail([redis.error]);
   if (opts.resume !== undefined && opts.out !== undefined) {
     return fail(['--out and --resume exclude each other: a resumed run stays in its own directory']);
   }
@@ -171,6 +193,7 @@ export async function runTrain(opts: TrainCliOptions, out: Output): Promise<numb
       signal: controller.signal,
       backend,
       ...(workers.value !== undefined ? { workers: workers.value } : {}),
+      ...(redis.target !== undefined ? { sampler: async (t) => (await import('../meta/redis-sampler.ts')).redisSamplerFor(t, { redis: redis.target!, timeoutSeconds: redis.timeout, log: out.error }) } : {}),
     });
     return result.exitCode;
   } catch (e) {

@@ -194,7 +194,7 @@ export const workerSampler = async (options: WorkerSamplerOptions & { readonly d
       const worker = pool[w]!;
       const id = nextId++;
       const groups: WorkerGroup[] = [];
-      for (let g = start; g < end; g++) groups.push({ index: g, task: tasks[g], params: asArrays(params[g]!) });
+      for (let g = start; g < end; g++) groups.push({ index: request.groupIndices?.[g] ?? g, task: tasks[g], params: asArrays(params[g]!) });
       return new Promise<readonly Trajectories[]>((resolve, reject) => {
         worker.pending.set(id, { resolve, reject, tasks: tasks.slice(start, end).map(describe) });
         worker.worker.ref();

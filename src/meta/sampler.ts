@@ -51,6 +51,11 @@ export interface SampleRequest<Task = unknown> {
    * same whether one thread samples every group or the groups are split across workers.
    */
   readonly seed: number;
+  /**
+   * The groups' indices (default 0, 1, …): with the seed, what fixes their random streams. A part of a
+   * request sampled elsewhere (one task on a Redis worker) names its groups' indices in the whole.
+   */
+  readonly groupIndices?: readonly number[];
 }
 
 /**
@@ -123,7 +128,7 @@ export const sampleGroup = <Task>(opts: {
 export const sampleGroups = <Task>(opts: SampleRequest<Task> & { readonly distribution: TaskDistribution<Task>; readonly policy: SamplingPolicy }): Trajectories[] => {
   const { tasks, params } = opts;
   if (tasks.length !== params.length) throw new SamplerError(`${tasks.length} tasks but ${params.length} parameter sets`);
-  return tasks.map((task, group) => sampleGroup({ ...opts, task, params: params[group]!, group }));
+  return tasks.map((task, i) => sampleGroup({ ...opts, task, params: params[i]!, group: opts.groupIndices?.[i] ?? i }));
 };
 
 /**
@@ -133,6 +138,8 @@ export const sampleGroups = <Task>(opts: SampleRequest<Task> & { readonly distri
 export interface Sampler {
   /** How many threads sample (1: this one). */
   readonly workers: number;
+  /** How it samples, for a run's log (e.g. "sampling on Redis workers at redis://…"); default from `workers`. */
+  readonly description?: string;
   readonly sample: (request: SampleRequest) => Promise<Trajectories[]>;
   /** Releases the workers; sampling afterwards is an error. */
   readonly close: () => Promise<void>;

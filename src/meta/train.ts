@@ -35,6 +35,7 @@ import { checkFreshRunDirectory, startFresh, startResumed } from './resume.ts';
 import { completeConfig } from './run-config.ts';
 import { fileError, lockRunDirectory, makeDirectory, runFiles, RunError, type RunLock } from './run-directory.ts';
 import { trainerFor, withWorkerSampler, workersFor, type TrainerParts } from './trainer-setup.ts';
+import type { Sampler } from './sampler.ts';
 
 export { RunError, FileError, RunLockedError, runFiles, writeFileAtomic, lockRunDirectory, type RunLock } from './run-directory.ts';
 export { decodeConfigPatch, completeConfig, resumableFields, configDifferences, readRunConfig, type ConfigDifference } from './run-config.ts';
@@ -94,6 +95,11 @@ export interface TrainOptions {
    * the run, are the same whatever the number.
    */
   readonly workers?: number;
+  /**
+   * Builds the sampler for the run instead of worker threads (e.g. `redisSamplerFor`, sampling on
+   * `magicbox worker` processes); it is closed when the run ends. The run is the same whatever samples.
+   */
+  readonly sampler?: (trainer: Trainer) => Promise<Sampler>;
   /** The iteration function (default: runIteration); a seam for tests and instrumentation. */
   readonly iterate?: IterationFunction;
   /** Your own task distribution and/or policy instead of the built-in ones (see TrainerParts). */
@@ -271,15 +277,17 @@ async function runLocked(
     return result('completed', 0);
   }
   const workers = workersFor(options, options.workers) ?? defaultWorkerCount();
-  if (workers > 1) {
+  if (workers > 1 || options.sampler !== undefined) {
     try {
-      trainer = holder.trainer = await withWorkerSampler(trainer, { workers, backend: backend.tfjsName });
+      const sampler = options.sampler;
+      trainer = holder.trainer =
+        sampler !== undefined ? { ...trainer, sampler: await sampler(trainer) } : await withWorkerSampler(trainer, { workers, backend: backend.tfjsName });
     } catch (e) {
       tf.dispose([...Object.values(params), ...stateTensors(optimizerState)]);
       throw new RunError(e instanceof Error ? e.message : String(e));
     }
   }
-  const sampling = trainer.sampler.workers === 1 ? 'sampling in this thread' : `sampling on ${trainer.sampler.workers} worker threads`;
+  const sampling = trainer.sampler.description ?? (trainer.sampler.workers === 1 ? 'sampling in this thread' : `sampling on ${trainer.sampler.workers} worker threads`);
   log(`training ${config.algo} on ${config.env}: iterations ${done + 1}-${config.iterations}, ${config.tasksPerIteration} tasks × ${config.trajectoriesPerTask} trajectories × horizon ${config.horizon}, ${config.adaptationSteps} adaptation step(s), ${sampling}; run directory ${runDir}`);
 
   const display = makeDisplay(options.progress ?? 'auto', log, config.iterations, done);
