@@ -13,7 +13,7 @@ const groups = {
   },
   surrogates: {
     mutate: ['src/surrogates/**/*.ts', 'src/scg/influence.ts'],
-    tests: ['test/compile.test.ts', 'test/per-sample-credit.test.ts', 'test/influence.test.ts'],
+    tests: ['test/compile.test.ts', 'test/per-sample-credit.test.ts', 'test/influence.test.ts', 'test/influence-edges.test.ts'],
   },
   // src/meta, one group per file: each with the tests that pin its numbers (a file's survivors run the
   // whole command, so the commands are kept to the few files that matter).
