@@ -293,17 +293,11 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
 
   const learnedStd = (spec: MlpSpec) => spec.head.kind === 'gaussian' && spec.head.logStd === 'learned';
 
-  const vjp = (spec: MlpSpec, params: readonly tf.Tensor[], activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D): tf.Tensor1D => {
-    const rows = x.shape[0];
-    const { layers, W, logStd } = read(spec, params);
-    const ws = workspace(floatsFor(spec, rows));
-    const H = [ws.matrix(rows, spec.widths[0]!, x.dataSync()), ...activations.slice(0, -1).map((t) => ws.matrix(rows, t.shape[1]!, t.dataSync()))];
-    const O = activations.at(-1)!.dataSync() as Float32Array;
-    const k = spec.widths.at(-1)!;
-    let G = ws.matrix(rows, k);
-    const { gs } = head(spec, O, k, rows, a.dataSync() as Float32Array, u.dataSync() as Float32Array, logStd, G.data);
+  /** Backward through the layers from the output cotangent G_O: [gW_0, gb_0, …] (copied out). */
+  const layersBackward = (spec: MlpSpec, ws: Workspace, W: readonly Float32Array[], H: readonly Matrix[], GO: Matrix): Float32Array[] => {
     const grads: Float32Array[] = [];
-    for (let l = layers - 1; l >= 0; l--) {
+    let G = GO;
+    for (let l = W.length - 1; l >= 0; l--) {
       grads[2 * l] = tMm(ws, H[l]!, G).data.slice();
       grads[2 * l + 1] = columnSums(ws, G);
       if (l === 0) break;
@@ -311,6 +305,19 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
       ex.mulSlope(Gh.ptr, H[l]!.ptr, Gh.data.length, reluFlag(spec));
       G = Gh;
     }
+    return grads;
+  };
+
+  const vjp = (spec: MlpSpec, params: readonly tf.Tensor[], activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D): tf.Tensor1D => {
+    const rows = x.shape[0];
+    const { W, logStd } = read(spec, params);
+    const ws = workspace(floatsFor(spec, rows));
+    const H = [ws.matrix(rows, spec.widths[0]!, x.dataSync()), ...activations.slice(0, -1).map((t) => ws.matrix(rows, t.shape[1]!, t.dataSync()))];
+    const O = activations.at(-1)!.dataSync() as Float32Array;
+    const k = spec.widths.at(-1)!;
+    const G = ws.matrix(rows, k);
+    const { gs } = head(spec, O, k, rows, a.dataSync() as Float32Array, u.dataSync() as Float32Array, logStd, G.data);
+    const grads = layersBackward(spec, ws, W, H, G);
     if (learnedStd(spec)) grads.push(gs!);
     return flat(grads);
   };
@@ -387,20 +394,10 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
 
   const outputVjp = (spec: MlpSpec, params: readonly tf.Tensor[], activations: readonly tf.Tensor[], x: tf.Tensor2D, g: tf.Tensor2D): tf.Tensor1D => {
     const rows = x.shape[0];
-    const { layers, W } = read(spec, params);
+    const { W } = read(spec, params);
     const ws = workspace(floatsFor(spec, rows));
     const H = [ws.matrix(rows, spec.widths[0]!, x.dataSync()), ...activations.slice(0, -1).map((t) => ws.matrix(rows, t.shape[1]!, t.dataSync()))];
-    let G = ws.matrix(rows, spec.widths.at(-1)!, g.dataSync());
-    const grads: Float32Array[] = [];
-    for (let l = layers - 1; l >= 0; l--) {
-      grads[2 * l] = tMm(ws, H[l]!, G).data.slice();
-      grads[2 * l + 1] = columnSums(ws, G);
-      if (l === 0) break;
-      const Gh = mmT(ws, G, ws.matrix(spec.widths[l]!, spec.widths[l + 1]!, W[l]!));
-      ex.mulSlope(Gh.ptr, H[l]!.ptr, Gh.data.length, reluFlag(spec));
-      G = Gh;
-    }
-    return flat(grads);
+    return flat(layersBackward(spec, ws, W, H, ws.matrix(rows, spec.widths.at(-1)!, g.dataSync())));
   };
 
   const forward = (spec: MlpSpec, params: readonly tf.Tensor[], x: tf.Tensor2D): tf.Tensor[] =>
