@@ -8,12 +8,13 @@
 import * as tf from '@tensorflow/tfjs';
 import test from 'ava';
 import { selectBackend } from '../src/backend.ts';
-import { metaObjective, trajectoryLogProb, type LevelData } from '../src/meta/meta-objective.ts';
+import { metaObjective, trajectoryLogProb } from '../src/meta/meta-objective.ts';
 import { exp } from '../src/ops/index.ts';
 import { relativeError } from '../src/oracle/derivatives.ts';
-import { costsDependOnParameters, oracle, type Oracle } from '../src/oracle/oracle.ts';
+import { costsDependOnParameters, oracle } from '../src/oracle/oracle.ts';
 import { pathwiseChain, type BuiltinProblem } from '../src/oracle/problems.ts';
-import type { Batch, Params } from '../src/surrogates/batch.ts';
+import type { Batch } from '../src/surrogates/batch.ts';
+import { exactLevel, gradientAt, row } from './helpers/exact-levels.ts';
 import { estimators } from '../src/surrogates/estimators.ts';
 
 test.before(async () => {
@@ -22,20 +23,7 @@ test.before(async () => {
 
 const alpha = 0.3;
 
-const exactLevel = (p: BuiltinProblem, o: Oracle): LevelData => ({
-  batch: o.enumeration.batch,
-  weights: (params: Params) => exp(trajectoryLogProb(p.graph, params, o.enumeration.batch)),
-});
 
-const gradientAt = (f: (theta: tf.Tensor) => tf.Scalar, theta: readonly number[]): number[] =>
-  tf.tidy(() => Array.from(tf.grad(f)(tf.tensor1d([...theta])).dataSync()));
-
-/** Row i of every value of a batch, as a batch of one sample. */
-const row = (batch: Batch, i: number): Batch => ({
-  values: Object.fromEntries(
-    Object.entries(batch.values).map(([k, v]) => [k, tf.slice(v, [i, ...v.shape.slice(1).map(() => 0)], [1, ...v.shape.slice(1)])]),
-  ),
-});
 
 test('formulation II on a graph with a θ-dependent reward equals ∇_θ Σ_τ p_θ(τ) J(θ + α∇L_PGT(θ; τ)): the score term reads R(D′) at θ′', (t) => {
   const p = pathwiseChain();

@@ -7,13 +7,14 @@
 import * as tf from '@tensorflow/tfjs';
 import test from 'ava';
 import { selectBackend } from '../src/backend.ts';
-import { metaGraph, metaObjective, MetaObjectiveError, trajectoryLogProb, type LevelData } from '../src/meta/meta-objective.ts';
+import { metaGraph, metaObjective, MetaObjectiveError, trajectoryLogProb } from '../src/meta/meta-objective.ts';
 import { exp } from '../src/ops/index.ts';
 import { relativeError } from '../src/oracle/derivatives.ts';
 import { oracle, type Oracle } from '../src/oracle/oracle.ts';
 import { mdpChain, twoCostDag, type BuiltinProblem } from '../src/oracle/problems.ts';
 import { validateGraph } from '../src/scg/validate.ts';
-import type { Batch, Params } from '../src/surrogates/batch.ts';
+import type { Batch } from '../src/surrogates/batch.ts';
+import { exactLevel, gradientAt, row } from './helpers/exact-levels.ts';
 import { estimators, type Estimator } from '../src/surrogates/estimators.ts';
 
 test.before(async () => {
@@ -22,14 +23,6 @@ test.before(async () => {
 
 const alpha = 0.3;
 
-/** All outcomes, each weighted by its exact probability under the parameters that sample it. */
-const exactLevel = (p: BuiltinProblem, o: Oracle): LevelData => ({
-  batch: o.enumeration.batch,
-  weights: (params: Params) => exp(trajectoryLogProb(p.graph, params, o.enumeration.batch)),
-});
-
-const gradientAt = (f: (theta: tf.Tensor) => tf.Scalar, theta: readonly number[]): number[] =>
-  tf.tidy(() => Array.from(tf.grad(f)(tf.tensor1d([...theta])).dataSync()));
 
 /** θ ↦ J(θ_k) with θ_{j+1} = θ_j + α∇J(θ_j): formulation I's closed form. */
 const closedFormI = (o: Oracle, steps: number) => (theta: tf.Tensor): tf.Scalar => {
@@ -69,12 +62,6 @@ test('formulation I with two exact DiCE inner steps equals the closed-form compo
   o.dispose();
 });
 
-/** Row i of every value of a batch, as a batch of one sample. */
-const row = (batch: Batch, i: number): Batch => ({
-  values: Object.fromEntries(
-    Object.entries(batch.values).map(([k, v]) => [k, tf.slice(v, [i, ...v.shape.slice(1).map(() => 0)], [1, ...v.shape.slice(1)])]),
-  ),
-});
 
 test('formulation II (E-MAML) with one pre-update trajectory equals ∇_θ Σ_τ p_θ(τ) J(θ + α∇L_PGT(θ; τ))', (t) => {
   const p = twoCostDag();
