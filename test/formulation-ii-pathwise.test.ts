@@ -13,7 +13,6 @@ import { exp } from '../src/ops/index.ts';
 import { relativeError } from '../src/oracle/derivatives.ts';
 import { costsDependOnParameters, oracle } from '../src/oracle/oracle.ts';
 import { pathwiseChain, type BuiltinProblem } from '../src/oracle/problems.ts';
-import type { Batch } from '../src/surrogates/batch.ts';
 import { exactLevel, gradientAt, row } from './helpers/exact-levels.ts';
 import { estimators } from '../src/surrogates/estimators.ts';
 

@@ -13,7 +13,6 @@ import { relativeError } from '../src/oracle/derivatives.ts';
 import { oracle, type Oracle } from '../src/oracle/oracle.ts';
 import { mdpChain, twoCostDag, type BuiltinProblem } from '../src/oracle/problems.ts';
 import { validateGraph } from '../src/scg/validate.ts';
-import type { Batch } from '../src/surrogates/batch.ts';
 import { exactLevel, gradientAt, row } from './helpers/exact-levels.ts';
 import { estimators, type Estimator } from '../src/surrogates/estimators.ts';
 
