@@ -165,7 +165,7 @@ test.serial('a worker SIGKILLed mid-job: its job is retried on the other worker 
   const result = sampler.sample(f.request);
   // Observed here so that a failure below is reported as itself, not as the rejection the teardown's close causes.
   result.catch(() => undefined);
-  // Once it has finished a job, the victim is frozen and the job it holds read from its log; frozen
+  // Once it has finished a job, the victim is frozen and the jobs it holds read from its log; frozen
   // between two jobs (holding none), it is let go for a moment and frozen again. Then it is killed:
   // certainly mid-job.
   await victim.waitFor(/job \S+ done/);
@@ -182,9 +182,11 @@ test.serial('a worker SIGKILLed mid-job: its job is retried on the other worker 
     held = [...log.matchAll(/job (\S+) started/g)].map((m) => m[1]!).filter((id) => !log.includes(`job ${id} done`));
   }
   await victim.kill('SIGKILL');
-  t.is(held.length, 1, log);
+  // One job sampling, and with the default --prefetch 1 possibly one more waiting for the thread: both
+  // are the victim's, and both must be taken over.
+  t.true(held.length >= 1 && held.length <= 2, log);
   t.true(identical(await result, f.reference));
-  t.true(stalled.includes(held[0]!), `stalled: ${stalled.join(', ')}; killed while holding ${held[0]}`);
+  for (const id of held) t.true(stalled.includes(id), `stalled: ${stalled.join(', ')}; killed while holding ${held.join(', ')}`);
 });
 
 test.serial('Redis stopped and restarted mid-request (losing every key): the jobs are enqueued again and the trajectories are unchanged', async (t) => {
@@ -292,12 +294,18 @@ test.serial('a job that fails on a worker names the environment and the task; fo
 });
 
 test('the commands refuse a bad --redis in one line, without the password', async (t) => {
-  const [noUrl, badScheme, unreachable, both] = await Promise.all([
+  const [noUrl, badScheme, unreachable, both, badPrefetch, badConcurrency] = await Promise.all([
     runCli(['worker']),
     runCli(['worker', '--redis', 'http://user:pa55word@127.0.0.1:1']),
     runCli(['worker', '--redis', 'redis://user:pa55word@127.0.0.1:1']),
     runCli(['train', '--algo', 'promp', '--env', 'point-corners', '--redis', 'redis://127.0.0.1:1', '--workers', '2']),
+    runCli(['worker', '--redis', 'redis://127.0.0.1:1', '--prefetch', '-1']),
+    runCli(['worker', '--redis', 'redis://127.0.0.1:1', '--concurrency', '0']),
   ]);
+  t.is(badPrefetch.code, 1);
+  t.is(badPrefetch.stderr.trim(), 'magicbox worker: --prefetch: expected a whole number ≥ 0, got "-1"');
+  t.is(badConcurrency.code, 1);
+  t.is(badConcurrency.stderr.trim(), 'magicbox worker: --concurrency: expected a whole number ≥ 1, got "0"');
   t.is(noUrl.code, 1);
   t.regex(noUrl.stderr, /^magicbox worker: --redis URL is required/);
   t.is(badScheme.code, 1);

@@ -73,6 +73,7 @@ program
   .description('sample for trainers run with --redis: takes jobs from the Redis queue until interrupted')
   .option('--redis <url>', 'the Redis server (redis://[user[:password]@]host[:port][/db] or rediss://…; password also from MAGICBOX_REDIS_PASSWORD)')
   .option('--concurrency <n>', 'jobs sampled at once, one thread each (default 1)')
+  .option('--prefetch <n>', 'jobs held beyond --concurrency, waiting for a thread, so none idles between jobs (default 1; 0: none)')
   .option('--queue <name>', 'the queue (default magicbox-sampling)')
   .option('--lock-seconds <s>', 'a job held by a worker that stops (killed) goes to another after about this (default 30)')
   .option('--verbose', 'a line per job', false)

@@ -1,5 +1,5 @@
 /**
- * `magicbox worker --redis URL [--concurrency N] [--queue NAME] [--lock-seconds S] [--verbose]`: a
+ * `magicbox worker --redis URL [--concurrency N] [--prefetch N] [--queue NAME] [--lock-seconds S] [--verbose]`: a
  * long-running sampling worker for trainers run with `magicbox train … --redis URL` (on this machine or
  * another). Runs until interrupted (Ctrl-C or SIGTERM), then finishes the jobs in progress.
  */
@@ -13,12 +13,13 @@ export interface WorkerCliOptions {
   readonly concurrency?: string;
   readonly queue?: string;
   readonly lockSeconds?: string;
+  readonly prefetch?: string;
   readonly verbose?: boolean;
 }
 
-const wholeNumber = (flag: string, text: string | undefined, fallback: number): { value: number } | { error: string } => {
+const wholeNumber = (flag: string, text: string | undefined, fallback: number, least = 1): { value: number } | { error: string } => {
   if (text === undefined) return { value: fallback };
-  if (!/^\s*\d+\s*$/.test(text) || Number(text) < 1) return { error: `${flag}: expected a whole number ≥ 1, got ${JSON.stringify(text)}` };
+  if (!/^\s*\d+\s*$/.test(text) || Number(text) < least) return { error: `${flag}: expected a whole number ≥ ${least}, got ${JSON.stringify(text)}` };
   return { value: Number(text) };
 };
 
@@ -36,6 +37,8 @@ export async function runWorker(opts: WorkerCliOptions, out: Output, stop?: Prom
   if ('error' in concurrency) return fail(concurrency.error);
   const lock = wholeNumber('--lock-seconds', opts.lockSeconds, 30);
   if ('error' in lock) return fail(lock.error);
+  const prefetch = wholeNumber('--prefetch', opts.prefetch, 1, 0);
+  if ('error' in prefetch) return fail(prefetch.error);
   let target;
   try {
     target = redisTarget(opts.redis);
@@ -52,6 +55,7 @@ export async function runWorker(opts: WorkerCliOptions, out: Output, stop?: Prom
       redis: target,
       concurrency: concurrency.value,
       lockSeconds: lock.value,
+      prefetch: prefetch.value,
       ...(opts.queue !== undefined ? { queue: opts.queue } : {}),
       verbose: opts.verbose === true,
       log: out.log,

@@ -26,6 +26,13 @@ export interface FleetWorkerOptions {
   readonly redis: RedisTarget;
   /** Jobs sampled at once, each on its own thread (default 1). */
   readonly concurrency?: number;
+  /**
+   * Jobs taken from the queue beyond `concurrency`, each waiting for a sampling thread to free (default
+   * 1). A thread that finishes a job starts the waiting one at once instead of idling through the
+   * round trip that reports the result and takes the next job (~5 ms on loopback, 5–6% of a
+   * HalfCheetah job of 2,000 steps). 0 takes a job only when a thread is free.
+   */
+  readonly prefetch?: number;
   readonly queue?: string;
   /**
    * How long a job stays locked to a worker that stops renewing its lock (one killed mid-job) before
@@ -59,15 +66,32 @@ export const startFleetWorker = async (options: FleetWorkerOptions): Promise<Fle
   const { redis: target } = options;
   const concurrency = options.concurrency ?? 1;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`concurrency must be a whole number ≥ 1, got ${concurrency}`);
+  const prefetch = options.prefetch ?? 1;
+  if (!Number.isInteger(prefetch) || prefetch < 0) throw new Error(`prefetch must be a whole number ≥ 0, got ${prefetch}`);
   const queue = options.queue ?? defaultQueueName;
   const keys = fleetKeys(queue);
   const lockMs = Math.round((options.lockSeconds ?? 30) * 1000);
   const log = (line: string) => options.log?.(target.redact(line));
   const name = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
-  // Sampling threads, by setup; a thread is busy with at most one job at a time.
+  // Sampling threads, by setup; a thread is busy with at most one job at a time, and at most
+  // `concurrency` sample at once: a prefetched job waits here, in job order, for a thread to free.
   const idle = new Map<string, Sampler[]>();
   const all = new Set<Sampler>();
+  let sampling = 0;
+  const waiting: Array<() => void> = [];
+  const threadSlot = async (): Promise<void> => {
+    if (sampling < concurrency) {
+      sampling++;
+      return;
+    }
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  };
+  const freeThreadSlot = () => {
+    const next = waiting.shift();
+    if (next !== undefined) next();
+    else sampling--;
+  };
   const acquire = async (setup: WorkerSetup): Promise<{ sampler: Sampler; key: string }> => {
     const key = JSON.stringify(setup);
     const ready = idle.get(key)?.pop();
@@ -142,25 +166,31 @@ export const startFleetWorker = async (options: FleetWorkerOptions): Promise<Fle
     }
     const setup: WorkerSetup = { environment: j.environment, policy: j.policy, backend: j.backend };
     try {
-      const { sampler, key } = await acquire(setup);
+      // The thread slot is held for the sampling only: reporting the result overlaps the next job.
+      await threadSlot();
       let trajectories;
       try {
-        trajectories = await sampler.sample({ tasks: [j.task], params: [params], perGroup: j.perGroup, horizon: j.horizon, seed: j.seed, groupIndices: [j.group] });
-      } catch (e) {
-        // A thread that still answers failed on the job itself (e.g. a NaN action): final. One that died
-        // is replaced, and the job retried.
-        const alive = await sampler.sample({ tasks: [], params: [], perGroup: 1, horizon: 1, seed: 0 }).then(
-          () => true,
-          () => false,
-        );
-        if (!alive) {
-          await discard(sampler);
-          throw new Error(`a sampling thread died: ${messageOf(e)}`);
+        const { sampler, key } = await acquire(setup);
+        try {
+          trajectories = await sampler.sample({ tasks: [j.task], params: [params], perGroup: j.perGroup, horizon: j.horizon, seed: j.seed, groupIndices: [j.group] });
+        } catch (e) {
+          // A thread that still answers failed on the job itself (e.g. a NaN action): final. One that died
+          // is replaced, and the job retried.
+          const alive = await sampler.sample({ tasks: [], params: [], perGroup: 1, horizon: 1, seed: 0 }).then(
+            () => true,
+            () => false,
+          );
+          if (!alive) {
+            await discard(sampler);
+            throw new Error(`a sampling thread died: ${messageOf(e)}`);
+          }
+          release(key, sampler);
+          throw new UnrecoverableError(messageOf(e).replace(/^sampling .*? failed in worker \d+: /, ''));
         }
         release(key, sampler);
-        throw new UnrecoverableError(messageOf(e).replace(/^sampling .*? failed in worker \d+: /, ''));
+      } finally {
+        freeThreadSlot();
       }
-      release(key, sampler);
       const tr = trajectories[0]!;
       const bytes = encodeTrajectories(tr);
       const resultKey = keys.result(String(job.id));
@@ -173,7 +203,7 @@ export const startFleetWorker = async (options: FleetWorkerOptions): Promise<Fle
 
   const worker = new Worker(queue, process_, {
     connection: { ...target.options, maxRetriesPerRequest: null },
-    concurrency,
+    concurrency: concurrency + prefetch,
     lockDuration: lockMs,
     stalledInterval: lockMs,
     // A worker killed mid-job stalls its job once; a second stall of the same job is also tolerated.
