@@ -138,12 +138,12 @@ const spec = (chosen: ReadonlyArray<{ label: string; runs: readonly Run[] }>, st
       return { label, iteration: it, mean, lo: mean - std, hi: mean + std };
     }),
   );
-  const color = { field: 'label', type: 'nominal', title: 'formulation (best learning rate)', scale: { range: ['#d62728', '#2ca02c'] }, legend: { orient: 'bottom' } } as const;
+  const color = { field: 'label', type: 'nominal', title: 'formulation (best learning rate)', scale: { range: ['#d62728', '#2ca02c'] }, legend: { orient: 'bottom', labelLimit: 400, titleLimit: 400 } } as const;
   const x0 = { field: 'theta0', type: 'quantitative', title: 'θ₀', scale: { zero: false } } as const;
   const x1 = { field: 'theta1', type: 'quantitative', title: 'θ₁', scale: { zero: false } } as const;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Fig. 6: formulation I vs II on the released 1D environment', subtitle: `thin: each seed; thick: mean over ${chosen[0]!.runs.length} seeds; ★ the optimum (0, 0); ● the start` },
+    title: { text: 'Fig. 6: formulation I vs II on the released 1D environment', subtitle: `thin: each seed; thick: mean over ${chosen[0]!.runs.length} seeds; ◆ the optimum (0, 0) as the released plot marks it; ● the start` },
     background: 'white',
     hconcat: [
       {
