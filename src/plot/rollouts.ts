@@ -18,6 +18,8 @@ export interface RolloutPlotOptions {
   readonly regionRadius?: number;
   /** panel width and height in pixels (default 300) */
   readonly size?: number;
+  /** show [−extent, extent]² only (paths leaving it are cut at the edge); default: everything drawn */
+  readonly extent?: number;
 }
 
 const goalLabel = (goal: readonly [number, number] | null, i: number): string => (goal === null ? `task ${i + 1}` : `goal (${goal.map((g) => Number(g.toFixed(2))).join(', ')})`);
@@ -33,7 +35,7 @@ export const rolloutSpec = (panels: readonly RolloutPanel[], options: RolloutPlo
   const lo = Math.min(...xs, ...ys, ...goals.flatMap((g) => [g[0] - Math.min(r, 1), g[1] - Math.min(r, 1)]));
   const hi = Math.max(...xs, ...ys, ...goals.flatMap((g) => [g[0] + Math.min(r, 1), g[1] + Math.min(r, 1)]));
   const margin = 0.05 * (hi - lo || 1);
-  const domain = [lo - margin, hi + margin];
+  const domain = options.extent !== undefined ? [-options.extent, options.extent] : [lo - margin, hi + margin];
   const pixelsPerUnit = size / (domain[1]! - domain[0]!);
   const labels = [...new Set(panels.flatMap((p) => p.rollouts.tasks.map((t, i) => goalLabel(t.goal, i))))];
   const color = { field: 'label', type: 'nominal', title: 'post-update trajectories of the task', scale: { domain: labels, scheme: 'category10' }, legend: { orient: 'bottom', columns: 4 } } as const;
@@ -65,7 +67,13 @@ export const rolloutSpec = (panels: readonly RolloutPanel[], options: RolloutPlo
   };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: options.title ?? 'Pre-update (grey) and post-update (coloured) trajectories', ...(r > 0 ? { subtitle: `shaded: where the reward is non-zero (within ${r} of the goal)` } : {}) },
+    title: {
+      text: options.title ?? 'Pre-update (grey) and post-update (coloured) trajectories',
+      subtitle: [
+        ...(r > 0 ? [`shaded: where the reward is non-zero (within ${r} of the goal)`] : []),
+        ...(options.extent !== undefined ? [`view [−${options.extent}, ${options.extent}]²: paths leaving it are cut at the edge`] : []),
+      ].join('; '),
+    },
     background: 'white',
     hconcat: panels.map(panel),
   } as unknown as TopLevelSpec;

@@ -174,7 +174,7 @@ const runWith = (settingsAt: (scale: ReproductionScale) => Fig5Settings) => asyn
   const svg = writeOutput(
     request.outDir,
     'fig5.svg',
-    await renderRollouts(panels, { title: `Fig. 5: pre-update (grey) and post-update (coloured) trajectories after ${settings.iterations} iterations`, regionRadius: POINT_MOMENTUM.rewardRadius }),
+    await renderRollouts(panels, { title: `Fig. 5: pre-update (grey) and post-update (coloured) trajectories after ${settings.iterations} iterations`, regionRadius: POINT_MOMENTUM.rewardRadius, extent: 4.5 }),
   );
   const rows = fig5Arms.flatMap((arm) => seeds.flatMap((seed) => history.get(`${arm}-${seed}`)!.map((r, it) => [arm, seed, it, ...r] as const)));
   const table = writeOutput(request.outDir, 'fig5-returns.csv', csv(['arm', 'seed', 'iteration', 'pre_return', 'step1_return', 'step2_return', 'post_return'], rows));
