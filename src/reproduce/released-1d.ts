@@ -28,10 +28,9 @@ import { sampleGroup, toBatch, disposeBatch, type Trajectories } from '../meta/s
 import { mixSeeds } from '../random.ts';
 import type { Batch, Params } from '../surrogates/batch.ts';
 import { estimators } from '../surrogates/estimators.ts';
-import { paramsTheta, squaredFeaturePolicy, thetaParams } from './squared-feature-policy.ts';
+import { squaredFeaturePolicy, thetaParams } from './squared-feature-policy.ts';
 
 export type Released1dFormulation = 'I' | 'II';
-export const released1dFormulations: readonly Released1dFormulation[] = ['I', 'II'];
 
 /** `released`: the code's formulas (extra α); `equation`: the paper's eqs. 3–4 as compiled. */
 export type Released1dForm = 'released' | 'equation';
@@ -171,4 +170,3 @@ export const released1dIteration = (theta: Theta, o: Released1dIterationOptions)
   };
 };
 
-export { paramsTheta, thetaParams };
