@@ -166,8 +166,10 @@ test.serial('fig5 (tiny): three arms trained in resumable chunks, rollouts drawn
   const csvRows = fs.readFileSync(path.join(dir, 'fig5-returns.csv'), 'utf8').trim().split('\n');
   t.is(csvRows[0], 'arm,seed,iteration,pre_return,step1_return,step2_return,post_return');
   t.is(csvRows.length, 1 + 3 * 2);
-  const json = JSON.parse(fs.readFileSync(path.join(dir, 'fig5.json'), 'utf8')) as { rollouts: Record<string, { tasks: Array<{ paths: unknown[][] }> }> };
-  const lvc = json.rollouts['lvc-trpo-1']!;
+  const json = JSON.parse(fs.readFileSync(path.join(dir, 'fig5.json'), 'utf8')) as { arms: Array<{ arm: string; post: number[] }> };
+  t.deepEqual(json.arms.map((a) => a.arm), ['lvc-trpo', 'maml-trpo', 'emaml-trpo']);
+  t.true(json.arms.every((a) => a.post.length === 1 && Number.isFinite(a.post[0])));
+  const lvc = JSON.parse(fs.readFileSync(path.join(dir, 'units', 'fig5-lvc-trpo-seed1-rollouts.json'), 'utf8')) as { tasks: Array<{ paths: unknown[][] }> };
   t.true(lvc.tasks.length >= 1 && lvc.tasks.length <= 4);
   t.is(lvc.tasks[0]!.paths.length, 4, 'pre-update and three inner steps');
   t.is(lvc.tasks[0]!.paths[0]!.length, 2, 'two trajectories per task');

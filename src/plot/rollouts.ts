@@ -38,7 +38,7 @@ export const rolloutSpec = (panels: readonly RolloutPanel[], options: RolloutPlo
   const domain = options.extent !== undefined ? [-options.extent, options.extent] : [lo - margin, hi + margin];
   const pixelsPerUnit = size / (domain[1]! - domain[0]!);
   const labels = [...new Set(panels.flatMap((p) => p.rollouts.tasks.map((t, i) => goalLabel(t.goal, i))))];
-  const color = { field: 'label', type: 'nominal', title: 'post-update trajectories of the task', scale: { domain: labels, scheme: 'category10' }, legend: { orient: 'bottom', columns: 4 } } as const;
+  const color = { field: 'label', type: 'nominal', title: 'post-update trajectories of the task', scale: { domain: labels, scheme: 'category10' }, legend: { orient: 'bottom', columns: 4, labelLimit: 300, titleLimit: 400 } } as const;
   const x = { field: 'x', type: 'quantitative', title: 'x', scale: { domain, nice: false } } as const;
   const y = { field: 'y', type: 'quantitative', title: 'y', scale: { domain, nice: false } } as const;
   const panel = (p: RolloutPanel) => {

@@ -192,7 +192,8 @@ const runWith = (settingsAt: (scale: ReproductionScale) => Fig5Settings) => asyn
       `${armLabel[n.arm]}: last ${tail} iterations' average return pre-update ${plusMinus(n.pre, 1)}, post-update ${plusMinus(n.post, 1)}; ` +
       `corners reached (within 1) by the drawn pre-update trajectories ${n.preCorners.join(', ')} of 4, post-update ${n.postCorners.join(', ')} (per seed; ${seeds.length} seed(s))`,
   );
-  const json = writeOutput(request.outDir, 'fig5.json', `${JSON.stringify({ figure: 'fig5', scale: request.scale, settings, seeds, arms: numbers, rollouts: Object.fromEntries(rollouts) })}\n`);
+  // The trajectories drawn stay in units/*-rollouts.json (megabytes); the numbers file keeps the numbers.
+  const json = writeOutput(request.outDir, 'fig5.json', `${JSON.stringify({ figure: 'fig5', scale: request.scale, settings, seeds, arms: numbers }, null, 1)}\n`);
   return { files: [svg, json, table], summary, complete: true };
 };
 
