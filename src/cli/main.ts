@@ -14,6 +14,8 @@ import { runDiagram, type DiagramOptions } from './diagram.ts';
 import { runTrain, type TrainCliOptions } from './train.ts';
 import { runEval, type EvalCliOptions } from './eval.ts';
 import { runPlot, type PlotCliOptions } from './plot.ts';
+import { runReproduce, type ReproduceCliOptions } from './reproduce.ts';
+import { runRollouts, type RolloutsCliOptions } from './rollouts.ts';
 import { reportFailure } from './failure.ts';
 import type { WorkerCliOptions } from './worker.ts';
 
@@ -105,6 +107,31 @@ program
   .option('--title <text>', 'the plot title')
   .action(async (runDirs: string[], opts: PlotCliOptions) => {
     process.exitCode = await runPlot(runDirs, opts, console_);
+  });
+
+program
+  .command('rollouts')
+  .description("draw a trained policy's pre-update and post-update trajectories in the plane (2D point environments) as SVG")
+  .argument('<checkpoint>', 'a checkpoint file or a run directory')
+  .requiredOption('--out <file>', 'the SVG file to write')
+  .option('--tasks <n>', 'distinct fresh tasks to draw, 1-16 (default 4)')
+  .option('--trajectories <n>', 'trajectories per task and adaptation level (default 10)')
+  .option('--seed <s>', 'seed of the tasks and trajectories (default 0)')
+  .option('--title <text>', 'the panel title (default: algorithm, environment, iterations)')
+  .action(async (checkpoint: string, opts: RolloutsCliOptions) => {
+    process.exitCode = await runRollouts(checkpoint, opts, console_);
+  });
+
+program
+  .command('reproduce')
+  .description("run one of the ProMP paper's figures by its released protocol (resumable); writes raw numbers (JSON/CSV) and the figure (SVG)")
+  .argument('<figure>', 'fig2, fig4, fig5 or fig6')
+  .option('--scale <scale>', 'small (fits a 2-core machine in under an hour; says what it cut) or paper (the released settings) (default: small)')
+  .option('--seeds <n>', "number of seeds (default: the figure's)")
+  .option('--out <dir>', 'output directory, created if missing; a rerun with the same one resumes (default: reproductions/<figure>-<scale>)')
+  .option('--progress <mode>', 'auto (a bar on a terminal, lines otherwise), bar, lines or off (default: auto)')
+  .action(async (figure: string, opts: ReproduceCliOptions) => {
+    process.exitCode = await runReproduce(figure, opts, console_);
   });
 
 program

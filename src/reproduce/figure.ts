@@ -44,6 +44,8 @@ export interface Figure {
   /** e.g. "Fig. 6: formulation I vs II on the 1D environment". */
   readonly title: string;
   readonly defaultSeeds: number;
+  /** The default number of seeds at a scale, where it differs between scales (default: defaultSeeds). */
+  readonly seedsAt?: (scale: ReproductionScale) => number;
   /** What `scale` runs, in a sentence (for `small`: what it scaled down from the paper's protocol). */
   readonly describeScale: (scale: ReproductionScale) => string;
   /** Runs the units not yet finished in outDir (see units.ts), then writes the numbers and figure. */
