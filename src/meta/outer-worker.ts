@@ -14,7 +14,7 @@ import { disposeParams } from './algorithms.ts';
 import { levelData, makeTrainer, outerTaskTerms, type Trainer } from './iteration.ts';
 import type { LevelData } from './meta-objective.ts';
 import type { FromOuterWorker, OuterWorkerSetup, ToOuterWorker, WireParams } from './outer-workers.ts';
-import { mlpPolicyFor } from './policy.ts';
+import { configPolicy } from './trainer-setup.ts';
 import { disposeBatch } from './sampler.ts';
 
 const port = parentPort;
@@ -28,7 +28,7 @@ const tensorsOf = (p: WireParams): Params => Object.fromEntries(Object.entries(p
 const prepare = async (): Promise<Trainer> => {
   await loadWorkerBackend(setup.backend);
   const distribution = await loadTaskDistribution(setup.config.env);
-  const policy = mlpPolicyFor(distribution.observationDim, distribution.action, { hidden: setup.config.hidden, initLogStd: setup.config.initLogStd });
+  const policy = configPolicy(setup.config, distribution);
   return makeTrainer(setup.config, distribution, policy);
 };
 
@@ -53,9 +53,10 @@ try {
           release();
           held = {
             key: message.key,
-            tasks: message.tasks.map(({ index, levels }) => {
+            tasks: message.tasks.map(({ index, levels, scoreWeight }) => {
               const data = levels.map((tr) => levelData(trainer, tr));
-              return { index, pre: data.slice(0, -1), post: data.at(-1)! };
+              const post = data.at(-1)!;
+              return { index, pre: data.slice(0, -1), post: scoreWeight === undefined ? post : { ...post, scoreWeight } };
             }),
           };
           reply({ kind: 'loaded', id: message.id });

@@ -47,7 +47,8 @@ import { resolveConfig, type TrainConfig, type TrainConfigPatch } from './config
 import { levelData, makeTrainer, runIteration, type OptimizerState, type Trainer } from './iteration.ts';
 import type { LevelData } from './meta-objective.ts';
 import { adam } from './optimizers.ts';
-import { mlpPolicyFor, type Policy } from './policy.ts';
+import type { Policy } from './policy.ts';
+import { configPolicy } from './trainer-setup.ts';
 import { averageReturn, disposeBatch, sampleGroups } from './sampler.ts';
 
 export type VarianceEstimator = 'lvc' | 'dice' | 'tmaml';
@@ -262,7 +263,7 @@ export const metaGradientVariance = async (options: VarianceOptions = {}): Promi
   const fixedTasks = options.fixedTasks ?? false;
   const base: TrainConfig = resolveConfig(options.config ?? {});
   const distribution = taskDistribution(base.env);
-  const policy: Policy = mlpPolicyFor(distribution.observationDim, distribution.action, { hidden: base.hidden, initLogStd: base.initLogStd });
+  const policy: Policy = configPolicy(base, distribution);
   const trainerFor = (algo: AlgorithmName): Trainer => makeTrainer({ ...base, algo }, distribution, policy);
 
   const memoryBefore = tf.memory();
