@@ -114,7 +114,7 @@ test.serial('a run directory holds the full config, agreeing CSV and JSONL rows,
     t.is(Number(fromCsv['return_0']), r.averageReturn[0]!);
     t.is(Number(fromCsv['return_1']), r.averageReturn[1]!);
     for (const k of ['samplingSeconds', 'adaptationSeconds', 'outerSeconds', 'objective', 'wallSeconds'] as const) t.is(Number(fromCsv[k]), r[k], k);
-    t.is(Number(fromCsv['kl']), r.kl);
+    t.is(Number(fromCsv['kl']), r.kl!);
     t.is(fromCsv['lineSearch'], '');
     t.is(fromCsv['backend'], r.backend);
   });
