@@ -13,7 +13,6 @@ import type { Graph } from '../scg/builder.ts';
 import type { Params } from '../surrogates/batch.ts';
 import { meanKl } from '../surrogates/divergence.ts';
 import { evaluateGraph } from '../surrogates/evaluate.ts';
-import { stopGradient } from '../ops/index.ts';
 import { adjustedRewards, taskAdvantages } from './advantages.ts';
 import { algorithms, disposeParams, keepParams, type Algorithm } from './algorithms.ts';
 import type { TrainConfig } from './config.ts';
@@ -258,15 +257,37 @@ export const sampleLevels = async (trainer: Trainer, params: Params, iteration: 
  * adapted ones), θj(θ) the same adaptation from θ — averaged over the levels. `pre-update` (the paper's
  * eq. 13): KL(π_θo ‖ π_θ) on D₀. With one inner step the two are the same.
  */
-export const prompKl = (trainer: Trainer, start: Params, pre: readonly LevelData[], p: Params): tf.Scalar => {
+export const prompKl = (trainer: Trainer, start: Params, pre: readonly LevelData[], p: Params, adapted?: readonly Params[]): tf.Scalar => {
   const { graph, meta, config } = trainer;
   if (config.prompKlLevels === 'pre-update' || pre.length === 1) return meanKl(graph, start, p, pre[0]!.batch);
-  // θo's adapted parameters are constants (they sampled the data); θ's carry the gradient.
-  const fixedStart = Object.fromEntries(Object.entries(start).map(([name, value]) => [name, stopGradient(value)]));
-  const old = [start, ...meta.adapt(fixedStart, pre).slice(0, -1)];
-  const current = [p, ...meta.adapt(p, pre).slice(0, -1)];
+  // θo's adapted parameters are constants (they sampled the data): the data's record of them, else
+  // computed from a copy of θo's values, so that no gradient path (not even one of zeros) runs through
+  // their adaptation. θ's carry the gradient.
+  const old = pre.slice(1).every((d) => d.sampledBy !== undefined) ? [start, ...pre.slice(1).map((d) => d.sampledBy!)] : [start, ...meta.adapt(copyParams(start), pre).slice(0, -1)];
+  const current = [p, ...(adapted ?? meta.adapt(p, pre)).slice(0, -1)];
   const kls = pre.map((data, j) => meanKl(graph, old[j]!, current[j]!, data.batch));
   return tf.div(kls.reduce((a, b) => tf.add(a, b)), pre.length) as tf.Scalar;
+};
+
+const copyParams = (p: Params): Params => Object.fromEntries(Object.entries(p).map(([name, value]) => [name, tf.tensor(value.dataSync(), value.shape)]));
+
+/** Whether ProMP's KL needs the adapted parameters that sampled the levels after the first. */
+export const needsSamplingParams = (trainer: Trainer): boolean =>
+  trainer.algorithm.optimizer === 'promp' && trainer.config.prompKlLevels === 'every-level' && trainer.adaptationSteps > 1;
+
+/**
+ * `pre` with each level after the first carrying the parameters that sampled it (θo's adaptation, the
+ * same numbers the sampling phase computed), so that `prompKl` does not rebuild them at every outer
+ * step; dispose `made` when done.
+ */
+export const withSamplingParams = (trainer: Trainer, start: Params, pre: readonly LevelData[]): { pre: LevelData[]; made: Params[] } => {
+  const copy = copyParams(start);
+  try {
+    const made = tf.tidy(() => trainer.meta.adapt(copy, pre).slice(0, -1).map(keepParams));
+    return { pre: pre.map((d, j) => (j === 0 ? d : { ...d, sampledBy: made[j - 1]! })), made };
+  } finally {
+    disposeParams(copy);
+  }
 };
 
 /**
@@ -276,9 +297,11 @@ export const prompKl = (trainer: Trainer, start: Params, pre: readonly LevelData
 export const outerTaskLoss =
   (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData) =>
   (p: Params): tf.Scalar => {
-    const value = tf.neg(trainer.meta.surrogate(p, pre, post));
-    if (trainer.algorithm.optimizer !== 'promp') return value as tf.Scalar;
-    return tf.add(value, tf.mul(trainer.config.klPenalty, prompKl(trainer, start, pre, p))) as tf.Scalar;
+    if (trainer.algorithm.optimizer !== 'promp') return tf.neg(trainer.meta.surrogate(p, pre, post)) as tf.Scalar;
+    // θ's adapted parameters serve the surrogate and the per-level KL alike: built once.
+    const adapted = trainer.meta.adapt(p, pre);
+    const value = tf.neg(trainer.meta.surrogate(p, pre, post, adapted));
+    return tf.add(value, tf.mul(trainer.config.klPenalty, prompKl(trainer, start, pre, p, adapted))) as tf.Scalar;
   };
 
 /**
@@ -289,9 +312,10 @@ export const outerTaskLoss =
  */
 export const prompTaskDiagnostics = (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData, p: Params): [number, number, number] =>
   tf.tidy(() => {
-    const kl = prompKl(trainer, start, pre, p);
-    const objective = tf.sub(trainer.meta.surrogate(p, pre, post), tf.mul(trainer.config.klPenalty, kl));
-    const adapted = trainer.meta.adapt(p, pre).at(-1)!;
+    const adaptedAll = trainer.meta.adapt(p, pre);
+    const kl = prompKl(trainer, start, pre, p, adaptedAll);
+    const objective = tf.sub(trainer.meta.surrogate(p, pre, post, adaptedAll), tf.mul(trainer.config.klPenalty, kl));
+    const adapted = adaptedAll.at(-1)!;
     const logProbs = [...evaluateGraph(trainer.graph, adapted, post.batch).logProbs.values()].filter((lp) => lp.rank === 2);
     const logProb = logProbs.reduce((a, b) => tf.add(a, b));
     const ratio = tf.exp(tf.sub(logProb, post.batch.behaviour!.a!));
@@ -376,7 +400,9 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
   const sampled = await sampleLevels(trainer, params, iteration);
   const { tasks, levels, levelParams, returns, timesteps, samplingSeconds, adaptationSeconds } = sampled;
   try {
-    const pre = (i: number) => levels.slice(0, adaptationSteps).map((level) => level[i]!);
+    // ProMP's per-level KL refers to the parameters that sampled each level: the sampling phase's own.
+    const withSampler = needsSamplingParams(trainer);
+    const pre = (i: number) => levels.slice(0, adaptationSteps).map((level, j) => (withSampler && j > 0 ? { ...level[i]!, sampledBy: levelParams[j]![i]! } : level[i]!));
     const scoreWeights = usesScoreWeights(trainer) ? emamlScoreWeights(sampled.trajectories[adaptationSteps]!) : undefined;
     const post = (i: number): LevelData =>
       scoreWeights === undefined ? levels[adaptationSteps]![i]! : { ...levels[adaptationSteps]![i]!, scoreWeight: scoreWeights[i]! };

@@ -40,6 +40,8 @@ export interface LevelData {
    * R(D_k) (the released code's normalised average reward of the task; iteration.ts).
    */
   readonly scoreWeight?: number;
+  /** The parameters that sampled this level's data, when the caller has them (ProMP's per-level KL reference). */
+  readonly sampledBy?: Params;
 }
 
 /** The outer objective: a scalar to maximise from the adapted parameters and the post-update data. */
@@ -72,8 +74,11 @@ export interface MetaObjective {
   readonly innerStep: (params: Params, data: LevelData) => Params;
   /** θ₁ … θ_k from θ and the pre-update data D₀ … D_{k−1} (differentiable in θ). */
   readonly adapt: (params: Params, pre: readonly LevelData[]) => Params[];
-  /** The meta-surrogate of one task, to maximise: its gradient is the meta-gradient. */
-  readonly surrogate: (params: Params, pre: readonly LevelData[], post: LevelData) => tf.Scalar;
+  /**
+   * The meta-surrogate of one task, to maximise: its gradient is the meta-gradient. `adapted`, when
+   * given, is `adapt(params, pre)` computed by the caller (who needs it too), so it is not built twice.
+   */
+  readonly surrogate: (params: Params, pre: readonly LevelData[], post: LevelData, adapted?: readonly Params[]) => tf.Scalar;
 }
 
 export class MetaObjectiveError extends Error {
@@ -172,8 +177,8 @@ export const metaObjective = (taskGraph: Graph, options: MetaObjectiveOptions): 
     return adapted;
   };
 
-  const surrogate = (params: Params, pre: readonly LevelData[], post: LevelData): tf.Scalar => {
-    const adapted = adapt(params, pre);
+  const surrogate = (params: Params, pre: readonly LevelData[], post: LevelData, given?: readonly Params[]): tf.Scalar => {
+    const adapted = given ?? adapt(params, pre);
     const last = adapted[adapted.length - 1]!;
     const outerValue = outer(last, post);
     if (formulation !== 'II') return outerValue;

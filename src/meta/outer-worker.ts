@@ -11,7 +11,7 @@ import { loadTaskDistribution } from '../envs/index.ts';
 import type { Params } from '../surrogates/batch.ts';
 import { loadWorkerBackend } from './worker-backend.ts';
 import { disposeParams } from './algorithms.ts';
-import { levelData, makeTrainer, outerTaskTerms, type Trainer } from './iteration.ts';
+import { levelData, makeTrainer, needsSamplingParams, outerTaskTerms, withSamplingParams, type Trainer } from './iteration.ts';
 import type { LevelData } from './meta-objective.ts';
 import type { FromOuterWorker, OuterWorkerSetup, ToOuterWorker, WireParams } from './outer-workers.ts';
 import { configPolicy } from './trainer-setup.ts';
@@ -41,9 +41,10 @@ interface HeldTask {
 
 try {
   const trainer = await prepare();
-  let held: { readonly key: number; readonly tasks: readonly HeldTask[] } | undefined;
+  let held: { readonly key: number; tasks: readonly HeldTask[]; made?: Params[] } | undefined;
   const release = () => {
     held?.tasks.forEach((t) => [...t.pre, t.post].forEach((d) => disposeBatch(d.batch)));
+    held?.made?.forEach(disposeParams);
     held = undefined;
   };
   port.on('message', (message: ToOuterWorker) => {
@@ -67,6 +68,12 @@ try {
           const start = tensorsOf(message.start);
           const at = tensorsOf(message.at);
           try {
+            // ProMP's per-level KL: the sampling parameters of every level, computed once per iteration.
+            if (needsSamplingParams(trainer) && held.made === undefined) {
+              const prepared = held.tasks.map((t) => ({ t, ...withSamplingParams(trainer, start, t.pre) }));
+              held.tasks = prepared.map(({ t, pre }) => ({ ...t, pre }));
+              held.made = prepared.flatMap(({ made }) => made);
+            }
             const terms = held.tasks.map((t) => ({ index: t.index, values: outerTaskTerms(trainer, start, t.pre, t.post, at) }));
             reply({ kind: 'terms', id: message.id, terms }, terms.flatMap((t) => t.values.map((v) => v.buffer as ArrayBuffer)));
           } finally {
