@@ -62,6 +62,7 @@ export { redisSampler, redisSamplerFor, type RedisSampler, type RedisSamplerOpti
 export { startFleetWorker, type FleetWorker, type FleetWorkerOptions } from './meta/fleet-worker.ts';
 export { redisTarget, RedisUrlError, redisPasswordVariable, type RedisTarget } from './meta/redis-connection.ts';
 export { FLEET_PROTOCOL } from './meta/fleet-protocol.ts';
+export { ACTION_NORMALIZATION_SCALE, actionNormalizations, environmentActions, policyActionSpace, type ActionNormalization } from './envs/action-normalization.ts';
 export { taskDistribution, taskDistributionNames, environmentNames, environmentDescriptor, loadTaskDistribution, pointCorners, point1d, nav2d, type EnvironmentDescriptor } from './envs/index.ts';
 export type { TaskDistribution, VectorEnv, ActionSpace } from './envs/types.ts';
 

@@ -57,6 +57,43 @@ const expected = (tr: Trajectories) => {
   return { V, A, mean, std };
 };
 
+/**
+ * The released DiceSampleProcessor's adjusted rewards in float64: γᵗrₜ − b(t), b the least squares
+ * (ridge 1e-5) of γᵗrₜ on [t/100, (t/100)², (t/100)³, 1] over the real steps, normalised over them
+ * (population std + 1e-8); padding 0.
+ */
+const adjusted = (tr: Trajectories): number[] => {
+  const y = Array.from(tr.rewards, (r, k) => (tr.mask[k] ? gamma ** (k % horizon) * r : 0));
+  const phi = (t: number) => [t / 100, (t / 100) ** 2, (t / 100) ** 3, 1];
+  const m = [0, 1, 2, 3].map((p) => [0, 1, 2, 3].map((q) => (p === q ? 1e-5 : 0)));
+  const c = [0, 0, 0, 0];
+  y.forEach((v, k) => {
+    if (!tr.mask[k]) return;
+    const f = phi(k % horizon);
+    for (let p = 0; p < 4; p++) {
+      c[p]! += f[p]! * v;
+      for (let q = 0; q < 4; q++) m[p]![q]! += f[p]! * f[q]!;
+    }
+  });
+  // Gauss-Jordan on the 4 × 4 normal equations.
+  for (let col = 0; col < 4; col++) {
+    const pivot = m[col]![col]!;
+    for (let q = 0; q < 4; q++) m[col]![q]! /= pivot;
+    c[col]! /= pivot;
+    for (let row = 0; row < 4; row++) {
+      if (row === col) continue;
+      const f = m[row]![col]!;
+      for (let q = 0; q < 4; q++) m[row]![q]! -= f * m[col]![q]!;
+      c[row]! -= f * c[col]!;
+    }
+  }
+  const delta = y.map((v, k) => (tr.mask[k] ? v - phi(k % horizon).reduce((s, f, p) => s + f * c[p]!, 0) : 0));
+  const valid = delta.filter((_, k) => tr.mask[k]);
+  const mu = valid.reduce((a, b) => a + b, 0) / valid.length;
+  const sd = Math.sqrt(valid.reduce((a, b) => a + (b - mu) ** 2, 0) / valid.length);
+  return delta.map((v, k) => (tr.mask[k] ? (v - mu) / (sd + 1e-8) : 0));
+};
+
 const near = (a: number, b: number, tol = 1e-5) => Math.abs(a - b) <= tol * Math.max(1, Math.abs(b));
 
 for (const name of algorithmNames) {
@@ -71,12 +108,22 @@ for (const name of algorithmNames) {
       t.deepEqual(Array.from(data.weights!({}).dataSync()), new Array<number>(n).fill(Math.fround(1 / steps)), 'each trajectory weighted 1 / (real steps)');
       t.deepEqual(Array.from(data.batch.mask!.dataSync()), Array.from(tr.mask));
       t.deepEqual(Array.from(data.batch.behaviour!.a!.dataSync()), Array.from(tr.logProbs));
-      if (algorithms[name].credit === 'advantages') {
+      const credit = algorithms[name].credit;
+      if (credit === 'advantages' || credit === 'adjusted-rewards') {
         const adv = data.batch.advantages!.a!.dataSync();
-        t.deepEqual(Array.from(data.batch.values.r!.dataSync()), Array.from(tr.rewards), 'rewards as sampled');
         for (let k = 0; k < n * horizon; k++) {
           const want = tr.mask[k] ? (A[k]! - mean) / (std + 1e-8) : 0;
           t.true(near(adv[k]!, want), `advantage at trajectory ${Math.floor(k / horizon)}, t = ${k % horizon}: ${adv[k]} vs ${want}`);
+        }
+        if (credit === 'advantages') {
+          t.deepEqual(Array.from(data.batch.values.r!.dataSync()), Array.from(tr.rewards), 'rewards as sampled');
+        } else {
+          const r = data.batch.values.r!.dataSync();
+          const want = adjusted(tr);
+          for (let k = 0; k < n * horizon; k++) {
+            t.true(near(r[k]!, want[k]!, 1e-4), `adjusted reward at trajectory ${Math.floor(k / horizon)}, t = ${k % horizon}: ${r[k]} vs ${want[k]}`);
+          }
+          t.is(data.batch.baselines, undefined, 'plain DiCE: no baseline term');
         }
       } else {
         t.is(data.batch.advantages, undefined, 'the DiCE family derives its credit from the costs');

@@ -97,7 +97,9 @@ test.serial('a run directory holds the full config, agreeing CSV and JSONL rows,
     t.is(r.averageReturn.length, 2);
     t.true(r.averageReturn.every(Number.isFinite) && Number.isFinite(r.objective));
     t.is(r.backend, 'wasm');
-    t.is(r.kl, null);
+    // ProMP logs its step: the penalty's KL and the clip fraction after the outer steps.
+    t.true(r.kl !== null && r.kl > 0, `kl ${r.kl}`);
+    t.true(r.clipFraction !== undefined && r.clipFraction >= 0 && r.clipFraction <= 1, `clip fraction ${r.clipFraction}`);
   }
   t.true(rows.every((r, i) => i === 0 || r.wallSeconds >= rows[i - 1]!.wallSeconds));
 
@@ -112,7 +114,7 @@ test.serial('a run directory holds the full config, agreeing CSV and JSONL rows,
     t.is(Number(fromCsv['return_0']), r.averageReturn[0]!);
     t.is(Number(fromCsv['return_1']), r.averageReturn[1]!);
     for (const k of ['samplingSeconds', 'adaptationSeconds', 'outerSeconds', 'objective', 'wallSeconds'] as const) t.is(Number(fromCsv[k]), r[k], k);
-    t.is(fromCsv['kl'], '');
+    t.is(Number(fromCsv['kl']), r.kl!);
     t.is(fromCsv['lineSearch'], '');
     t.is(fromCsv['backend'], r.backend);
   });

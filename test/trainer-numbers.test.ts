@@ -8,7 +8,8 @@
  *   - the average return at each level: from the trajectories; the post-update ones are sampled here
  *     with the model's own adapted parameters θ′ = θ + α∇L_in(θ), so they agree with the trainer's only
  *     if its inner step does;
- *   - the meta-objective before the outer step (stats.objective);
+ *   - the meta-objective before the outer step (stats.objective); E-MAML's score term as released (its
+ *     weight the task's post-update mean reward normalised over every task's post-update rewards);
  *   - the parameters after the outer step (a checksum: each of w and b), from the model's meta-gradient
  *     (chain rule through θ′(θ), E-MAML's score term, ProMP's five clipped steps with the KL penalty,
  *     TRPO's natural step and line search) and its own Adam / TRPO arithmetic;
@@ -68,6 +69,9 @@ const recipes: Record<AlgorithmName, { inner: Surrogate; outer: Surrogate; formu
   'lvc-vpg': { inner: 'lvc-ratio', outer: 'lvc-ratio', formulation: 'I', optimizer: 'adam', credit: 'advantages' },
   'dice-vpg': { inner: 'dice-baseline', outer: 'dice-baseline', formulation: 'I', optimizer: 'adam', credit: 'costs' },
   tmaml: { inner: 'tmaml', outer: 'tmaml', formulation: 'I', optimizer: 'adam', credit: 'costs' },
+  // The released DiCE runs: DICEMAML (DiCE on adjusted rewards at both levels) and VPG_DICE (DiCE inner, VPG outer).
+  'dice-maml': { inner: 'dice', outer: 'dice', formulation: 'I', optimizer: 'adam', credit: 'adjusted' },
+  'vpg-dice': { inner: 'dice', outer: 'lvc-ratio', formulation: 'I', optimizer: 'adam', credit: 'adjusted' },
 };
 
 const configFor = (algo: AlgorithmName): TrainConfig =>
@@ -124,6 +128,11 @@ const modelIteration = async (algo: AlgorithmName) => {
   const postRows = post.map(rowsOf);
   const postCredit = postRows.map((rows) => creditOf(rows, recipe.credit, config.discount));
 
+  // E-MAML as released: the score term's weight is the task's mean post-update reward, normalised by
+  // the mean and population std of every task's post-update rewards (meta_sample_processor.py L40-44).
+  const allPostRewards = postRows.flatMap((rows) => rows.r.flat());
+  const postMean = meanOf(allPostRewards);
+  const postStd = Math.sqrt(meanOf(allPostRewards.map((r) => (r - postMean) ** 2)));
   /** The meta-objective of task i at θ (maximised) and its gradient. */
   const metaAt = (th: Vec, i: number): { value: number; g: Vec } => {
     const { adapted: a, jacobian } = adaptAt(th, i);
@@ -131,7 +140,7 @@ const modelIteration = async (algo: AlgorithmName) => {
     let value = out.value;
     let g = transposeVec(jacobian, out.g);
     if (recipe.formulation === 'II') {
-      const R = postReturn(postRows[i]!);
+      const R = (postReturn(postRows[i]!) - postMean) / (postStd + 1e-8);
       const s = trajectoryScore(model, th, preRows[i]!);
       value += s.value * R;
       g = [g[0] + s.g[0] * R, g[1] + s.g[1] * R];

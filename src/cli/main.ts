@@ -62,6 +62,7 @@ program
   .option('--adaptation-steps <k>', 'inner adaptation steps (default: the environment\'s)')
   .option('--checkpoint-every <n>', `write a checkpoint every N iterations, and after any iteration ending a minute or more after the last (default: ${defaultConfig.checkpointEvery})`)
   .option('--engine <name>', `how the policy's log-probability is differentiated: fused (its own op and kernels, orders 1–2) or tfjs (the general path, any order; TRPO always uses it) (default: ${defaultConfig.engine})`)
+  .option('--action-normalization <mode>', "normalized (the policy acts in [−10, 10], mapped onto the action bounds: the released code's normalize()) or raw (the environment's units) (default: the environment's)")
   .option('--progress <mode>', 'auto (a bar on a terminal, lines otherwise), bar, lines or off (default: auto)')
   .option('--workers <n>', 'sampler worker threads, at most 4 per core (default: one per core; 1 samples in the main thread); results do not depend on it')
   .option('--redis <url>', 'sample on `magicbox worker` processes through this Redis server (redis:// or rediss://; password also from MAGICBOX_REDIS_PASSWORD); results do not depend on it')

@@ -32,6 +32,7 @@ export interface TrainCliOptions {
   readonly adaptationSteps?: string;
   readonly checkpointEvery?: string;
   readonly engine?: string;
+  readonly actionNormalization?: string;
   readonly progress?: string;
   readonly workers?: string;
   readonly redis?: string;
@@ -50,6 +51,7 @@ const flagFields = {
   adaptationSteps: { flag: '--adaptation-steps', field: 'adaptationSteps', numeric: true },
   checkpointEvery: { flag: '--checkpoint-every', field: 'checkpointEvery', numeric: true },
   engine: { flag: '--engine', field: 'engine', numeric: false },
+  actionNormalization: { flag: '--action-normalization', field: 'actionNormalization', numeric: false },
 } as const satisfies Record<string, { flag: string; field: keyof TrainConfigPatch; numeric: boolean }>;
 
 const progressModes: readonly ProgressMode[] = ['auto', 'bar', 'lines', 'off'];

@@ -104,6 +104,8 @@ export const pointCorners: TaskDistribution<PointCornersTask> = Object.freeze({
   action: Object.freeze({ kind: 'continuous', dim: 2, low: -POINT_CORNERS.maxAction, high: POINT_CORNERS.maxAction }),
   horizon: 100,
   adaptationSteps: 3,
+  // The released run scripts wrap MetaPointEnvCorner in normalize(): the clip ±0.2 becomes 0.02·a.
+  actionNormalization: 'normalized',
   sampleTasks: (uniform: Uniform, count: number): PointCornersTask[] => {
     checkTaskCount(NAME, count);
     const out: PointCornersTask[] = [];

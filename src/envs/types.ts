@@ -4,6 +4,8 @@
  * a batch of observations goes to the policy as one tensor.
  */
 
+import type { ActionNormalization } from './action-normalization.ts';
+
 /** A source of uniform numbers on [0, 1); pass a seeded one (src/random.ts) for reproducible runs. */
 export type Uniform = () => number;
 
@@ -43,6 +45,11 @@ export interface TaskDistribution<Task = unknown> {
   readonly horizon: number;
   /** The paper's number of inner adaptation steps for this distribution. */
   readonly adaptationSteps: number;
+  /**
+   * How a policy acts by default (action-normalization.ts): `normalized` where the released ProMP code
+   * wrapped the environment in normalize(); absent means `raw`.
+   */
+  readonly actionNormalization?: ActionNormalization;
   readonly sampleTasks: (uniform: Uniform, count: number) => Task[];
   /** A task as JSON, for logs and checkpoints. */
   readonly describeTask: (task: Task) => unknown;
@@ -60,4 +67,6 @@ export interface EnvironmentDescriptor {
   readonly adaptationSteps: number;
   /** The paper's policy hidden sizes where they differ from the usual (64, 64), e.g. (128, 128) for the humanoid. */
   readonly policyHidden?: readonly number[];
+  /** The default action normalisation (absent: `raw`); see TaskDistribution. */
+  readonly actionNormalization?: ActionNormalization;
 }

@@ -135,3 +135,19 @@ export const taskAdvantages = (opts: {
   const raw = gae(rewards, values, mask, n, horizon, gamma, lambda);
   return { returns, values, advantages: opts.normalize === false ? raw : normalize(raw, mask) };
 };
+
+/**
+ * The released DiceSampleProcessor's credit for one task: adjusted rewards γ^t·r_t − b(t), where b is
+ * its LinearTimeBaseline — least squares (ridge 1e-5, ×10 on failure) of γ^t·r_t on the features
+ * [t/100, (t/100)², (t/100)³, 1] over the task's real steps (the linear feature baseline without its
+ * observation features) — then normalised over those steps. rewards and mask [n × horizon].
+ */
+export const adjustedRewards = (rewards: Float32Array, mask: Float32Array, n: number, horizon: number, gamma: number): Float32Array => {
+  const discounted = new Float32Array(n * horizon);
+  for (let i = 0; i < n; i++) for (let t = 0; t < horizon; t++) discounted[i * horizon + t] = mask[i * horizon + t] === 0 ? 0 : gamma ** t * rewards[i * horizon + t]!;
+  const none = new Float32Array(0);
+  const b = fitLinearBaseline(none, discounted, mask, n, horizon, 0).predict(none, n, horizon, mask);
+  const adjusted = new Float32Array(n * horizon);
+  for (let k = 0; k < n * horizon; k++) adjusted[k] = mask[k] === 0 ? 0 : discounted[k]! - b[k]!;
+  return normalize(adjusted, mask);
+};

@@ -12,6 +12,13 @@
  *   lvc-vpg      I            LVC ratio                 LVC ratio                           Adam
  *   dice-vpg     I            DiCE + fitted baseline    DiCE + fitted baseline              Adam
  *   tmaml        I            TMAML (fitted baseline)   TMAML                               Adam
+ *   dice-maml    I            DiCE on adjusted rewards  DiCE on adjusted rewards            Adam
+ *   vpg-dice     I            DiCE on adjusted rewards  LVC ratio (VPG) on advantages       Adam
+ *
+ * The last two are the released code's DiCE runs: `dice-maml` is its DICEMAML (dice_maml.py, "DiCE-VPG"),
+ * `vpg-dice` the DiCE arm of its gradient-variance study (VPG_DICE: vpg_dice_maml_extract_grads.py, Fig. 4),
+ * whose LVC arm is `lvc-vpg`. Their credit is the released DiceSampleProcessor's: adjusted rewards
+ * γᵗrₜ − b(t), b a cubic in t fitted per task, normalised over the task's steps (advantages.ts).
  *
  * "LVC ratio" is LVC measured against the behaviour policy: at the sampling parameters its value and
  * derivatives are LVC's, and it stays a correct importance weight when the parameters move.
@@ -29,7 +36,12 @@ export type Credit =
   /** GAE advantages (normalised per task) supplied as data: estimators that weight scores use them. */
   | 'advantages'
   /** Discounted rewards γ^t·r_t as costs, and γ^t·V(s_t) as the baseline: DiCE-family estimators. */
-  | 'discounted-costs';
+  | 'discounted-costs'
+  /**
+   * The released DiceSampleProcessor's adjusted rewards as costs (γ^t·r_t − b(t), normalised), and the
+   * GAE advantages (normalised) for an outer objective that weights scores by them.
+   */
+  | 'adjusted-rewards';
 
 export interface Algorithm {
   readonly name: AlgorithmName;
@@ -109,6 +121,24 @@ export const algorithms: Readonly<Record<AlgorithmName, Algorithm>> = {
     outer: () => estimators.diceBaseline(fittedBaseline),
     optimizer: 'adam',
     credit: 'discounted-costs',
+  },
+  'dice-maml': {
+    name: 'dice-maml',
+    description: "the released code's DiCE-VPG (DICEMAML): DiCE at the inner and the outer level on baseline-adjusted rewards γᵗrₜ − b(t), normalised; policy-gradient outer step",
+    formulation: 'I',
+    inner: estimators.dice(),
+    outer: () => estimators.dice(),
+    optimizer: 'adam',
+    credit: 'adjusted-rewards',
+  },
+  'vpg-dice': {
+    name: 'vpg-dice',
+    description: "the released gradient-variance study's DiCE arm (VPG_DICE): a DiCE inner step on adjusted rewards, the VPG (LVC ratio) outer objective on advantages; policy-gradient outer step",
+    formulation: 'I',
+    inner: estimators.dice(),
+    outer: () => estimators.lvc(undefined, ratio),
+    optimizer: 'adam',
+    credit: 'adjusted-rewards',
   },
   tmaml: {
     name: 'tmaml',

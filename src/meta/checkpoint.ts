@@ -10,7 +10,7 @@ import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either.js';
 import type { Params } from '../surrogates/batch.ts';
 import { resolveConfig, type TrainConfig } from './config.ts';
-import { completeConfig, decodeConfigPatch, describeConfigError, isRecord, show } from './run-config.ts';
+import { completeConfig, decodeConfigPatch, describeConfigError, isRecord, show, storedConfigPatch } from './run-config.ts';
 import { runFiles, writeFileAtomic } from './run-directory.ts';
 
 /** A checkpoint that cannot be read: missing, truncated, corrupt, or not a magicbox checkpoint. */
@@ -146,7 +146,7 @@ export const decodeCheckpoint = (text: string, where: string): CheckpointPayload
     const first = config.left[0]!;
     throw new CheckpointError(`checkpoint ${where}: invalid config (${first.path}: ${first.message})`);
   }
-  return { ...decoded.right, config: completeConfig(resolveConfig(config.right)) };
+  return { ...decoded.right, config: completeConfig(resolveConfig(storedConfigPatch(config.right, decoded.right.config))) };
 };
 
 /** Writes a checkpoint atomically. */

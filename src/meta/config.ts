@@ -7,6 +7,7 @@ import * as t from 'io-ts';
 import { algorithmNames, type AlgorithmName } from './algorithm-names.ts';
 import { environmentDescriptor, environmentNames } from '../envs/index.ts';
 import { policyEngines, type PolicyEngine } from './rl-graph.ts';
+import { actionNormalizations, type ActionNormalization } from '../envs/action-normalization.ts';
 
 const oneOf = <T extends string>(values: readonly T[], name: string) =>
   new t.Type<T, T, unknown>(
@@ -57,6 +58,18 @@ const nonNegative = inRange('NonNegativeNumber', 0, Number.MAX_VALUE, 'expected 
 /** exp(±20) spans std 2e-9 … 5e8: beyond it the Gaussian's density under- or overflows in float32. */
 const logStd = inRange('LogStd', -20, 20, 'expected a number from −20 to 20 (a log standard deviation)');
 
+/** Which inner levels' data ProMP's KL penalty sees: every level's, averaged (released), or level 0's (eq. 13). */
+export type PrompKlLevels = 'every-level' | 'pre-update';
+export const prompKlLevelChoices: readonly PrompKlLevels[] = ['every-level', 'pre-update'];
+
+/**
+ * E-MAML's score term: `released` (vpg_maml.py / trpo_maml.py) adds mean(log π_θ on D₀) × ⊥(the task's
+ * mean post-update reward, normalised over every task's post-update rewards), for level 0 only;
+ * `every-level` adds Σ_j mean(log π_θj on D_j) × ⊥(the mean post-update reward), for every level j.
+ */
+export type EmamlScore = 'released' | 'every-level';
+export const emamlScoreChoices: readonly EmamlScore[] = ['released', 'every-level'];
+
 /** Every field optional: what a config file or the command line may set. */
 export const TrainConfigPatchCodec = t.exact(
   t.partial({
@@ -91,6 +104,12 @@ export const TrainConfigPatchCodec = t.exact(
     checkpointEvery: count,
     /** How the policy's log-probability is differentiated: its fused op, or the general tfjs path. */
     engine: oneOf(policyEngines, 'Engine'),
+    /** How the policy acts: in [−10, 10] mapped onto the bounds (the released normalize()), or raw (default: the environment's). */
+    actionNormalization: oneOf(actionNormalizations, 'ActionNormalization'),
+    /** ProMP: the KL penalty on every inner level's data, averaged over levels (released pro_mp.py), or on the pre-update level only (eq. 13). */
+    prompKlLevels: oneOf(prompKlLevelChoices, 'PrompKlLevels'),
+    /** E-MAML: the score term for the pre-update level only with task-normalised rewards (released), or for every level with raw rewards. */
+    emamlScore: oneOf(emamlScoreChoices, 'EmamlScore'),
   }),
 );
 export type TrainConfigPatch = t.TypeOf<typeof TrainConfigPatchCodec>;
@@ -120,6 +139,10 @@ export interface TrainConfig {
   readonly maxBacktracks: number;
   readonly checkpointEvery: number;
   readonly engine: PolicyEngine;
+  /** Undefined until completed with the environment's default (run-config.ts `completeConfig`). */
+  readonly actionNormalization: ActionNormalization | undefined;
+  readonly prompKlLevels: PrompKlLevels;
+  readonly emamlScore: EmamlScore;
 }
 
 /** The paper's settings (Table 1, App. D), with the released code's inner step size 0.1. */
@@ -148,6 +171,9 @@ export const defaultConfig: TrainConfig = {
   maxBacktracks: 15,
   checkpointEvery: 10,
   engine: 'fused',
+  actionNormalization: undefined,
+  prompKlLevels: 'every-level',
+  emamlScore: 'released',
 };
 
 /**

@@ -19,6 +19,7 @@ import { environmentDescriptor } from '../envs/index.ts';
 import { decodeParams, decodeSampleJob, defaultQueueName, encodeTrajectories, FLEET_PROTOCOL, fleetKeys, type SampleJob, type SampleResult, type WorkerHeartbeat } from './fleet-protocol.ts';
 import { workerSampler, type WorkerSetup } from './parallel-sampler.ts';
 import { mlpPolicyFor } from './policy.ts';
+import { actionNormalizations, policyActionSpace } from '../envs/action-normalization.ts';
 import type { RedisTarget } from './redis-connection.ts';
 import type { Sampler } from './sampler.ts';
 
@@ -153,7 +154,9 @@ export const startFleetWorker = async (options: FleetWorkerOptions): Promise<Fle
     if ('error' in decoded) throw new UnrecoverableError(decoded.error);
     const j = decoded.job;
     const descriptor = environmentDescriptor(j.environment);
-    if (j.policy.observationDim !== descriptor.observationDim || JSON.stringify(j.policy.action) !== JSON.stringify(descriptor.action)) {
+    // The policy acts in the environment's units or in the normalised box (action-normalization.ts).
+    const spaces = actionNormalizations.map((n) => JSON.stringify(policyActionSpace(descriptor.action, n)));
+    if (j.policy.observationDim !== descriptor.observationDim || !spaces.includes(JSON.stringify(j.policy.action))) {
       throw new UnrecoverableError(`malformed sampling job: the policy's spaces are not those of ${j.environment}`);
     }
     const shapes = j.policy.uniform === true ? {} : mlpPolicyFor(j.policy.observationDim, j.policy.action, { hidden: j.policy.hidden, ...(j.policy.initLogStd !== undefined ? { initLogStd: j.policy.initLogStd } : {}) }).paramShapes;

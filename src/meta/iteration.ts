@@ -12,7 +12,8 @@ import { mixSeeds, seededUniform } from '../random.ts';
 import type { Graph } from '../scg/builder.ts';
 import type { Params } from '../surrogates/batch.ts';
 import { meanKl } from '../surrogates/divergence.ts';
-import { taskAdvantages } from './advantages.ts';
+import { evaluateGraph } from '../surrogates/evaluate.ts';
+import { adjustedRewards, taskAdvantages } from './advantages.ts';
 import { algorithms, disposeParams, keepParams, type Algorithm } from './algorithms.ts';
 import type { TrainConfig } from './config.ts';
 import { metaObjective, type LevelData, type MetaObjective } from './meta-objective.ts';
@@ -57,6 +58,7 @@ export const makeTrainer = (config: TrainConfig, distribution: AnyTaskDistributi
     stepSize: config.innerStepSize,
     steps: adaptationSteps,
     outerEstimator: algorithm.outer(config),
+    score: config.emamlScore === 'released' ? 'pre-update' : 'every-level',
   });
   return {
     config,
@@ -83,7 +85,14 @@ export interface IterationStats {
   readonly outerSeconds: number;
   /** The meta-objective before the outer step (averaged over tasks; maximised). */
   readonly objective: number;
-  /** TRPO: the KL of the accepted step and whether the line search accepted one. */
+  /**
+   * ProMP: the meta-objective − η·KL after the outer steps (its `objective` before them is ~0 by
+   * construction), the penalty's KL there (`prompKl`, mean over tasks) and the fraction of post-update
+   * steps outside the clip range. TRPO: `kl` is the KL of the accepted step.
+   */
+  readonly objectiveAfter?: number;
+  readonly clipFraction?: number;
+  /** TRPO: the KL of the accepted step and whether the line search accepted one (ProMP: see above). */
   readonly kl?: number;
   readonly lineSearch?: string;
 }
@@ -112,9 +121,15 @@ export const levelData = (trainer: Trainer, tr: Trajectories): LevelData => {
     observationDim: tr.observationDim,
     gamma: config.discount,
     lambda: config.gaeLambda,
-    normalize: algorithm.credit === 'advantages',
+    normalize: algorithm.credit !== 'discounted-costs',
   });
   if (algorithm.credit === 'advantages') return { batch: toBatch(tr, policy, adv.advantages), weights: perStepWeights(tr) };
+  if (algorithm.credit === 'adjusted-rewards') {
+    // The released DiCE runs: costs γᵗrₜ − b(t), normalised (no further discount: DiCE sums them as
+    // they are); the GAE advantages ride along for a VPG outer objective (vpg-dice).
+    const costs = adjustedRewards(tr.rewards, tr.mask, tr.n, tr.horizon, config.discount);
+    return { batch: toBatch({ ...tr, rewards: costs }, policy, adv.advantages), weights: perStepWeights(tr) };
+  }
   // DiCE family: costs γ^t·r_t (the discounted objective, exactly) and the baseline γ^t·V(s_t), both
   // divided by the task's advantage scale so that the inner step size means what it does elsewhere.
   let sum = 0;
@@ -236,17 +251,103 @@ export const sampleLevels = async (trainer: Trainer, params: Params, iteration: 
 };
 
 /**
+ * The KL that ProMP's penalty weights by η, for one task at θ = p (θo = `start`, the parameters the
+ * iteration started from). `every-level` (the released pro_mp.py, L101 and L152-155): at each inner
+ * level j, KL(π_θj_old ‖ π_θj(θ)) on D_j — θj_old the parameters that sampled D_j (θo, then θo's
+ * adapted ones), θj(θ) the same adaptation from θ — averaged over the levels. `pre-update` (the paper's
+ * eq. 13): KL(π_θo ‖ π_θ) on D₀. With one inner step the two are the same.
+ */
+export const prompKl = (trainer: Trainer, start: Params, pre: readonly LevelData[], p: Params, adapted?: readonly Params[]): tf.Scalar => {
+  const { graph, meta, config } = trainer;
+  if (config.prompKlLevels === 'pre-update' || pre.length === 1) return meanKl(graph, start, p, pre[0]!.batch);
+  // θo's adapted parameters are constants (they sampled the data): the data's record of them, else
+  // computed from a copy of θo's values, so that no gradient path (not even one of zeros) runs through
+  // their adaptation. θ's carry the gradient.
+  const old = pre.slice(1).every((d) => d.sampledBy !== undefined) ? [start, ...pre.slice(1).map((d) => d.sampledBy!)] : [start, ...meta.adapt(copyParams(start), pre).slice(0, -1)];
+  const current = [p, ...(adapted ?? meta.adapt(p, pre)).slice(0, -1)];
+  const kls = pre.map((data, j) => meanKl(graph, old[j]!, current[j]!, data.batch));
+  return tf.div(kls.reduce((a, b) => tf.add(a, b)), pre.length) as tf.Scalar;
+};
+
+const copyParams = (p: Params): Params => Object.fromEntries(Object.entries(p).map(([name, value]) => [name, tf.tensor(value.dataSync(), value.shape)]));
+
+/** Whether ProMP's KL needs the adapted parameters that sampled the levels after the first. */
+export const needsSamplingParams = (trainer: Trainer): boolean =>
+  trainer.algorithm.optimizer === 'promp' && trainer.config.prompKlLevels === 'every-level' && trainer.adaptationSteps > 1;
+
+/**
+ * `pre` with each level after the first carrying the parameters that sampled it (θo's adaptation, the
+ * same numbers the sampling phase computed), so that `prompKl` does not rebuild them at every outer
+ * step; dispose `made` when done.
+ */
+export const withSamplingParams = (trainer: Trainer, start: Params, pre: readonly LevelData[]): { pre: LevelData[]; made: Params[] } => {
+  const copy = copyParams(start);
+  try {
+    const made = tf.tidy(() => trainer.meta.adapt(copy, pre).slice(0, -1).map(keepParams));
+    return { pre: pre.map((d, j) => (j === 0 ? d : { ...d, sampledBy: made[j - 1]! })), made };
+  } finally {
+    disposeParams(copy);
+  }
+};
+
+/**
  * One task's term of the outer loss (to minimise) at θ: −its meta-surrogate on its pre- and
- * post-update data, plus for ProMP η·KL(π_θo ‖ π_θ) on its pre-update data (θo: the parameters the
- * iteration started from). The outer loss is the mean of these over tasks.
+ * post-update data, plus for ProMP η·`prompKl`. The outer loss is the mean of these over tasks.
  */
 export const outerTaskLoss =
   (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData) =>
   (p: Params): tf.Scalar => {
-    const value = tf.neg(trainer.meta.surrogate(p, pre, post));
-    if (trainer.algorithm.optimizer !== 'promp') return value as tf.Scalar;
-    return tf.add(value, tf.mul(trainer.config.klPenalty, meanKl(trainer.graph, start, p, pre[0]!.batch))) as tf.Scalar;
+    if (trainer.algorithm.optimizer !== 'promp') return tf.neg(trainer.meta.surrogate(p, pre, post)) as tf.Scalar;
+    // θ's adapted parameters serve the surrogate and the per-level KL alike: built once.
+    const adapted = trainer.meta.adapt(p, pre);
+    const value = tf.neg(trainer.meta.surrogate(p, pre, post, adapted));
+    return tf.add(value, tf.mul(trainer.config.klPenalty, prompKl(trainer, start, pre, p, adapted))) as tf.Scalar;
   };
+
+/**
+ * What a ProMP iteration's outer step did, for one task at the parameters it ended with (its objective
+ * at the start is ~0 by construction: normalised advantages, ratio 1): [the meta-objective −
+ * η·`prompKl` (maximised), `prompKl`, the fraction of post-update steps whose likelihood ratio
+ * π_θ′/π_θ′_old is outside [1 − ε, 1 + ε]].
+ */
+export const prompTaskDiagnostics = (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData, p: Params): [number, number, number] =>
+  tf.tidy(() => {
+    const adaptedAll = trainer.meta.adapt(p, pre);
+    const kl = prompKl(trainer, start, pre, p, adaptedAll);
+    const objective = tf.sub(trainer.meta.surrogate(p, pre, post, adaptedAll), tf.mul(trainer.config.klPenalty, kl));
+    const adapted = adaptedAll.at(-1)!;
+    const logProbs = [...evaluateGraph(trainer.graph, adapted, post.batch).logProbs.values()].filter((lp) => lp.rank === 2);
+    const logProb = logProbs.reduce((a, b) => tf.add(a, b));
+    const ratio = tf.exp(tf.sub(logProb, post.batch.behaviour!.a!));
+    const outside = tf.cast(tf.greater(tf.abs(tf.sub(ratio, 1)), trainer.config.clip), 'float32');
+    const mask = post.batch.mask ?? tf.onesLike(outside);
+    const fraction = tf.div(tf.sum(tf.mul(outside, mask)), tf.maximum(tf.sum(mask), 1));
+    return [objective.dataSync()[0]!, kl.dataSync()[0]!, fraction.dataSync()[0]!];
+  });
+
+/**
+ * E-MAML's score weight per task as released (meta_sample_processor.py L40-44, vpg_maml.py L134): the
+ * task's mean post-update reward minus the mean over every task's post-update rewards, divided by
+ * their (population) std + 1e-8; real steps only.
+ */
+export const emamlScoreWeights = (post: readonly Trajectories[]): number[] => {
+  let sum = 0;
+  let count = 0;
+  for (const tr of post) for (let k = 0; k < tr.rewards.length; k++) if (tr.mask[k] !== 0) (sum += tr.rewards[k]!, count++);
+  const mean = count > 0 ? sum / count : 0;
+  let squares = 0;
+  for (const tr of post) for (let k = 0; k < tr.rewards.length; k++) if (tr.mask[k] !== 0) squares += (tr.rewards[k]! - mean) ** 2;
+  const std = count > 0 ? Math.sqrt(squares / count) : 0;
+  return post.map((tr) => {
+    let s = 0;
+    let c = 0;
+    for (let k = 0; k < tr.rewards.length; k++) if (tr.mask[k] !== 0) (s += tr.rewards[k]!, c++);
+    return ((c > 0 ? s / c : mean) - mean) / (std + 1e-8);
+  });
+};
+
+/** Whether the iteration's post-update data carries the released E-MAML score weights. */
+export const usesScoreWeights = (trainer: Trainer): boolean => trainer.algorithm.formulation === 'II' && trainer.config.emamlScore === 'released';
 
 /** [f(at), ∂f/∂p for each name] as tensors (for `readOut`). */
 const valueAndGradients = (names: readonly string[], f: (p: Params) => tf.Scalar, at: Params): tf.Tensor[] => {
@@ -299,8 +400,12 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
   const sampled = await sampleLevels(trainer, params, iteration);
   const { tasks, levels, levelParams, returns, timesteps, samplingSeconds, adaptationSeconds } = sampled;
   try {
-    const pre = (i: number) => levels.slice(0, adaptationSteps).map((level) => level[i]!);
-    const post = (i: number) => levels[adaptationSteps]![i]!;
+    // ProMP's per-level KL refers to the parameters that sampled each level: the sampling phase's own.
+    const withSampler = needsSamplingParams(trainer);
+    const pre = (i: number) => levels.slice(0, adaptationSteps).map((level, j) => (withSampler && j > 0 ? { ...level[i]!, sampledBy: levelParams[j]![i]! } : level[i]!));
+    const scoreWeights = usesScoreWeights(trainer) ? emamlScoreWeights(sampled.trajectories[adaptationSteps]!) : undefined;
+    const post = (i: number): LevelData =>
+      scoreWeights === undefined ? levels[adaptationSteps]![i]! : { ...levels[adaptationSteps]![i]!, scoreWeight: scoreWeights[i]! };
     const names = Object.keys(policy.paramShapes);
     const shapes = names.map((n) => policy.paramShapes[n]!);
     const count = tasks.length;
@@ -322,7 +427,13 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
     const outerStarted = performance.now();
     /** The meta-objective at the parameters the iteration started from (the first outer step computes it). */
     let objectiveBefore = Number.NaN;
-    const result = await (async (): Promise<{ params: Params; optimizerState: OptimizerState; kl?: number; lineSearch?: string }> => {
+    const result = await (async (): Promise<{
+      params: Params;
+      optimizerState: OptimizerState;
+      kl?: number;
+      lineSearch?: string;
+      after?: { objective: number; kl: number; clipFraction: number };
+    }> => {
       switch (trainer.algorithm.optimizer) {
         case 'adam':
         case 'promp': {
@@ -337,7 +448,7 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
             const terms = await workers.terms(params, at);
             return lossAndGradientOf((i) => terms[i]!);
           };
-          if (workers !== undefined) await workers.load(sampled.trajectories);
+          if (workers !== undefined) await workers.load(sampled.trajectories, scoreWeights);
           try {
             for (let n = 0; n < steps; n++) {
               const { loss, grads } = await stepLoss(current);
@@ -361,7 +472,10 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
           } finally {
             if (workers !== undefined) await workers.release();
           }
-          return { params: current, optimizerState: state };
+          if (trainer.algorithm.optimizer !== 'promp') return { params: current, optimizerState: state };
+          // ProMP's objective at θo is ~0 by construction; what its outer step reached says more.
+          const [after] = sumOverTasks(count, (i) => [Float32Array.from(prompTaskDiagnostics(trainer, params, pre(i), post(i), current))]);
+          return { params: current, optimizerState: state, after: { objective: after![0]! / count, kl: after![1]! / count, clipFraction: after![2]! / count } };
         }
         case 'trpo': {
           const layout = paramLayout(policy.paramShapes);
@@ -425,6 +539,7 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
       adaptationSeconds,
       outerSeconds: seconds(outerStarted),
       objective: objectiveBefore,
+      ...(result.after !== undefined ? { objectiveAfter: result.after.objective, kl: result.after.kl, clipFraction: result.after.clipFraction } : {}),
       ...(result.kl !== undefined ? { kl: result.kl } : {}),
       ...(result.lineSearch !== undefined ? { lineSearch: result.lineSearch } : {}),
     };

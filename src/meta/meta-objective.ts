@@ -9,7 +9,8 @@
  *   inner step   θ_{j+1} = θ_j + α ∇ L_inner(θ_j; D_j)        L_inner = compile(task graph, inner estimator)
  *   formulation I      L_outer(θ_k(θ); D_k)                    credit to τ_j flows through θ_{j+1}: the inner
  *                                                              estimator's Hessian carries ∇J_pre (ProMP eq. 4)
- *   formulation II     L_outer(θ_k; D_k) + Σ_j Σ_{τ∈D_j} log π_{θ_j}(τ)·⊥R(D_k)   (E-MAML, ProMP eq. 3)
+ *   formulation II     L_outer(θ_k; D_k) + Σ_j Σ_{τ∈D_j} log π_{θ_j}(τ)·⊥R(D_k)   (E-MAML, ProMP eq. 3;
+ *                                                              `score: 'pre-update'`: the j = 0 term only)
  *   naive MAML         L_outer(θ_k; D_k) with the naive inner estimator: no pre-update credit at all
  *
  * Each level's data may carry weights (the oracle's exact probabilities) instead of the batch mean.
@@ -34,6 +35,13 @@ export interface LevelData {
    * by the caller or not: they are always treated as constants). The oracle passes θ ↦ p_θ(τ).
    */
   readonly weights?: (params: Params) => tf.Tensor;
+  /**
+   * Post-update data only, formulation II: the constant that multiplies E-MAML's score term in place of
+   * R(D_k) (the released code's normalised average reward of the task; iteration.ts).
+   */
+  readonly scoreWeight?: number;
+  /** The parameters that sampled this level's data, when the caller has them (ProMP's per-level KL reference). */
+  readonly sampledBy?: Params;
 }
 
 /** The outer objective: a scalar to maximise from the adapted parameters and the post-update data. */
@@ -51,6 +59,11 @@ export interface MetaObjectiveOptions {
   readonly outer?: OuterObjective;
   /** The estimator of the default outer objective (default DiCE). */
   readonly outerEstimator?: Estimator;
+  /**
+   * Formulation II: which pre-update levels get E-MAML's score term: every level j (default), or the
+   * pre-update level 0 only (the released vpg_maml.py / trpo_maml.py).
+   */
+  readonly score?: 'every-level' | 'pre-update';
 }
 
 export interface MetaObjective {
@@ -61,8 +74,11 @@ export interface MetaObjective {
   readonly innerStep: (params: Params, data: LevelData) => Params;
   /** θ₁ … θ_k from θ and the pre-update data D₀ … D_{k−1} (differentiable in θ). */
   readonly adapt: (params: Params, pre: readonly LevelData[]) => Params[];
-  /** The meta-surrogate of one task, to maximise: its gradient is the meta-gradient. */
-  readonly surrogate: (params: Params, pre: readonly LevelData[], post: LevelData) => tf.Scalar;
+  /**
+   * The meta-surrogate of one task, to maximise: its gradient is the meta-gradient. `adapted`, when
+   * given, is `adapt(params, pre)` computed by the caller (who needs it too), so it is not built twice.
+   */
+  readonly surrogate: (params: Params, pre: readonly LevelData[], post: LevelData, adapted?: readonly Params[]) => tf.Scalar;
 }
 
 export class MetaObjectiveError extends Error {
@@ -161,16 +177,19 @@ export const metaObjective = (taskGraph: Graph, options: MetaObjectiveOptions): 
     return adapted;
   };
 
-  const surrogate = (params: Params, pre: readonly LevelData[], post: LevelData): tf.Scalar => {
-    const adapted = adapt(params, pre);
+  const surrogate = (params: Params, pre: readonly LevelData[], post: LevelData, given?: readonly Params[]): tf.Scalar => {
+    const adapted = given ?? adapt(params, pre);
     const last = adapted[adapted.length - 1]!;
     const outerValue = outer(last, post);
     if (formulation !== 'II') return outerValue;
     // E-MAML's credit to each pre-update sampling distribution: Σ_{τ∈D_j} log π_{θ_j}(τ) · ⊥R(D_k),
-    // with R(D_k) the post-update return (weighted like the outer objective).
-    const postReturn = stopGradient(weightedMean(sampleReturn(taskGraph, last, post.batch), post, last));
+    // with R(D_k) the post-update return (weighted like the outer objective), or the constant the data
+    // carries in its place.
+    const postReturn =
+      post.scoreWeight !== undefined ? tf.scalar(post.scoreWeight) : stopGradient(weightedMean(sampleReturn(taskGraph, last, post.batch), post, last));
     const sampling = [params, ...adapted.slice(0, -1)];
-    const scores = pre.map((data, j) => {
+    const scored = options.score === 'pre-update' ? pre.slice(0, 1) : pre;
+    const scores = scored.map((data, j) => {
       const logp = trajectoryLogProb(taskGraph, sampling[j]!, data.batch);
       const total = data.weights === undefined ? tf.sum(logp) : tf.sum(tf.mul(stopGradient(data.weights(sampling[j]!)), logp));
       return tf.mul(total, postReturn);

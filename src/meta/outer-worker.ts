@@ -11,10 +11,10 @@ import { loadTaskDistribution } from '../envs/index.ts';
 import type { Params } from '../surrogates/batch.ts';
 import { loadWorkerBackend } from './worker-backend.ts';
 import { disposeParams } from './algorithms.ts';
-import { levelData, makeTrainer, outerTaskTerms, type Trainer } from './iteration.ts';
+import { levelData, makeTrainer, needsSamplingParams, outerTaskTerms, withSamplingParams, type Trainer } from './iteration.ts';
 import type { LevelData } from './meta-objective.ts';
 import type { FromOuterWorker, OuterWorkerSetup, ToOuterWorker, WireParams } from './outer-workers.ts';
-import { mlpPolicyFor } from './policy.ts';
+import { configPolicy } from './trainer-setup.ts';
 import { disposeBatch } from './sampler.ts';
 
 const port = parentPort;
@@ -28,7 +28,7 @@ const tensorsOf = (p: WireParams): Params => Object.fromEntries(Object.entries(p
 const prepare = async (): Promise<Trainer> => {
   await loadWorkerBackend(setup.backend);
   const distribution = await loadTaskDistribution(setup.config.env);
-  const policy = mlpPolicyFor(distribution.observationDim, distribution.action, { hidden: setup.config.hidden, initLogStd: setup.config.initLogStd });
+  const policy = configPolicy(setup.config, distribution);
   return makeTrainer(setup.config, distribution, policy);
 };
 
@@ -41,9 +41,10 @@ interface HeldTask {
 
 try {
   const trainer = await prepare();
-  let held: { readonly key: number; readonly tasks: readonly HeldTask[] } | undefined;
+  let held: { readonly key: number; tasks: readonly HeldTask[]; made?: Params[] } | undefined;
   const release = () => {
     held?.tasks.forEach((t) => [...t.pre, t.post].forEach((d) => disposeBatch(d.batch)));
+    held?.made?.forEach(disposeParams);
     held = undefined;
   };
   port.on('message', (message: ToOuterWorker) => {
@@ -53,9 +54,10 @@ try {
           release();
           held = {
             key: message.key,
-            tasks: message.tasks.map(({ index, levels }) => {
+            tasks: message.tasks.map(({ index, levels, scoreWeight }) => {
               const data = levels.map((tr) => levelData(trainer, tr));
-              return { index, pre: data.slice(0, -1), post: data.at(-1)! };
+              const post = data.at(-1)!;
+              return { index, pre: data.slice(0, -1), post: scoreWeight === undefined ? post : { ...post, scoreWeight } };
             }),
           };
           reply({ kind: 'loaded', id: message.id });
@@ -66,6 +68,12 @@ try {
           const start = tensorsOf(message.start);
           const at = tensorsOf(message.at);
           try {
+            // ProMP's per-level KL: the sampling parameters of every level, computed once per iteration.
+            if (needsSamplingParams(trainer) && held.made === undefined) {
+              const prepared = held.tasks.map((t) => ({ t, ...withSamplingParams(trainer, start, t.pre) }));
+              held.tasks = prepared.map(({ t, pre }) => ({ ...t, pre }));
+              held.made = prepared.flatMap(({ made }) => made);
+            }
             const terms = held.tasks.map((t) => ({ index: t.index, values: outerTaskTerms(trainer, start, t.pre, t.post, at) }));
             reply({ kind: 'terms', id: message.id, terms }, terms.flatMap((t) => t.values.map((v) => v.buffer as ArrayBuffer)));
           } finally {

@@ -26,7 +26,13 @@ export interface OuterWorkerSetup {
 }
 
 export type ToOuterWorker =
-  | { readonly kind: 'load'; readonly id: number; readonly key: number; readonly tasks: readonly { readonly index: number; readonly levels: readonly Trajectories[] }[] }
+  | {
+      readonly kind: 'load';
+      readonly id: number;
+      readonly key: number;
+      /** Each task's trajectories per level and (E-MAML as released) its post-update score weight. */
+      readonly tasks: readonly { readonly index: number; readonly levels: readonly Trajectories[]; readonly scoreWeight?: number }[];
+    }
   | { readonly kind: 'terms'; readonly id: number; readonly key: number; readonly start: WireParams; readonly at: WireParams }
   | { readonly kind: 'release'; readonly id: number };
 
@@ -44,8 +50,8 @@ export class OuterWorkerError extends Error {
 /** What the iteration asks of the pool. */
 export interface OuterWorkers {
   readonly workers: number;
-  /** Hands each worker its block of tasks: trajectories[level][task]. */
-  readonly load: (trajectories: readonly (readonly Trajectories[])[]) => Promise<void>;
+  /** Hands each worker its block of tasks: trajectories[level][task] (and E-MAML's score weight per task, iteration.ts). */
+  readonly load: (trajectories: readonly (readonly Trajectories[])[], scoreWeights?: readonly number[]) => Promise<void>;
   /** Every task's [loss term, ...gradients] at `at` (KL reference `start`), in task order. */
   readonly terms: (start: Params, at: Params) => Promise<Float32Array[][]>;
   /** Frees the loaded tasks' data in the workers. */
@@ -129,14 +135,16 @@ export const outerWorkers = async (setup: OuterWorkerSetup, count: number): Prom
 
   return {
     workers: pool.length,
-    load: async (trajectories) => {
+    load: async (trajectories, scoreWeights) => {
       key++;
       tasks = trajectories[0]?.length ?? 0;
       splitGroups(tasks, pool.length).forEach((block, w) => (pool[w]!.block = block));
       await Promise.all(
         active().map((w) => {
           const mine = [];
-          for (let i = w.block.start; i < w.block.end; i++) mine.push({ index: i, levels: trajectories.map((level) => level[i]!) });
+          for (let i = w.block.start; i < w.block.end; i++) {
+            mine.push({ index: i, levels: trajectories.map((level) => level[i]!), ...(scoreWeights !== undefined ? { scoreWeight: scoreWeights[i]! } : {}) });
+          }
           return ask(w, { kind: 'load', id: nextId++, key, tasks: mine });
         }),
       );

@@ -15,7 +15,8 @@ export const describeReturns = (r: readonly number[]): string =>
 /** One plain line per iteration: `iter 3/20  pre -98.7  post -96.1  steps 60000  sample 0.3s  update 4.2s`. */
 export const iterationLine = (row: ProgressRow, total: number): string =>
   `iter ${row.iteration + 1}/${total}  ${describeReturns(row.averageReturn)}  steps ${row.timesteps}  sample ${fixed(row.samplingSeconds)}s  update ${fixed(row.adaptationSeconds + row.outerSeconds)}s` +
-  (row.kl !== null ? `  kl ${row.kl.toPrecision(2)}` : '');
+  (row.kl !== null ? `  kl ${row.kl.toPrecision(2)}` : '') +
+  (row.clipFraction !== undefined ? `  clipped ${(100 * row.clipFraction).toFixed(1)}%` : '');
 
 export interface Display {
   readonly row: (row: ProgressRow) => void;

@@ -13,12 +13,16 @@ export interface ProgressRow {
   readonly samplingSeconds: number;
   readonly adaptationSeconds: number;
   readonly outerSeconds: number;
+  /** The meta-objective before the outer step (ProMP: after its outer steps, penalty included). */
   readonly objective: number;
+  /** TRPO: the accepted step's KL; ProMP: its penalty's KL after the outer steps; else null. */
   readonly kl: number | null;
   readonly lineSearch: string | null;
   /** Seconds since the run began (over all its sessions). */
   readonly wallSeconds: number;
   readonly backend: string;
+  /** ProMP: the fraction of post-update steps outside the clip range after the outer steps (progress.jsonl only). */
+  readonly clipFraction?: number;
 }
 
 /** The CSV header for a run with `levels` adaptation levels (adaptation steps + 1). */

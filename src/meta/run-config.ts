@@ -87,9 +87,23 @@ export const completeConfig = (config: TrainConfig, known?: EnvironmentDescripto
     ...config,
     horizon: config.horizon ?? distribution.horizon,
     adaptationSteps: config.adaptationSteps ?? distribution.adaptationSteps,
+    actionNormalization: config.actionNormalization ?? distribution.actionNormalization ?? 'raw',
   };
   return Object.fromEntries(configFields.map((k) => [k, full[k]])) as unknown as TrainConfig;
 };
+
+/**
+ * What a stored config (config.json, a checkpoint's) that lacks a field meant when it was written: the
+ * fields added with the released protocols, at the behaviour magicbox had before them, so that an older
+ * run resumes and evaluates as it was trained (actions raw, ProMP's KL on level 0, E-MAML's score term
+ * on every level).
+ */
+export const storedConfigPatch = (stored: TrainConfigPatch, raw: Record<string, unknown>): TrainConfigPatch => ({
+  ...('actionNormalization' in raw ? {} : { actionNormalization: 'raw' }),
+  ...('prompKlLevels' in raw ? {} : { prompKlLevels: 'pre-update' }),
+  ...('emamlScore' in raw ? {} : { emamlScore: 'every-level' }),
+  ...stored,
+});
 
 /** The fields a resumed run may change: how long it runs and how often it checkpoints. */
 export const resumableFields: readonly (keyof TrainConfig)[] = ['iterations', 'checkpointEvery'];
@@ -114,5 +128,5 @@ export const readRunConfig = (runDir: string): TrainConfig => {
   }
   const decoded = decodeConfigPatch(value);
   if (isLeft(decoded)) throw new RunError(decoded.left.map((d) => `${file}: ${d.path === '' ? '' : `${d.path}: `}${d.message}`).join('\n'));
-  return completeConfig(resolveConfig(decoded.right));
+  return completeConfig(resolveConfig(storedConfigPatch(decoded.right, value as Record<string, unknown>)));
 };

@@ -9,6 +9,7 @@ import type { TaskDistribution, VectorEnv } from '../envs/types.ts';
 import type { Batch, Params } from '../surrogates/batch.ts';
 import { mixSeeds, seededNormal, seededUniform } from '../random.ts';
 import type { PolicyRandom, SamplingPolicy } from './policy.ts';
+import { environmentActions } from '../envs/action-normalization.ts';
 
 /** Trajectories of one group (one task), row-major. */
 export interface Trajectories {
@@ -101,7 +102,8 @@ export const sampleGroup = <Task>(opts: {
         out.actions.set(actions.subarray(i * actionDim, (i + 1) * actionDim), row * actionDim);
         out.mask[row] = alive[i]!;
       }
-      const step = env.step(actions);
+      // The environment gets the actions mapped onto its bounds when the policy acts in a normalised box.
+      const step = env.step(environmentActions(policy.action, distribution.action, actions));
       for (let i = 0; i < n; i++) {
         out.rewards[i * horizon + t] = alive[i] ? step.rewards[i]! : 0;
         if (step.dones[i]) alive[i] = 0;

@@ -348,11 +348,13 @@ async function runLocked(
         samplingSeconds: micro(s.samplingSeconds),
         adaptationSeconds: micro(s.adaptationSeconds),
         outerSeconds: micro(s.outerSeconds),
-        objective: s.objective,
+        // ProMP's objective before its outer step is ~0 by construction: the row shows the one after.
+        objective: s.objectiveAfter ?? s.objective,
         kl: s.kl ?? null,
         lineSearch: s.lineSearch ?? null,
         wallSeconds: micro(wall()),
         backend: backend.backend,
+        ...(s.clipFraction !== undefined ? { clipFraction: s.clipFraction } : {}),
       };
       disposeReplaced([...Object.values(params), ...stateTensors(optimizerState)], [...Object.values(step.params), ...stateTensors(step.optimizerState)]);
       params = step.params;

@@ -3,7 +3,8 @@
  * move of its sampling onto worker threads.
  */
 import { availableParallelism } from 'node:os';
-import { environmentDescriptor, loadTaskDistribution, type AnyTaskDistribution } from '../envs/index.ts';
+import { environmentDescriptor, loadTaskDistribution, type AnyTaskDistribution, type EnvironmentDescriptor } from '../envs/index.ts';
+import { policyActionSpace } from '../envs/action-normalization.ts';
 import type { TrainConfig } from './config.ts';
 import { makeTrainer, type Trainer } from './iteration.ts';
 import { outerWorkers, type OuterWorkers } from './outer-workers.ts';
@@ -51,7 +52,7 @@ export const trainerFor = async (config: TrainConfig, sampling: SamplingOptions 
     throw new RunError(`the task distribution is named '${sampling.distribution.name}' but config.env is '${config.env}'`);
   }
   const distribution = sampling.distribution ?? (await loadTaskDistribution(config.env));
-  const policy = sampling.policy ?? mlpPolicyFor(distribution.observationDim, distribution.action, { hidden: config.hidden, initLogStd: config.initLogStd });
+  const policy = sampling.policy ?? configPolicy(config, distribution);
   // Built first, so that a config the algorithms refuse fails before any thread starts.
   return withWorkerSampler(makeTrainer(config, distribution, policy), { ...sampling, ...(workers !== undefined ? { workers } : {}) });
 };
@@ -97,7 +98,15 @@ const startOuterWorkers = async (config: TrainConfig, backend: string, workers: 
   }
 };
 
-export const trainerShapes = (config: TrainConfig): Readonly<Record<string, readonly number[]>> => {
-  const distribution = environmentDescriptor(config.env);
-  return mlpPolicyFor(distribution.observationDim, distribution.action, { hidden: config.hidden, initLogStd: config.initLogStd }).paramShapes;
-};
+/**
+ * The MLP policy a config describes for `distribution`: its widths and initial log-std, acting in the
+ * normalised box [−10, 10] or in the environment's units (config `actionNormalization`, default the
+ * environment's: src/envs/action-normalization.ts).
+ */
+export const configPolicy = (config: TrainConfig, distribution: Pick<EnvironmentDescriptor, 'observationDim' | 'action' | 'actionNormalization'>): Policy =>
+  mlpPolicyFor(distribution.observationDim, policyActionSpace(distribution.action, config.actionNormalization ?? distribution.actionNormalization ?? 'raw'), {
+    hidden: config.hidden,
+    initLogStd: config.initLogStd,
+  });
+
+export const trainerShapes = (config: TrainConfig): Readonly<Record<string, readonly number[]>> => configPolicy(config, environmentDescriptor(config.env)).paramShapes;

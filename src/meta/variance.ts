@@ -46,8 +46,9 @@ import type { AlgorithmName } from './algorithm-names.ts';
 import { resolveConfig, type TrainConfig, type TrainConfigPatch } from './config.ts';
 import { levelData, makeTrainer, runIteration, type OptimizerState, type Trainer } from './iteration.ts';
 import type { LevelData } from './meta-objective.ts';
-import { adam } from './optimizers.ts';
-import { mlpPolicyFor, type Policy } from './policy.ts';
+import { adam, paramLayout, unflattenParams } from './optimizers.ts';
+import type { Policy } from './policy.ts';
+import { configPolicy } from './trainer-setup.ts';
 import { averageReturn, disposeBatch, sampleGroups } from './sampler.ts';
 
 export type VarianceEstimator = 'lvc' | 'dice' | 'tmaml';
@@ -262,7 +263,7 @@ export const metaGradientVariance = async (options: VarianceOptions = {}): Promi
   const fixedTasks = options.fixedTasks ?? false;
   const base: TrainConfig = resolveConfig(options.config ?? {});
   const distribution = taskDistribution(base.env);
-  const policy: Policy = mlpPolicyFor(distribution.observationDim, distribution.action, { hidden: base.hidden, initLogStd: base.initLogStd });
+  const policy: Policy = configPolicy(base, distribution);
   const trainerFor = (algo: AlgorithmName): Trainer => makeTrainer({ ...base, algo }, distribution, policy);
 
   const memoryBefore = tf.memory();
@@ -351,4 +352,90 @@ export const metaGradientVariance = async (options: VarianceOptions = {}): Promi
   } finally {
     if (!paramsDisposed) disposeParams(params);
   }
+};
+
+// ---------------------------------------------------------------------------------------------------
+// along training (the released protocol of Fig. 4)
+
+/** One iteration of `varianceAlongTraining`. */
+export interface TrainingVariancePoint {
+  readonly iteration: number;
+  /** `relativeStd` of the iteration's K meta-gradients (mean over coordinates of std/(|mean| + 1e-8)). */
+  readonly relativeStd: number;
+  readonly medianRelativeStd: number;
+  readonly normRatio: number;
+  /** Average return per trajectory at each adaptation level, averaged over the K batches. */
+  readonly averageReturn: readonly number[];
+}
+
+export interface TrainingVarianceOptions {
+  /** The meta-objective the arm trains with (e.g. `lvc-vpg`, `vpg-dice`); it must have an Adam outer step. */
+  readonly trainer: Trainer;
+  readonly iterations: number;
+  /** K meta-gradient samples per iteration (default 10, the released code's sampling rounds). */
+  readonly batches?: number;
+  /** Called after each iteration. */
+  readonly onIteration?: (point: TrainingVariancePoint) => void;
+  /** Checked between iterations: true stops the study early (the points so far are returned). */
+  readonly stopRequested?: () => boolean;
+}
+
+/**
+ * The released gradient-variance trainer (meta_trainer_gradient_variance.py L78-158): θ trained along
+ * its own trajectory from policy.init(seed); at every iteration K meta-gradients at θ, each from its own
+ * trajectories (and inner steps) on the iteration's tasks — drawn once per iteration, where the released
+ * code draws new ones only for the last of its K rounds — their spread, and then one Adam step
+ * (config.outerLearningRate) on the last of them, as the released code steps on its last round's
+ * samples. Seeds: (config.seed, iteration) for the tasks, (config.seed, iteration, k) for batch k, in a
+ * namespace of their own. Every tensor made here is disposed.
+ */
+export const varianceAlongTraining = async (options: TrainingVarianceOptions): Promise<TrainingVariancePoint[]> => {
+  const { trainer, iterations } = options;
+  const K = options.batches ?? 10;
+  if (!Number.isInteger(K) || K < 2) throw new VarianceError(`batches must be a whole number ≥ 2, got ${K}`);
+  if (trainer.algorithm.optimizer !== 'adam') throw new VarianceError(`the study steps with Adam; ${trainer.algorithm.name} does not`);
+  const { config, policy } = trainer;
+  const layout = paramLayout(policy.paramShapes);
+  const optimizer = adam({ learningRate: config.outerLearningRate });
+  let params = policy.init(config.seed);
+  let state = optimizer.init(params);
+  const points: TrainingVariancePoint[] = [];
+  try {
+    for (let it = 0; it < iterations && !(options.stopRequested?.() ?? false); it++) {
+      const gradients: Float32Array[] = [];
+      const returns: number[][] = [];
+      for (let k = 0; k < K; k++) {
+        const seeds: BatchSeeds = { tasks: mix(config.seed, 5_000_000 + it, 0), sampling: mix(config.seed, 5_000_000 + it, 1 + k) };
+        const s = metaGradientSample(trainer, params, seeds);
+        gradients.push(s.gradient);
+        returns.push([...s.averageReturn]);
+        // The event loop gets a turn between samples (a stop request, a progress display).
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const spread = gradientSpread(gradients);
+      const point: TrainingVariancePoint = {
+        iteration: it,
+        relativeStd: spread.relativeStd,
+        medianRelativeStd: spread.medianRelativeStd,
+        normRatio: spread.normRatio,
+        averageReturn: returns[0]!.map((_, j) => returns.reduce((a, r) => a + r[j]!, 0) / K),
+      };
+      points.push(point);
+      // Ascent on the meta-objective: Adam minimises, so it is given −g of the last batch.
+      const next = tf.tidy(() => {
+        const loss = unflattenParams(tf.neg(tf.tensor1d(gradients[K - 1]!)), layout);
+        const stepped = optimizer.step(params, loss, state);
+        return { params: keepParams(stepped.params), state: { step: stepped.state.step, m: keepParams(stepped.state.m), v: keepParams(stepped.state.v) } };
+      });
+      disposeParams(params);
+      optimizer.dispose(state);
+      params = next.params;
+      state = next.state;
+      options.onIteration?.(point);
+    }
+  } finally {
+    disposeParams(params);
+    optimizer.dispose(state);
+  }
+  return points;
 };

@@ -68,7 +68,59 @@ const curvature = (p: Policy1d, x: number): Mat => [
 ];
 
 /** What each step's score is weighted by: normalised GAE advantages, or the DiCE family's costs and baseline. */
-export type Credit = { readonly kind: 'advantages'; readonly A: number[][] } | { readonly kind: 'costs'; readonly c: number[][]; readonly b: number[][] };
+export type Credit =
+  | { readonly kind: 'advantages'; readonly A: number[][] }
+  | { readonly kind: 'costs'; readonly c: number[][]; readonly b: number[][] }
+  /** The released DiCE credit: adjusted rewards as costs (no baseline term), and the advantages. */
+  | { readonly kind: 'adjusted'; readonly c: number[][]; readonly b: number[][]; readonly A: number[][] };
+
+/** x solving (M + reg·I) x = y by Gaussian elimination with partial pivoting (float64). */
+const solveDamped = (m: number[][], y: number[], reg: number): number[] => {
+  const k = y.length;
+  const a = m.map((row, i) => [...row.map((v, j) => v + (i === j ? reg : 0)), y[i]!]);
+  for (let c = 0; c < k; c++) {
+    let best = c;
+    for (let r = c + 1; r < k; r++) if (Math.abs(a[r]![c]!) > Math.abs(a[best]![c]!)) best = r;
+    [a[c], a[best]] = [a[best]!, a[c]!];
+    for (let r = c + 1; r < k; r++) {
+      const f = a[r]![c]! / a[c]![c]!;
+      for (let q = c; q <= k; q++) a[r]![q]! -= f * a[c]![q]!;
+    }
+  }
+  const x = new Array<number>(k).fill(0);
+  for (let r = k - 1; r >= 0; r--) {
+    let s = a[r]![k]!;
+    for (let q = r + 1; q < k; q++) s -= a[r]![q]! * x[q]!;
+    x[r] = s / a[r]![r]!;
+  }
+  return x;
+};
+
+/**
+ * The released DiceSampleProcessor in float64: γᵗrₜ minus its LinearTimeBaseline (ridge 1e-5 least
+ * squares on [t/100, (t/100)², (t/100)³, 1]), normalised over the task's N·T steps.
+ */
+export const releasedAdjustedRewards = (rows: Rows, gamma: number): number[][] => {
+  const y = rows.r.map((row) => row.map((v, t) => gamma ** t * v));
+  const phi = (t: number) => [t / 100, (t / 100) ** 2, (t / 100) ** 3, 1];
+  const gram = [0, 1, 2, 3].map(() => [0, 0, 0, 0]);
+  const rhs = [0, 0, 0, 0];
+  y.forEach((row) =>
+    row.forEach((v, t) => {
+      const f = phi(t);
+      for (let p = 0; p < 4; p++) {
+        rhs[p]! += f[p]! * v;
+        for (let q = 0; q < 4; q++) gram[p]![q]! += f[p]! * f[q]!;
+      }
+    }),
+  );
+  const w = solveDamped(gram, rhs, 1e-5);
+  const adjusted = y.map((row) => row.map((v, t) => v - phi(t).reduce((s, f, p) => s + f * w[p]!, 0)));
+  const flat = adjusted.flat();
+  const mu = flat.reduce((s, v) => s + v, 0) / flat.length;
+  const std = Math.sqrt(flat.reduce((s, v) => s + (v - mu) ** 2, 0) / flat.length);
+  return adjusted.map((row) => row.map((v) => (v - mu) / (std + 1e-8)));
+};
 
 /** The recipe of levelData (γ-discounted returns, fitted V, A = R − V with λ = 1), in float64. */
 export const creditOf = (rows: Rows, kind: Credit['kind'], gamma: number): Credit => {
@@ -86,6 +138,10 @@ export const creditOf = (rows: Rows, kind: Credit['kind'], gamma: number): Credi
   const mu = flat.reduce((s, v) => s + v, 0) / flat.length;
   const std = Math.sqrt(flat.reduce((s, v) => s + (v - mu) ** 2, 0) / flat.length);
   if (kind === 'advantages') return { kind, A: A.map((row) => row.map((v) => (v - mu) / (std + 1e-8))) };
+  if (kind === 'adjusted') {
+    const c = releasedAdjustedRewards(rows, gamma);
+    return { kind, c, b: c.map((row) => row.map(() => 0)), A: A.map((row) => row.map((v) => (v - mu) / (std + 1e-8))) };
+  }
   const scale = std + 1e-8;
   return {
     kind,
@@ -97,7 +153,7 @@ export const creditOf = (rows: Rows, kind: Credit['kind'], gamma: number): Credi
 /** Each trajectory's weight: 1 / (the task's steps). */
 const weightOf = (rows: Rows) => 1 / (rows.n * rows.T);
 
-export type Surrogate = 'pgt' | 'lvc-ratio' | 'clipped-ratio' | 'dice-baseline' | 'tmaml';
+export type Surrogate = 'pgt' | 'lvc-ratio' | 'clipped-ratio' | 'dice' | 'dice-baseline' | 'tmaml';
 
 /**
  * Value, gradient and Hessian at θ of a surrogate on one task's data (mean over steps). The ratio
@@ -114,7 +170,7 @@ export const surrogateAt = (p: Policy1d, kind: Surrogate, th: Vec, rows: Rows, c
     const as = rows.a[i]!;
     const scores = xs.map((x, t) => score(p, th, x, as[t]!));
     if (kind === 'pgt' || kind === 'lvc-ratio' || kind === 'clipped-ratio') {
-      if (credit.kind !== 'advantages') throw new Error(`${kind} uses advantages`);
+      if (credit.kind === 'costs') throw new Error(`${kind} uses advantages`);
       for (let t = 0; t < rows.T; t++) {
         const A = credit.A[i]![t]!;
         const s = scores[t]!;
@@ -139,7 +195,7 @@ export const surrogateAt = (p: Policy1d, kind: Surrogate, th: Vec, rows: Rows, c
       }
       continue;
     }
-    if (credit.kind !== 'costs') throw new Error(`${kind} uses costs`);
+    if (credit.kind === 'advantages') throw new Error(`${kind} uses costs`);
     const c = credit.c[i]!;
     const b = credit.b[i]!;
     // S_t = Σ_{t′≤t} ℓ_t′: its gradient and (constant) Hessian.
@@ -162,6 +218,8 @@ export const surrogateAt = (p: Policy1d, kind: Surrogate, th: Vec, rows: Rows, c
       g[1] += w * c[t]! * S[t]![1];
       addTo(h, w * c[t]!, S[t]!, S[t]!);
       for (let r = 0; r < 2; r++) for (let q = 0; q < 2; q++) h[r]![q]! += w * c[t]! * S2[t]![r]![q]!;
+      // Plain DiCE has no control variate.
+      if (kind === 'dice') continue;
       const s = scores[t]!;
       const past = t === 0 ? zeroVec() : S[t - 1]!;
       // The control variate's Hessian: −b_t(∇ℓ_t∇S′ᵀ + ∇S′∇ℓ_tᵀ), S′ = S_{t−1}; DiCE + baseline's also

@@ -47,6 +47,8 @@ const describe = (
     action: Object.freeze({ kind: 'continuous', dim: body.actionDim, low: -body.maxAction, high: body.maxAction } as const),
     horizon,
     adaptationSteps,
+    // Every released run script wraps its MuJoCo environment in normalize() (normalized_env.py).
+    actionNormalization: 'normalized',
     ...(policyHidden !== undefined ? { policyHidden } : {}),
   });
 
@@ -71,8 +73,8 @@ export const mujocoDistribution = <Task>(
   name: MujocoEnvironmentName,
   parts: Pick<MujocoTaskDistribution<Task>, 'sampleTasks' | 'describeTask' | 'make'>,
 ): MujocoTaskDistribution<Task> => {
-  const { description, observationDim, action, horizon, adaptationSteps }: EnvironmentDescriptor = mujocoDescriptors[name];
-  return Object.freeze({ name, description, observationDim, action, horizon, adaptationSteps, ...parts });
+  const { description, observationDim, action, horizon, adaptationSteps, actionNormalization }: EnvironmentDescriptor = mujocoDescriptors[name];
+  return Object.freeze({ name, description, observationDim, action, horizon, adaptationSteps, ...(actionNormalization !== undefined ? { actionNormalization } : {}), ...parts });
 };
 
 /** The descriptor of MuJoCo environment `name`, or undefined for any other name. */
