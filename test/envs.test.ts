@@ -37,7 +37,7 @@ const rollout = (dist: AnyTaskDistribution, tasks: readonly unknown[], actions: 
 // ---------------------------------------------------------------- registry
 
 test('registry: names, keys and the paper settings', (t) => {
-  t.deepEqual([...taskDistributionNames], ['point-corners', 'point-1d', 'nav-2d']);
+  t.deepEqual([...taskDistributionNames], ['point-corners', 'point-1d', 'nav-2d', 'point-momentum']);
   for (const [key, dist] of Object.entries(taskDistributions)) {
     t.is(dist.name, key);
     t.is(taskDistribution(key), dist);
@@ -55,7 +55,7 @@ test('registry: names, keys and the paper settings', (t) => {
 });
 
 test('registry: an unknown name lists the valid ones', (t) => {
-  t.throws(() => taskDistribution('x'), { message: "unknown environment 'x'; valid: point-corners, point-1d, nav-2d" });
+  t.throws(() => taskDistribution('x'), { message: "unknown environment 'x'; valid: point-corners, point-1d, nav-2d, point-momentum" });
   t.throws(() => taskDistribution('toString'), { message: /unknown environment 'toString'/ });
 });
 

@@ -195,9 +195,9 @@ test('ProMP trains on half-cheetah-fwd-back through train(): the MuJoCo runtime 
 
 test('the environment list names the MuJoCo environments, and an unknown name lists them all', async (t) => {
   const { environmentNames, loadTaskDistribution, environmentDescriptor } = await import('../src/envs/index.ts');
-  t.deepEqual(environmentNames, ['point-corners', 'point-1d', 'nav-2d', 'half-cheetah-fwd-back', 'half-cheetah-rand-vel', 'ant-fwd-back', 'ant-rand-dir', 'ant-rand-goal', 'walker-fwd-back', 'walker2d-rand-params', 'hopper-rand-params', 'humanoid-fwd-back', 'humanoid-rand-dir']);
+  t.deepEqual(environmentNames, ['point-corners', 'point-1d', 'nav-2d', 'point-momentum', 'half-cheetah-fwd-back', 'half-cheetah-rand-vel', 'ant-fwd-back', 'ant-rand-dir', 'ant-rand-goal', 'walker-fwd-back', 'walker2d-rand-params', 'hopper-rand-params', 'humanoid-fwd-back', 'humanoid-rand-dir']);
   t.is(environmentDescriptor('half-cheetah-rand-vel').observationDim, 17);
-  await t.throwsAsync(loadTaskDistribution('humanoid-nope'), { message: /unknown environment 'humanoid-nope'; valid: point-corners, point-1d, nav-2d, half-cheetah-fwd-back, half-cheetah-rand-vel, ant-fwd-back, ant-rand-dir, ant-rand-goal, walker-fwd-back, walker2d-rand-params, hopper-rand-params, humanoid-fwd-back, humanoid-rand-dir$/ });
+  await t.throwsAsync(loadTaskDistribution('humanoid-nope'), { message: /unknown environment 'humanoid-nope'; valid: point-corners, point-1d, nav-2d, point-momentum, half-cheetah-fwd-back, half-cheetah-rand-vel, ant-fwd-back, ant-rand-dir, ant-rand-goal, walker-fwd-back, walker2d-rand-params, hopper-rand-params, humanoid-fwd-back, humanoid-rand-dir$/ });
   // The humanoid's paper policy is (128, 128); the others keep (64, 64) unless the config says otherwise.
   t.deepEqual(resolveConfig({ env: 'humanoid-rand-dir' }).hidden, [128, 128]);
   t.deepEqual(resolveConfig({ env: 'humanoid-rand-dir' }, { hidden: [32] }).hidden, [32]);

@@ -11,7 +11,7 @@ import { selectBackend } from '../src/backend.ts';
 import { pointMomentum, pointMomentumReward } from '../src/envs/point-momentum.ts';
 import { pointRollouts } from '../src/meta/rollouts.ts';
 import { cornersReached, fig5Trainer, fig5Settings } from '../src/reproduce/fig5.ts';
-import { normalizedActions } from '../src/reproduce/normalized-actions.ts';
+import { environmentActions, policyActionSpace } from '../src/envs/action-normalization.ts';
 import { runCli } from './helpers/cli.ts';
 import { tempDir } from './helpers/temp.ts';
 
@@ -63,15 +63,16 @@ test('tasks: the four corners in the released order, drawn uniformly', (t) => {
   t.deepEqual(tasks.map((task) => task.goal), [[-2, -2], [2, -2], [-2, 2], [2, 2]]);
 });
 
-test('normalized actions (normalization_scale 10): [−10, 10] mapped linearly onto [−0.1, 0.1], then clipped', (t) => {
-  const env = normalizedActions(pointMomentum, 10);
-  t.deepEqual(env.action, { kind: 'continuous', dim: 2, low: -10, high: 10 });
-  const v = env.make([{ corner: 3, goal: [2, 2] }]);
+test('normalized actions by default (normalization_scale 10): [−10, 10] mapped linearly onto [−0.1, 0.1], then clipped', (t) => {
+  t.is(pointMomentum.actionNormalization, 'normalized');
+  const policySpace = policyActionSpace(pointMomentum.action, 'normalized');
+  t.deepEqual(policySpace, { kind: 'continuous', dim: 2, low: -10, high: 10 });
+  const v = pointMomentum.make([{ corner: 3, goal: [2, 2] }]);
   v.reset(() => 0.5);
   // lb + (a + 10)·(ub − lb)/20: a = 5 → 0.05, a = −30 → −0.2 clipped to −0.1
-  const obs = v.step(Float32Array.from([5, -30])).observations;
+  const obs = v.step(environmentActions(policySpace, pointMomentum.action, Float32Array.from([5, -30]))).observations;
   t.true(near(obs[2]!, 0.05) && near(obs[3]!, -0.1), `${Array.from(obs)}`);
-  t.throws(() => v.step(Float32Array.from([NaN, 0])), { message: /action NaN/ });
+  t.throws(() => v.step(environmentActions(policySpace, pointMomentum.action, Float32Array.from([NaN, 0]))), { message: /action NaN/ });
 });
 
 test('rollouts: positions per level from the trainer’s own adaptation; corners reached counted from them', async (t) => {

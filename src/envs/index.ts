@@ -6,6 +6,7 @@ import type { TaskDistribution } from './types.ts';
 import { pointCorners } from './point-corners.ts';
 import { point1d } from './point-1d.ts';
 import { nav2d } from './nav-2d.ts';
+import { pointMomentum } from './point-momentum.ts';
 import { mujocoDescriptor, mujocoDescriptors } from './mujoco/descriptors.ts';
 import type { EnvironmentDescriptor } from './types.ts';
 
@@ -13,6 +14,7 @@ export type { ActionSpace, EnvironmentDescriptor, StepResult, TaskDistribution, 
 export { pointCorners, POINT_CORNERS, type PointCornersTask } from './point-corners.ts';
 export { point1d, POINT_1D, type Point1dTask } from './point-1d.ts';
 export { nav2d, NAV_2D, type Nav2dTask } from './nav-2d.ts';
+export { pointMomentum, POINT_MOMENTUM, type PointMomentumTask } from './point-momentum.ts';
 
 /**
  * A task distribution whose task type the caller does not know (one picked by name): the tasks its
@@ -27,6 +29,7 @@ export const taskDistributions = Object.freeze({
   'point-corners': pointCorners,
   'point-1d': point1d,
   'nav-2d': nav2d,
+  'point-momentum': pointMomentum,
 });
 
 export type TaskDistributionName = keyof typeof taskDistributions;

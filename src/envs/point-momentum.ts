@@ -97,6 +97,8 @@ export const pointMomentum: TaskDistribution<PointMomentumTask> = Object.freeze(
   action: Object.freeze({ kind: 'continuous', dim: 2, low: -POINT_MOMENTUM.maxAction, high: POINT_MOMENTUM.maxAction }),
   horizon: 100,
   adaptationSteps: 3,
+  // The released exploration_comparison scripts wrap MetaPointEnvMomentum in normalize().
+  actionNormalization: 'normalized',
   sampleTasks: (uniform: Uniform, count: number): PointMomentumTask[] => {
     checkTaskCount(NAME, count);
     const out: PointMomentumTask[] = [];

@@ -24,11 +24,10 @@ import { algorithms, disposeParams } from '../meta/algorithms.ts';
 import { tensorsFromJson, tensorsToJson } from '../meta/checkpoint.ts';
 import { resolveConfig, type TrainConfig } from '../meta/config.ts';
 import { makeTrainer, runIteration, type Trainer } from '../meta/iteration.ts';
-import { gaussianMlpPolicy } from '../meta/policy.ts';
+import { configPolicy } from '../meta/trainer-setup.ts';
 import { pointRollouts, type Rollouts } from '../meta/rollouts.ts';
 import { renderRollouts } from '../plot/rollouts.ts';
 import type { Figure, FigureOutcome, FigureRequest, ReproductionScale } from './figure.ts';
-import { normalizedActions } from './normalized-actions.ts';
 import { csv, plusMinus, writeOutput } from './outputs.ts';
 import { runUnit } from './units.ts';
 
@@ -69,19 +68,15 @@ export const fig5Config = (arm: Fig5Arm, settings: Fig5Settings, seed: number): 
     hidden: [64, 64],
     initLogStd: 0,
     maxKl: 0.01,
+    // The released scripts wrap the environment in normalize(): the policy acts in [−10, 10].
+    actionNormalization: 'normalized',
     // TRPO's Hessian-vector products take a third derivative: the general path.
     engine: 'tfjs',
   });
 
-/** The environment as the released scripts wrap it: the policy acts in [−10, 10]. */
-export const fig5Environment = normalizedActions(pointMomentum, 10);
-
 export const fig5Trainer = (arm: Fig5Arm, settings: Fig5Settings, seed: number): Trainer => {
   const config = fig5Config(arm, settings, seed);
-  const env = fig5Environment;
-  if (env.action.kind !== 'continuous') throw new Error('unreachable: the momentum environment is continuous');
-  const policy = gaussianMlpPolicy({ observationDim: env.observationDim, actionDim: env.action.dim, hidden: config.hidden, initLogStd: config.initLogStd, low: env.action.low, high: env.action.high });
-  const trainer = makeTrainer(config, env, policy);
+  const trainer = makeTrainer(config, pointMomentum, configPolicy(config, pointMomentum));
   if (arm !== 'lvc-trpo') return trainer;
   // lvc-vpg's formulation I and LVC estimators, with the TRPO outer step instead of Adam.
   return { ...trainer, algorithm: { ...algorithms['lvc-vpg'], description: 'formulation I with the LVC inner estimator, TRPO outer step', optimizer: 'trpo' } };
