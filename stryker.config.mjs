@@ -27,11 +27,11 @@ const groups = {
   // whole command, so the commands are kept to the few files that matter).
   advantages: {
     mutate: ['src/meta/advantages.ts'],
-    tests: ['test/advantages.test.ts', 'test/level-data.test.ts'],
+    tests: ['test/advantages.test.ts', 'test/level-data.test.ts', 'test/argument-checks.test.ts'],
   },
   optimizers: {
     mutate: ['src/meta/optimizers.ts'],
-    tests: ['test/optimizers.test.ts', 'test/trainer-numbers.test.ts'],
+    tests: ['test/optimizers.test.ts', 'test/optimizer-edges.test.ts', 'test/argument-checks.test.ts', 'test/trainer-numbers.test.ts'],
   },
   'meta-objective': {
     mutate: ['src/meta/meta-objective.ts'],

@@ -12,7 +12,7 @@
  * scripts/mutation-equivalent.json (each with its reason, matched by file, source line and edit).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { kindOf } from './mutation-kinds.mjs';
 
 const all = ['ops', 'surrogates', 'influence', 'advantages', 'optimizers', 'meta-objective', 'iteration'];
@@ -49,18 +49,28 @@ for (const group of groups) {
   const file = `reports/mutation/${name}.json`;
   if (!existsSync(file)) continue;
   const report = JSON.parse(readFileSync(file, 'utf8'));
-  const c = { mutants: 0, killed: 0, timeout: 0, survived: 0, noCoverage: 0, argumentChecks: 0, argumentChecksSurvived: 0, equivalent: 0 };
+  // Survivors re-run since against the tests as they are now (scripts/mutation-replay.mjs), when the
+  // replay is newer than the Stryker pass.
+  const replayFile = `reports/mutation/${name}.replay.json`;
+  const replayed = new Map();
+  if (existsSync(replayFile) && statSync(replayFile).mtimeMs > statSync(file).mtimeMs) {
+    for (const r of JSON.parse(readFileSync(replayFile, 'utf8')).results) replayed.set(`${r.file}#${r.id}`, r);
+  }
+  const c = { mutants: 0, killed: 0, timeout: 0, survived: 0, noCoverage: 0, killedOnReplay: 0, argumentChecks: 0, argumentChecksSurvived: 0, equivalent: 0 };
   for (const [path, f] of Object.entries(report.files)) {
     const kind = kindOf(f.source);
     const lines = f.source.split('\n');
     for (const m of f.mutants) {
       if (m.status === 'Ignored' || m.status === 'CompileError' || m.status === 'RuntimeError') continue;
       c.mutants++;
-      const detected = m.status === 'Killed' || m.status === 'Timeout';
+      const replay = replayed.get(`${path}#${m.id}`);
+      const onReplay = replay !== undefined && (replay.status === 'Killed' || replay.status === 'Timeout');
+      const detected = m.status === 'Killed' || m.status === 'Timeout' || onReplay;
       if (m.status === 'Killed') c.killed++;
       if (m.status === 'Timeout') c.timeout++;
-      if (m.status === 'Survived') c.survived++;
-      if (m.status === 'NoCoverage') c.noCoverage++;
+      if (onReplay) c.killedOnReplay++;
+      else if (m.status === 'Survived') c.survived++;
+      else if (m.status === 'NoCoverage') c.noCoverage++;
       const { start, end } = m.location;
       const lineText = lines[start.line - 1];
       const original = start.line === end.line ? lineText.slice(start.column - 1, end.column - 1) : `${lineText.slice(start.column - 1)} …`;
@@ -73,6 +83,7 @@ for (const group of groups) {
         }
         continue;
       }
+      if (onReplay) survivors.push({ ...survivor, killedBy: replay.killedBy ?? '(a timeout)' });
       if (detected) continue;
       const equivalence = equivalenceOf(path, lineText, m);
       if (equivalence !== undefined) {
@@ -82,7 +93,7 @@ for (const group of groups) {
       survivors.push({ ...survivor, reason: equivalence?.reason });
     }
   }
-  const detected = c.killed + c.timeout;
+  const detected = c.killed + c.timeout + c.killedOnReplay;
   const numbers = c.mutants - c.argumentChecks - c.equivalent;
   const numbersDetected = detected - (c.argumentChecks - c.argumentChecksSurvived);
   rows.push({ group, ...c, raw: c.mutants === 0 ? NaN : (100 * detected) / c.mutants, score: numbers === 0 ? NaN : (100 * numbersDetected) / numbers, numbers, numbersDetected });
@@ -90,20 +101,24 @@ for (const group of groups) {
 
 const pct = (x) => (Number.isNaN(x) ? '–' : `${x.toFixed(1)}%`);
 const table = [
-  '| group | mutants | killed | timeout | survived | no coverage | argument checks (survived) | equivalent | raw score | numbers\' score |',
-  '|---|---|---|---|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.group} | ${r.mutants} | ${r.killed} | ${r.timeout} | ${r.survived} | ${r.noCoverage} | ${r.argumentChecks} (${r.argumentChecksSurvived}) | ${r.equivalent} | ${pct(r.raw)} | ${pct(r.score)} (${r.numbersDetected}/${r.numbers}) |`),
+  '| group | mutants | killed | timeout | killed on replay | survived | no coverage | argument checks (surviving) | equivalent | raw score | numbers\' score |',
+  '|---|---|---|---|---|---|---|---|---|---|---|',
+  ...rows.map(
+    (r) =>
+      `| ${r.group} | ${r.mutants} | ${r.killed} | ${r.timeout} | ${r.killedOnReplay} | ${r.survived} | ${r.noCoverage} | ${r.argumentChecks} (${r.argumentChecksSurvived}) | ${r.equivalent} | ${pct(r.raw)} | ${pct(r.score)} (${r.numbersDetected}/${r.numbers}) |`,
+  ),
 ];
 const totals = rows.reduce((a, r) => ({ n: a.n + r.numbers, d: a.d + r.numbersDetected }), { n: 0, d: 0 });
 const total = `numbers' score over ${rows.map((r) => r.group).join(', ')}: ${pct((100 * totals.d) / totals.n)} (${totals.d} of ${totals.n} mutants that can change a number detected)`;
-const survivorLines = survivors.map((s) => `- ${s.reason === undefined ? '**not argued**' : 'equivalent'} \`${s.at}\` ${s.mutator}: \`${s.original}\` → \`${s.replacement}\`${s.reason === undefined ? '' : ` — ${s.reason}`}`);
+const verdict = (s) => (s.killedBy !== undefined ? `killed since, by “${s.killedBy}”` : s.reason !== undefined ? `equivalent: ${s.reason}` : '**survives, not argued**');
+const survivorLines = survivors.map((s) => `- \`${s.at}\` ${s.mutator}: \`${s.original}\` → \`${s.replacement}\` — ${verdict(s)}`);
 const checkLines = checkSurvivors.map((s) => `- \`${s.at}\` ${s.mutator}: \`${s.original}\` → \`${s.replacement}\``);
 const summary = [
   table.join('\n'),
   '',
   total,
   '',
-  'Survivors that can change a number (each killed since, or argued equivalent):',
+  'Survivors of the Stryker pass that can change a number (each killed since, or argued equivalent):',
   '',
   ...survivorLines,
   '',

@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+/**
+ * `node scripts/mutation-replay.mjs GROUP`: re-runs the survivors of reports/mutation/GROUP.json (the
+ * mutants that survived or had no coverage, argued equivalents included) against the group's test
+ * command as it is now, each applied alone to a scratch copy of the tree, and writes
+ * reports/mutation/GROUP.replay.json: for each, killed or survived. This confirms that the tests
+ * written after a Stryker pass kill what it left, without re-running the hundreds of mutants it killed
+ * already; scripts/mutation.mjs counts a survivor killed on replay as killed. A file that changed since
+ * the report is not replayed (its mutants' places are stale): run Stryker again for it.
+ */
+import { execSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const group = process.argv[2];
+if (group === undefined) {
+  console.error('usage: node scripts/mutation-replay.mjs GROUP');
+  process.exit(1);
+}
+process.env.MUTATION_GROUP = group;
+const config = (await import('../stryker.config.mjs')).default;
+const command = config.commandRunner.command;
+const report = JSON.parse(readFileSync(`reports/mutation/${group}.json`, 'utf8'));
+const scratch = mkdtempSync(join(tmpdir(), 'mutation-replay-'));
+execSync(`git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C ${scratch}`);
+symlinkSync(realpathSync('node_modules'), join(scratch, 'node_modules'));
+const results = [];
+try {
+  for (const [path, f] of Object.entries(report.files)) {
+    const current = readFileSync(path, 'utf8');
+    const survivors = f.mutants.filter((m) => m.status === 'Survived' || m.status === 'NoCoverage');
+    if (survivors.length === 0) continue;
+    if (current !== f.source) {
+      console.log(`${path} changed since the report: not replayed`);
+      continue;
+    }
+    const offsets = [0];
+    for (let i = 0; i < current.length; i++) if (current[i] === '\n') offsets.push(i + 1);
+    const at = ({ line, column }) => offsets[line - 1] + column - 1;
+    for (const m of survivors) {
+      const mutated = current.slice(0, at(m.location.start)) + m.replacement + current.slice(at(m.location.end));
+      writeFileSync(join(scratch, path), mutated);
+      const started = Date.now();
+      const run = spawnSync('sh', ['-c', command], { cwd: scratch, encoding: 'utf8', timeout: 120_000 });
+      writeFileSync(join(scratch, path), current);
+      const status = run.status === 0 ? 'Survived' : run.error !== undefined ? 'Timeout' : 'Killed';
+      const where = `${path}:${m.location.start.line}:${m.location.start.column}`;
+      const failing = status === 'Killed' ? (run.stdout + run.stderr).match(/✘ (?:\[fail\]: )?(.*)/)?.[1]?.slice(0, 140) : undefined;
+      results.push({ id: m.id, file: path, location: m.location, mutatorName: m.mutatorName, replacement: m.replacement, status, killedBy: failing });
+      console.log(`${status.padEnd(8)} ${where} ${m.mutatorName} → ${m.replacement.replace(/\s+/g, ' ').slice(0, 50)} (${((Date.now() - started) / 1000).toFixed(1)} s)${failing ? ` — ${failing}` : ''}`);
+    }
+  }
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
+}
+writeFileSync(`reports/mutation/${group}.replay.json`, JSON.stringify({ command, results }, null, 2));
+if (!existsSync(`reports/mutation/${group}.replay.json`)) process.exit(1);
