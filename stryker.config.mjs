@@ -35,7 +35,7 @@ const groups = {
   },
   'meta-objective': {
     mutate: ['src/meta/meta-objective.ts'],
-    tests: ['test/meta-objective.test.ts', 'test/formulation-ii-pathwise.test.ts', 'test/credit.test.ts', 'test/trainer-numbers.test.ts'],
+    tests: ['test/meta-objective.test.ts', 'test/meta-objective-edges.test.ts', 'test/formulation-ii-pathwise.test.ts', 'test/credit.test.ts', 'test/trainer-numbers.test.ts'],
   },
   iteration: {
     mutate: ['src/meta/iteration.ts'],
