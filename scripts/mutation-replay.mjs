@@ -1,27 +1,27 @@
 #!/usr/bin/env node
 /**
- * `node scripts/mutation-replay.mjs GROUP`: re-runs the survivors of reports/mutation/GROUP.json (the
- * mutants that survived or had no coverage, argued equivalents included) against the group's test
- * command as it is now, each applied alone to a scratch copy of the tree, and writes
- * reports/mutation/GROUP.replay.json: for each, killed or survived. This confirms that the tests
+ * `node scripts/mutation-replay.mjs GROUP [REPORT]`: re-runs the survivors of reports/mutation/REPORT.json
+ * (default: GROUP; the mutants that survived or had no coverage, argued equivalents included) against
+ * the group's test command as it is now, each applied alone to a scratch copy of the tree, and writes
+ * reports/mutation/REPORT.replay.json: for each, killed or survived. This confirms that the tests
  * written after a Stryker pass kill what it left, without re-running the hundreds of mutants it killed
  * already; scripts/mutation.mjs counts a survivor killed on replay as killed. A file that changed since
  * the report is not replayed (its mutants' places are stale): run Stryker again for it.
  */
 import { execSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const group = process.argv[2];
+const [group, name = group] = process.argv.slice(2);
 if (group === undefined) {
-  console.error('usage: node scripts/mutation-replay.mjs GROUP');
+  console.error('usage: node scripts/mutation-replay.mjs GROUP [REPORT]  (REPORT: e.g. GROUP-PART, default GROUP)');
   process.exit(1);
 }
 process.env.MUTATION_GROUP = group;
 const config = (await import('../stryker.config.mjs')).default;
 const command = config.commandRunner.command;
-const report = JSON.parse(readFileSync(`reports/mutation/${group}.json`, 'utf8'));
+const report = JSON.parse(readFileSync(`reports/mutation/${name}.json`, 'utf8'));
 const scratch = mkdtempSync(join(tmpdir(), 'mutation-replay-'));
 execSync(`git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C ${scratch}`);
 symlinkSync(realpathSync('node_modules'), join(scratch, 'node_modules'));
@@ -54,5 +54,4 @@ try {
 } finally {
   rmSync(scratch, { recursive: true, force: true });
 }
-writeFileSync(`reports/mutation/${group}.replay.json`, JSON.stringify({ command, results }, null, 2));
-if (!existsSync(`reports/mutation/${group}.replay.json`)) process.exit(1);
+writeFileSync(`reports/mutation/${name}.replay.json`, JSON.stringify({ command, results }, null, 2));

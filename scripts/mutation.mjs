@@ -12,7 +12,7 @@
  * scripts/mutation-equivalent.json (each with its reason, matched by file, source line and edit).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { kindOf } from './mutation-kinds.mjs';
 
 const all = ['ops', 'surrogates', 'influence', 'advantages', 'optimizers', 'meta-objective', 'iteration'];
@@ -44,10 +44,18 @@ const rows = [];
 const survivors = [];
 const checkSurvivors = [];
 const used = new Set();
-for (const group of groups) {
-  const name = group === process.env.MUTATION_GROUP && process.env.MUTATION_REPORT ? process.env.MUTATION_REPORT : group;
+// A group's reports: GROUP.json, and GROUP-PART.json for passes narrowed with MUTATION_FILES and
+// MUTATION_REPORT=GROUP-PART (each scored as its own row).
+const reportsOf = (group) =>
+  existsSync('reports/mutation')
+    ? readdirSync('reports/mutation')
+        .filter((f) => f === `${group}.json` || (f.startsWith(`${group}-`) && f.endsWith('.json') && !f.endsWith('.replay.json') && !all.some((g) => g !== group && f.startsWith(`${g}.`))))
+        .map((f) => f.slice(0, -'.json'.length))
+        .sort()
+    : [];
+for (const name of groups.flatMap(reportsOf)) {
+  const group = name;
   const file = `reports/mutation/${name}.json`;
-  if (!existsSync(file)) continue;
   const report = JSON.parse(readFileSync(file, 'utf8'));
   // Survivors re-run since against the tests as they are now (scripts/mutation-replay.mjs), when the
   // replay is newer than the Stryker pass.
