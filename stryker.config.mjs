@@ -39,7 +39,7 @@ const groups = {
   },
   iteration: {
     mutate: ['src/meta/iteration.ts'],
-    tests: ['test/level-data.test.ts', 'test/promp-kl-penalty.test.ts', 'test/trainer-numbers.test.ts', 'test/formulations-1d.test.ts'],
+    tests: ['test/level-data.test.ts', 'test/promp-kl-penalty.test.ts', 'test/trainer-numbers.test.ts', 'test/formulations-1d.test.ts', 'test/iteration-edges.test.ts'],
   },
 };
 
