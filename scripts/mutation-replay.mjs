@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `node scripts/mutation-replay.mjs GROUP [REPORT]`: re-runs the survivors of reports/mutation/REPORT.json
- * (default: GROUP; the mutants that survived or had no coverage, argued equivalents included) against
+ * (default: GROUP; the mutants that survived or had no coverage, but those argued equivalent) against
  * the group's test command as it is now, each applied alone to a scratch copy of the tree, and writes
  * reports/mutation/REPORT.replay.json: for each, killed or survived. This confirms that the tests
  * written after a Stryker pass kill what it left, without re-running the hundreds of mutants it killed
@@ -22,6 +22,8 @@ process.env.MUTATION_GROUP = group;
 const config = (await import('../stryker.config.mjs')).default;
 const command = config.commandRunner.command;
 const report = JSON.parse(readFileSync(`reports/mutation/${name}.json`, 'utf8'));
+// Survivors argued equivalent (scripts/mutation-equivalent.json) are not replayed.
+const equivalents = JSON.parse(readFileSync(new URL('mutation-equivalent.json', import.meta.url), 'utf8'));
 const scratch = mkdtempSync(join(tmpdir(), 'mutation-replay-'));
 execSync(`git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C ${scratch}`);
 symlinkSync(realpathSync('node_modules'), join(scratch, 'node_modules'));
@@ -38,7 +40,13 @@ try {
     const offsets = [0];
     for (let i = 0; i < current.length; i++) if (current[i] === '\n') offsets.push(i + 1);
     const at = ({ line, column }) => offsets[line - 1] + column - 1;
+    const lines = current.split('\n');
     for (const m of survivors) {
+      const argued = equivalents.find((e) => path.endsWith(e.file) && e.mutator === m.mutatorName && e.replacement === m.replacement && lines[m.location.start.line - 1].trim() === e.line);
+      if (argued !== undefined) {
+        console.log(`argued   ${path}:${m.location.start.line}:${m.location.start.column} ${m.mutatorName} → ${m.replacement.replace(/\s+/g, ' ').slice(0, 50)}: not replayed`);
+        continue;
+      }
       const mutated = current.slice(0, at(m.location.start)) + m.replacement + current.slice(at(m.location.end));
       writeFileSync(join(scratch, path), mutated);
       const started = Date.now();
