@@ -9,18 +9,27 @@
  * the report is not replayed (its mutants' places are stale): run Stryker again for it.
  */
 import { execSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, statSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const [group, name = group] = process.argv.slice(2);
+// --also FILE: a test file added to the command (e.g. a slow suite that alone reaches a code path);
+// --lines A,B,…: only the survivors on those lines. Results merge into an earlier replay of the report.
+const argv = process.argv.slice(2);
+const option = (flag) => {
+  const i = argv.indexOf(flag);
+  return i < 0 ? undefined : argv.splice(i, 2)[1];
+};
+const also = option('--also');
+const onlyLines = option('--lines')?.split(',').map(Number);
+const [group, name = group] = argv;
 if (group === undefined) {
   console.error('usage: node scripts/mutation-replay.mjs GROUP [REPORT]  (REPORT: e.g. GROUP-PART, default GROUP)');
   process.exit(1);
 }
 process.env.MUTATION_GROUP = group;
 const config = (await import('../stryker.config.mjs')).default;
-const command = config.commandRunner.command;
+const command = `${config.commandRunner.command}${also === undefined ? '' : ` ${also}`}`;
 const report = JSON.parse(readFileSync(`reports/mutation/${name}.json`, 'utf8'));
 // Survivors argued equivalent (scripts/mutation-equivalent.json) are not replayed.
 const equivalents = JSON.parse(readFileSync(new URL('mutation-equivalent.json', import.meta.url), 'utf8'));
@@ -31,7 +40,7 @@ const results = [];
 try {
   for (const [path, f] of Object.entries(report.files)) {
     const current = readFileSync(path, 'utf8');
-    const survivors = f.mutants.filter((m) => m.status === 'Survived' || m.status === 'NoCoverage');
+    const survivors = f.mutants.filter((m) => (m.status === 'Survived' || m.status === 'NoCoverage') && (onlyLines === undefined || onlyLines.includes(m.location.start.line)));
     if (survivors.length === 0) continue;
     if (current !== f.source) {
       console.log(`${path} changed since the report: not replayed`);
@@ -55,11 +64,14 @@ try {
       const status = run.status === 0 ? 'Survived' : run.error !== undefined ? 'Timeout' : 'Killed';
       const where = `${path}:${m.location.start.line}:${m.location.start.column}`;
       const failing = status === 'Killed' ? (run.stdout + run.stderr).match(/✘ (?:\[fail\]: )?(.*)/)?.[1]?.slice(0, 140) : undefined;
-      results.push({ id: m.id, file: path, location: m.location, mutatorName: m.mutatorName, replacement: m.replacement, status, killedBy: failing });
+      results.push({ id: m.id, file: path, location: m.location, mutatorName: m.mutatorName, replacement: m.replacement, status, killedBy: failing, command });
       console.log(`${status.padEnd(8)} ${where} ${m.mutatorName} → ${m.replacement.replace(/\s+/g, ' ').slice(0, 50)} (${((Date.now() - started) / 1000).toFixed(1)} s)${failing ? ` — ${failing}` : ''}`);
     }
   }
 } finally {
   rmSync(scratch, { recursive: true, force: true });
 }
-writeFileSync(`reports/mutation/${name}.replay.json`, JSON.stringify({ command, results }, null, 2));
+const replayFile = `reports/mutation/${name}.replay.json`;
+const earlier = existsSync(replayFile) && statSync(replayFile).mtimeMs > statSync(`reports/mutation/${name}.json`).mtimeMs ? JSON.parse(readFileSync(replayFile, 'utf8')).results : [];
+const merged = [...earlier.filter((r) => !results.some((x) => x.file === r.file && x.id === r.id)), ...results];
+writeFileSync(replayFile, JSON.stringify({ command, results: merged }, null, 2));

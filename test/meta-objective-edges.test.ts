@@ -85,7 +85,7 @@ test('formulation II with three inner steps: each pre-update batch is scored und
   const meta = metaObjective(p.graph, { formulation: 'II', inner: estimators.pgt(), stepSize: alpha, steps: 3 });
   const naive = metaObjective(p.graph, { formulation: 'naive-maml', inner: estimators.pgt(), stepSize: alpha, steps: 3 });
   tf.tidy(() => {
-    const params = o.layout.unflatten(tf.tensor1d(o.layout.flat));
+    const params = o.layout.unflatten(tf.tensor1d([...o.layout.flat]));
     const pre = [0, 1, 2].map((i) => ({ batch: row(o.enumeration.batch, i) }));
     const post = { batch: o.enumeration.batch };
     const value = meta.surrogate(params, pre, post).dataSync()[0]!;

@@ -16,9 +16,9 @@ test.before(async () => {
 const diagonal =
   (d: readonly number[]) =>
   (v: tf.Tensor1D): tf.Tensor1D =>
-    tf.tidy(() => tf.mul(tf.tensor1d(d), v) as tf.Tensor1D);
+    tf.tidy(() => tf.mul(tf.tensor1d([...d]), v) as tf.Tensor1D);
 const solved = (hvp: (v: tf.Tensor1D) => tf.Tensor1D, b: readonly number[], iterations?: number, tolerance?: number): number[] => {
-  const bt = tf.tensor1d(b);
+  const bt = tf.tensor1d([...b]);
   const x = conjugateGradient(hvp, bt, iterations, tolerance);
   const out = Array.from(x.dataSync());
   [bt, x].forEach((z) => z.dispose());
