@@ -210,3 +210,15 @@ test.serial("levelData with GAE λ < 1: the DiCE family's scale is the populatio
   t.true(Math.abs(cost[1]! - (gamma * rewards[1]!) / std) <= 1e-5, `t = 1: ${cost[1]} vs γ·r₁/σ`);
   disposeBatch(data.batch);
 });
+
+test.serial('a ProMP step that diverges after the first (learning rate 1e20) is stopped, and frees the steps before it', async (t) => {
+  // At θ_o the objective is finite (the other tests run from there); one Adam step of ~1e20 makes the
+  // KL penalty overflow, so the failure comes at the second step, with an intermediate θ and state made.
+  const trainer = makeTrainer({ ...configFor('promp', 1), outerLearningRate: 1e20 }, point1d, policy);
+  const params = paramsOf(theta0);
+  const before = tf.memory().numTensors;
+  await t.throwsAsync(runIteration(trainer, params, undefined, 1), { instanceOf: TrainingError, message: /^iteration 1: the meta-objective of task 0 is Infinity/ });
+  t.is(tf.memory().numTensors, before);
+  t.false(params.W0!.isDisposed);
+  disposeParams(params);
+});
