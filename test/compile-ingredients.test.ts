@@ -1,0 +1,107 @@
+/**
+ * The compiler's ingredients on the graphs the RL-chain tests do not build (each case a mutation
+ * survivor of src/surrogates/compile.ts): a per-sample source and cost (influence `same`), a per-sample
+ * source reaching a per-step cost from step 1 on (`broadcast` with fromStep 1), baselines read from the
+ * batch or returned as [B, 1], and costs that depend on the parameters directly (the pathwise term).
+ * Per-sample values and gradients against the score function written out by hand:
+ * ∇_φ log softmax(φ)[z] = e_z − softmax(φ).
+ */
+import * as tf from '@tensorflow/tfjs';
+import test from 'ava';
+import { selectBackend } from '../src/backend.ts';
+import { lag, scg } from '../src/scg/builder.ts';
+import type { Batch } from '../src/surrogates/batch.ts';
+import { compile } from '../src/surrogates/compile.ts';
+import { estimators, estimatorName, type Estimator } from '../src/surrogates/estimators.ts';
+
+test.before(async () => {
+  await selectBackend();
+});
+
+const phi0 = [0.4, -0.7];
+const softmax = (row: readonly number[]) => {
+  const e = row.map((x) => Math.exp(x));
+  const s = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / s);
+};
+const scoreOf = (z: number) => softmax(phi0).map((p, k) => (k === z ? 1 : 0) - p);
+const zs = [0, 1, 1, 0];
+
+/** Per-sample values and gradients (row i: ∂ surrogate_i / ∂φ) of a compiled graph at φ0. */
+const perSample = (graph: Parameters<typeof compile>[0], e: Estimator, batch: () => Batch) =>
+  tf.tidy(() => {
+    const s = compile(graph, e);
+    const phi = tf.tensor1d(phi0);
+    const values = Array.from(s.perSample({ phi }, batch()).dataSync());
+    const grads = zs.map((_, i) => {
+      const pick = tf.oneHot(i, zs.length).asType('float32');
+      return Array.from(tf.grad((p: tf.Tensor) => tf.sum(tf.mul(s.perSample({ phi: p }, batch()), pick)) as tf.Scalar)(phi).dataSync());
+    });
+    return { values, grads };
+  });
+const close = (a: readonly number[], b: readonly number[], tol = 1e-5) => a.length === b.length && a.every((x, k) => Math.abs(x - b[k]!) <= tol * Math.max(1, Math.abs(b[k]!)));
+
+test('a per-sample source and cost: DiCE, PGT and LVC weight the score by r − b (b from the batch, or a [B, 1] function)', (t) => {
+  const graph = scg()
+    .parameter('phi', { shape: [2] })
+    .stochastic('z', { family: { type: 'categorical', categories: 2 }, parents: ['phi'], distribution: ({ phi }) => ({ logits: phi }) })
+    .cost('r', { parents: ['z'] })
+    .build();
+  const r = [1.5, -0.5, 2, 0.25];
+  const b = [0.5, 0.25, -1, 1];
+  const batch = (): Batch => ({ values: { z: tf.tensor1d(zs, 'int32'), r: tf.tensor1d(r) }, baselines: { z: tf.tensor1d(b) } });
+  const dice = perSample(graph, estimators.dice(), batch);
+  t.true(close(dice.values, r), `DiCE values ${dice.values}`);
+  zs.forEach((z, i) => t.true(close(dice.grads[i]!, scoreOf(z).map((g) => g * r[i]!)), `DiCE sample ${i}: ${dice.grads[i]}`));
+  const withBaseline: Estimator[] = [estimators.pgt({ z: 'batch' }), estimators.lvc({ z: 'batch' }), estimators.pgt({ z: () => tf.reshape(tf.tensor1d(b), [4, 1]) })];
+  for (const e of withBaseline) {
+    const { grads } = perSample(graph, e, batch);
+    zs.forEach((z, i) => t.true(close(grads[i]!, scoreOf(z).map((g) => g * (r[i]! - b[i]!))), `${estimatorName(e)} sample ${i}: ${grads[i]}`));
+  }
+});
+
+test('a per-sample source reaching a per-step cost from step 1 on: only c_1, c_2, … carry its credit (DiCE and PGT)', (t) => {
+  // z → s_t (per step, from the batch) → c_t reads s_{t−1}: z influences c from step 1 (a broadcast from step 1)
+  const graph = scg()
+    .parameter('phi', { shape: [2] })
+    .stochastic('z', { family: { type: 'categorical', categories: 2 }, parents: ['phi'], distribution: ({ phi }) => ({ logits: phi }) })
+    .deterministic('s', { temporal: true, parents: ['z'] })
+    .cost('c', { temporal: true, parents: [lag('s', 1)] })
+    .build();
+  const c = [
+    [5, 1, 2],
+    [7, -1, 0.5],
+    [-3, 2, 2],
+    [1, 0.5, -0.5],
+  ];
+  const batch = (): Batch => ({ values: { z: tf.tensor1d(zs, 'int32'), s: tf.zeros([4, 3]), c: tf.tensor2d(c) } });
+  const late = c.map((row) => row[1]! + row[2]!);
+  for (const e of [estimators.dice(), estimators.pgt()]) {
+    const { values, grads } = perSample(graph, e, batch);
+    if (e.kind === 'dice') t.true(close(values, c.map((row) => row[0]! + row[1]! + row[2]!)), `DiCE values ${values}`);
+    zs.forEach((z, i) => t.true(close(grads[i]!, scoreOf(z).map((g) => g * late[i]!)), `${estimatorName(e)} sample ${i}: ${grads[i]} (c_0 = ${c[i]![0]} must not count)`));
+  }
+});
+
+test('a cost that depends on φ directly: LVC and Loaded DiCE add its pathwise derivative (a batch cost adds none); PGT its value and derivative', (t) => {
+  // r = 3·φ₀·(z + 1), computed; q from the batch. ∇_φ r = [3(z + 1), 0].
+  const graph = scg()
+    .parameter('phi', { shape: [2] })
+    .stochastic('z', { family: { type: 'categorical', categories: 2 }, parents: ['phi'], distribution: ({ phi }) => ({ logits: phi }) })
+    .cost('r', { parents: ['z', 'phi'], fn: ({ z, phi }) => tf.mul(tf.mul(3, tf.slice(phi!, [0], [1])), tf.add(tf.cast(z!, 'float32'), 1)) })
+    .cost('q', { parents: ['z'] })
+    .build();
+  const q = [1, -2, 0.5, 3];
+  const batch = (): Batch => ({ values: { z: tf.tensor1d(zs, 'int32'), q: tf.tensor1d(q) } });
+  const r = zs.map((z) => 3 * phi0[0]! * (z + 1));
+  for (const e of [estimators.lvc(), estimators.loadedDice(1), estimators.pgt()]) {
+    const { values, grads } = perSample(graph, e, batch);
+    // LVC / Loaded DiCE: □·(r + q) (value r + q at □ = 1) plus r − ⊥r; PGT: log π·⊥(r + q) plus r + q themselves
+    const wantValues = zs.map((_, i) => (e.kind === 'pgt' ? Math.log(softmax(phi0)[zs[i]!]!) * (r[i]! + q[i]!) + r[i]! + q[i]! : e.kind === 'lvc' ? r[i]! + q[i]! : 0));
+    t.true(close(values, wantValues), `${estimatorName(e)} values ${values} vs ${wantValues}`);
+    zs.forEach((z, i) => {
+      const want = scoreOf(z).map((g, k) => g * (r[i]! + q[i]!) + (k === 0 ? 3 * (z + 1) : 0));
+      t.true(close(grads[i]!, want), `${estimatorName(e)} sample ${i}: ${grads[i]} vs ${want}`);
+    });
+  }
+});
