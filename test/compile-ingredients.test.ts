@@ -105,3 +105,25 @@ test('a cost that depends on φ directly: LVC and Loaded DiCE add its pathwise d
     });
   }
 });
+
+test('two independent branches: each score is weighted by its own cost only (a cost its node does not influence adds nothing)', (t) => {
+  // z → r and y → u, both drawn from softmax(φ): ∇ per sample = (e_z − p)·r + (e_y − p)·u
+  const graph = scg()
+    .parameter('phi', { shape: [2] })
+    .stochastic('z', { family: { type: 'categorical', categories: 2 }, parents: ['phi'], distribution: ({ phi }) => ({ logits: phi }) })
+    .stochastic('y', { family: { type: 'categorical', categories: 2 }, parents: ['phi'], distribution: ({ phi }) => ({ logits: phi }) })
+    .cost('r', { parents: ['z'] })
+    .cost('u', { parents: ['y'] })
+    .build();
+  const ys = [1, 0, 1, 1];
+  const r = [1, 2, -1, 0.5];
+  const u = [10, -20, 30, 40];
+  const batch = (): Batch => ({ values: { z: tf.tensor1d(zs, 'int32'), y: tf.tensor1d(ys, 'int32'), r: tf.tensor1d(r), u: tf.tensor1d(u) } });
+  for (const e of [estimators.pgt(), estimators.lvc(), estimators.dice()]) {
+    const { grads } = perSample(graph, e, batch);
+    zs.forEach((z, i) => {
+      const want = scoreOf(z).map((g, k) => g * r[i]! + scoreOf(ys[i]!)[k]! * u[i]!);
+      t.true(close(grads[i]!, want), `${estimatorName(e)} sample ${i}: ${grads[i]} vs ${want}`);
+    });
+  }
+});
