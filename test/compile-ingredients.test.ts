@@ -10,9 +10,10 @@ import * as tf from '@tensorflow/tfjs';
 import test from 'ava';
 import { selectBackend } from '../src/backend.ts';
 import { lag, scg } from '../src/scg/builder.ts';
-import type { Batch } from '../src/surrogates/batch.ts';
+import { BatchError, type Batch } from '../src/surrogates/batch.ts';
 import { compile } from '../src/surrogates/compile.ts';
 import { estimators, estimatorName, type Estimator } from '../src/surrogates/estimators.ts';
+import { batchOf, randomTrajectories, rlChain } from './helpers/rl-chain.ts';
 
 test.before(async () => {
   await selectBackend();
@@ -126,4 +127,47 @@ test('two independent branches: each score is weighted by its own cost only (a c
       t.true(close(grads[i]!, want), `${estimatorName(e)} sample ${i}: ${grads[i]} vs ${want}`);
     });
   }
+});
+
+test('baselines of a per-step node: [B, T] kept as is even at T = 1, [B, T, 1] trimmed; a batch without the baseline it should hold is refused', (t) => {
+  // the RL chain over one step and over three: ∇ per sample = Σ_t ∇ℓ_t (R_≥t − b_t), b(s) = 0.1·s + 0.2
+  const softmaxRow = (theta: number[][], s: number) => softmax(theta[s]!);
+  const theta = [
+    [0.3, -0.4],
+    [-0.2, 0.5],
+    [0.8, 0.1],
+    [-0.6, -0.3],
+  ];
+  const base = (s: number) => 0.1 * s + 0.2;
+  for (const [horizon, shape] of [
+    [1, 'BT'],
+    [3, 'BT1'],
+  ] as const) {
+    const tr = randomTrajectories(3, horizon, 9);
+    const baseline = ({ s }: Readonly<Record<string, tf.Tensor>>) => {
+      const b = tf.add(tf.mul(tf.cast(s!, 'float32'), 0.1), 0.2);
+      return shape === 'BT1' ? tf.expandDims(b, 2) : b;
+    };
+    tf.tidy(() => {
+      const surrogate = compile(rlChain(), estimators.pgt({ a: baseline }));
+      const batch = batchOf(tr);
+      const th = tf.tensor2d(theta);
+      for (let i = 0; i < 3; i++) {
+        const pick = tf.oneHot(i, 3).asType('float32');
+        const g = Array.from(tf.grad((x: tf.Tensor) => tf.sum(tf.mul(surrogate.perSample({ theta: x }, batch), pick)) as tf.Scalar)(th).dataSync());
+        const want = new Array<number>(8).fill(0);
+        for (let s = 0; s < horizon; s++) {
+          const weight = tr.r[i]!.slice(s).reduce((a, b) => a + b, 0) - base(tr.s[i]![s]!);
+          const p = softmaxRow(theta, tr.s[i]![s]!);
+          for (let k = 0; k < 2; k++) want[tr.s[i]![s]! * 2 + k]! += ((k === tr.a[i]![s]! ? 1 : 0) - p[k]!) * weight;
+        }
+        t.true(close(g, want), `T = ${horizon}, ${shape}, sample ${i}: ${g} vs ${want}`);
+      }
+    });
+  }
+  const fromBatch = compile(rlChain(), estimators.pgt({ a: 'batch' }));
+  t.throws(() => tf.tidy(() => fromBatch.perSample({ theta: tf.tensor2d(theta) }, batchOf(randomTrajectories(2, 2, 3)))), {
+    instanceOf: BatchError,
+    message: "the estimator reads the baseline of 'a' from the batch, but the batch has none",
+  });
 });
