@@ -141,6 +141,7 @@ test('baselines of a per-step node: [B, T] kept as is even at T = 1, [B, T, 1] t
   const base = (s: number) => 0.1 * s + 0.2;
   for (const [horizon, shape] of [
     [1, 'BT'],
+    [1, 'BT1'],
     [3, 'BT1'],
   ] as const) {
     const tr = randomTrajectories(3, horizon, 9);
@@ -169,5 +170,53 @@ test('baselines of a per-step node: [B, T] kept as is even at T = 1, [B, T, 1] t
   t.throws(() => tf.tidy(() => fromBatch.perSample({ theta: tf.tensor2d(theta) }, batchOf(randomTrajectories(2, 2, 3)))), {
     instanceOf: BatchError,
     message: "the estimator reads the baseline of 'a' from the batch, but the batch has none",
+  });
+});
+
+test("LVC on padded steps: neither the batch's advantages nor a baseline recorded there count (each sample's value is Σ over its real steps)", (t) => {
+  // ratio □ = 1 at θ = θ_old, so LVC's value is Σ_t (weight_t) over real steps; padded steps hold 100
+  const tr = randomTrajectories(2, 3, 4);
+  const mask = [
+    [1, 1, 1],
+    [1, 1, 0],
+  ];
+  const theta = tf.tensor2d([
+    [0.3, -0.4],
+    [-0.2, 0.5],
+    [0.8, 0.1],
+    [-0.6, -0.3],
+  ]);
+  const advantages = [
+    [0.5, -1, 2],
+    [1.5, 0.25, 100],
+  ];
+  const given = tf.tidy(() => Array.from(compile(rlChain(), estimators.lvc()).perSample({ theta }, { ...batchOf(tr, mask), advantages: { a: tf.tensor2d(advantages) } }).dataSync()));
+  t.true(close(given, [1.5, 1.75]), `with the batch's advantages: ${given}`);
+  // a baseline of 100 everywhere: the value is Σ_real (R_≥t − 100), the padded step adding nothing
+  const hundred = ({ s }: Readonly<Record<string, tf.Tensor>>) => tf.fill(s!.shape, 100);
+  const withBaseline = tf.tidy(() => Array.from(compile(rlChain(), estimators.lvc({ a: hundred })).perSample({ theta }, batchOf(tr, mask)).dataSync()));
+  const want = tr.r.map((row, i) => row.reduce((acc, _, s) => (mask[i]![s] ? acc + row.slice(s).filter((_, k) => mask[i]![s + k]).reduce((a, b) => a + b, 0) - 100 : acc), 0));
+  t.true(close(withBaseline, want), `with a baseline: ${withBaseline} vs ${want}`);
+  theta.dispose();
+});
+
+test('a scored node that influences no cost: no term without a baseline, −ℓ·b with one', (t) => {
+  // z → r as before; x is drawn from softmax(φ) too but reaches no cost
+  const graph = scg()
+    .parameter('phi', { shape: [2] })
+    .stochastic('z', { family: { type: 'categorical', categories: 2 }, parents: ['phi'], distribution: ({ phi }) => ({ logits: phi }) })
+    .stochastic('x', { family: { type: 'categorical', categories: 2 }, parents: ['phi'], distribution: ({ phi }) => ({ logits: phi }) })
+    .cost('r', { parents: ['z'] })
+    .build();
+  const xs = [1, 1, 0, 1];
+  const r = [1, 2, -1, 0.5];
+  const bx = [0.5, -0.5, 1, 2];
+  const batch = (): Batch => ({ values: { z: tf.tensor1d(zs, 'int32'), x: tf.tensor1d(xs, 'int32'), r: tf.tensor1d(r) }, baselines: { x: tf.tensor1d(bx) } });
+  const plain = perSample(graph, estimators.pgt(), batch);
+  zs.forEach((z, i) => t.true(close(plain.grads[i]!, scoreOf(z).map((g) => g * r[i]!)), `no baseline, sample ${i}: ${plain.grads[i]}`));
+  const based = perSample(graph, estimators.pgt({ x: 'batch' }), batch);
+  zs.forEach((z, i) => {
+    const want = scoreOf(z).map((g, k) => g * r[i]! - scoreOf(xs[i]!)[k]! * bx[i]!);
+    t.true(close(based.grads[i]!, want), `x's baseline, sample ${i}: ${based.grads[i]} vs ${want}`);
   });
 });
