@@ -212,11 +212,39 @@ test('a scored node that influences no cost: no term without a baseline, −ℓ�
   const r = [1, 2, -1, 0.5];
   const bx = [0.5, -0.5, 1, 2];
   const batch = (): Batch => ({ values: { z: tf.tensor1d(zs, 'int32'), x: tf.tensor1d(xs, 'int32'), r: tf.tensor1d(r) }, baselines: { x: tf.tensor1d(bx) } });
-  const plain = perSample(graph, estimators.pgt(), batch);
-  zs.forEach((z, i) => t.true(close(plain.grads[i]!, scoreOf(z).map((g) => g * r[i]!)), `no baseline, sample ${i}: ${plain.grads[i]}`));
+  for (const e of [estimators.pgt(), estimators.lvc(), estimators.loadedDice(0.5)]) {
+    const plain = perSample(graph, e, batch);
+    zs.forEach((z, i) => t.true(close(plain.grads[i]!, scoreOf(z).map((g) => g * r[i]!)), `${estimatorName(e)}, no baseline, sample ${i}: ${plain.grads[i]}`));
+  }
+  // DiCE + baseline with a baseline for x only: z's score has no control variate, x's gives −∇ℓ_x·b_x
+  const dice = perSample(graph, estimators.diceBaseline({ x: 'batch' }), batch);
+  zs.forEach((z, i) => {
+    const want = scoreOf(z).map((g, k) => g * r[i]! - scoreOf(xs[i]!)[k]! * bx[i]!);
+    t.true(close(dice.grads[i]!, want), `DiCE + baseline, sample ${i}: ${dice.grads[i]} vs ${want}`);
+  });
   const based = perSample(graph, estimators.pgt({ x: 'batch' }), batch);
   zs.forEach((z, i) => {
     const want = scoreOf(z).map((g, k) => g * r[i]! - scoreOf(xs[i]!)[k]! * bx[i]!);
     t.true(close(based.grads[i]!, want), `x's baseline, sample ${i}: ${based.grads[i]} vs ${want}`);
   });
+});
+
+test('DiCE with a cost no stochastic node reaches (a pathwise cost of φ alone), and a custom estimator’s own terms', (t) => {
+  // r = φ₀² + φ₁ (no stochastic parent), q from the batch reached by z: ∇ = [2φ₀, 1] + q·(e_z − p)
+  const graph = scg()
+    .parameter('phi', { shape: [2] })
+    .stochastic('z', { family: { type: 'categorical', categories: 2 }, parents: ['phi'], distribution: ({ phi }) => ({ logits: phi }) })
+    .cost('r', { parents: ['phi'], fn: ({ phi }) => tf.add(tf.square(tf.slice(phi!, [0], [1])), tf.slice(phi!, [1], [1])) })
+    .cost('q', { parents: ['z'] })
+    .build();
+  const q = [1, -2, 0.5, 3];
+  const batch = (): Batch => ({ values: { z: tf.tensor1d(zs, 'int32'), q: tf.tensor1d(q) } });
+  const dice = perSample(graph, estimators.dice(), batch);
+  zs.forEach((z, i) => {
+    const want = scoreOf(z).map((g, k) => g * q[i]! + (k === 0 ? 2 * phi0[0]! : 1));
+    t.true(close(dice.grads[i]!, want), `DiCE sample ${i}: ${dice.grads[i]} vs ${want}`);
+  });
+  // a custom estimator made of z's log-probability alone: its gradient is the score, nothing of DiCE's
+  const custom = perSample(graph, estimators.custom('score only', (kit) => [kit.logProb('z')]), batch);
+  zs.forEach((z, i) => t.true(close(custom.grads[i]!, scoreOf(z)), `custom sample ${i}: ${custom.grads[i]}`));
 });
