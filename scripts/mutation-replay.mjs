@@ -51,7 +51,7 @@ try {
     const at = ({ line, column }) => offsets[line - 1] + column - 1;
     const lines = current.split('\n');
     for (const m of survivors) {
-      const argued = equivalents.find((e) => path.endsWith(e.file) && e.mutator === m.mutatorName && e.replacement === m.replacement && lines[m.location.start.line - 1].trim() === e.line);
+      const argued = equivalents.find((e) => path.endsWith(e.file) && e.mutator === m.mutatorName && e.replacement === m.replacement && lines[m.location.start.line - 1].trim() === e.line && (e.column === undefined || e.column === m.location.start.column));
       if (argued !== undefined) {
         console.log(`argued   ${path}:${m.location.start.line}:${m.location.start.column} ${m.mutatorName} → ${m.replacement.replace(/\s+/g, ' ').slice(0, 50)}: not replayed`);
         continue;

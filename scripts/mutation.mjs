@@ -9,7 +9,8 @@
  * Two scores per group. The raw one: detected (killed or timed out) over every mutant Stryker ran. The
  * numbers' one, the target: the same over the mutants that can change a number, i.e. without the
  * argument checks (scripts/mutation-kinds.mjs's rule) and without the survivors argued equivalent in
- * scripts/mutation-equivalent.json (each with its reason, matched by file, source line and edit).
+ * scripts/mutation-equivalent.json (each with its reason, matched by file, source line and edit, and
+ * column where one line has two such edits).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -38,7 +39,7 @@ if (!reportOnly) {
 const equivalents = JSON.parse(readFileSync(new URL('mutation-equivalent.json', import.meta.url), 'utf8'));
 /** The equivalence argued for a mutant, if any: same file, same mutator and edit, the same source line. */
 const equivalenceOf = (file, lineText, m) =>
-  equivalents.find((e) => file.endsWith(e.file) && e.mutator === m.mutatorName && e.replacement === (m.replacement ?? '') && lineText.trim() === e.line);
+  equivalents.find((e) => file.endsWith(e.file) && e.mutator === m.mutatorName && e.replacement === (m.replacement ?? '') && lineText.trim() === e.line && (e.column === undefined || e.column === m.location.start.column));
 
 const rows = [];
 const survivors = [];
