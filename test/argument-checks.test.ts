@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import test from 'ava';
 import { normalize } from '../src/meta/advantages.ts';
 import { conjugateGradient, flattenParams, OptimizerError, paramLayout, unflattenParams } from '../src/meta/optimizers.ts';
+import { estimatorKinds, estimatorName, estimators } from '../src/surrogates/estimators.ts';
 
 test.before(async () => {
   await tf.setBackend('cpu');
@@ -34,4 +35,19 @@ test('conjugate gradient refuses a Hessian-vector product of the wrong length', 
     message: 'conjugateGradient: hvp returned 4 entries, expected 2',
   });
   b.dispose();
+});
+
+test('each estimator has its own name, the clip and λ in it where they are set, a custom one its given name', (t) => {
+  const names = [
+    estimators.pgt(),
+    estimators.dice(),
+    estimators.diceBaseline({ a: 'batch' }),
+    estimators.lvc(),
+    estimators.lvc(undefined, { clip: 0.2 }),
+    estimators.loadedDice(0.5),
+    estimators.tmaml({ a: 'batch' }),
+    estimators.custom('mine', () => []),
+  ].map(estimatorName);
+  t.deepEqual(names, ['PGT (naive score function)', 'DiCE', 'DiCE + baseline', 'LVC', 'clipped LVC (ε=0.2)', 'Loaded DiCE (λ=0.5)', 'TMAML', 'mine']);
+  t.deepEqual([...estimatorKinds].sort(), ['dice', 'dice-baseline', 'loaded-dice', 'lvc', 'pgt', 'tmaml']);
 });
