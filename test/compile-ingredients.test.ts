@@ -12,6 +12,7 @@ import { selectBackend } from '../src/backend.ts';
 import { lag, scg } from '../src/scg/builder.ts';
 import { BatchError, type Batch } from '../src/surrogates/batch.ts';
 import { compile } from '../src/surrogates/compile.ts';
+import { meanKl } from '../src/surrogates/divergence.ts';
 import { estimators, estimatorName, type Estimator } from '../src/surrogates/estimators.ts';
 import { batchOf, randomTrajectories, rlChain } from './helpers/rl-chain.ts';
 
@@ -247,4 +248,76 @@ test('DiCE with a cost no stochastic node reaches (a pathwise cost of φ alone),
   // a custom estimator made of z's log-probability alone: its gradient is the score, nothing of DiCE's
   const custom = perSample(graph, estimators.custom('score only', (kit) => [kit.logProb('z')]), batch);
   zs.forEach((z, i) => t.true(close(custom.grads[i]!, scoreOf(z)), `custom sample ${i}: ${custom.grads[i]}`));
+});
+
+test('an estimator with no terms gives a zero per sample; DiCE + baseline without any baseline is refused', (t) => {
+  const graph = scg()
+    .parameter('phi', { shape: [2] })
+    .stochastic('z', { family: { type: 'categorical', categories: 2 }, parents: ['phi'], distribution: ({ phi }) => ({ logits: phi }) })
+    .cost('r', { parents: ['z'] })
+    .build();
+  const values = tf.tidy(() => {
+    const out = compile(graph, estimators.custom('nothing', () => [])).perSample({ phi: tf.tensor1d(phi0) }, { values: { z: tf.tensor1d(zs, 'int32'), r: tf.ones([4]) } });
+    return { shape: out.shape, data: Array.from(out.dataSync()) };
+  });
+  t.deepEqual(values, { shape: [4], data: [0, 0, 0, 0] });
+  t.throws(() => compile(graph, estimators.diceBaseline({})), { message: 'dice-baseline needs a baseline for at least one stochastic node' });
+});
+
+test('meanKl of a per-sample node is the mean over samples, mask or not; of a per-step node without a mask, the mean over every step', (t) => {
+  // z's logits are φ·x for a per-sample input x: its KL differs from sample to sample
+  const graph = scg()
+    .parameter('phi', { shape: [2] })
+    .input('x', { shape: [1] })
+    .stochastic('z', { family: { type: 'categorical', categories: 2 }, parents: ['phi', 'x'], distribution: ({ phi, x }) => ({ logits: tf.mul(phi!, x!) }) })
+    .deterministic('s', { temporal: true, parents: ['z'] })
+    .cost('c', { temporal: true, parents: [lag('s', 1)] })
+    .build();
+  const x = [0.5, 1, 2, -1];
+  const [p1, p2] = [phi0, [0.1, 0.2]];
+  const kl = (xi: number) => {
+    const p = softmax(p1.map((v) => v * xi));
+    const q = softmax(p2.map((v) => v * xi));
+    return p.reduce((acc, pk, k) => acc + pk * Math.log(pk / q[k]!), 0);
+  };
+  const want = x.map(kl).reduce((a, b) => a + b, 0) / x.length;
+  const mask = [
+    [1, 1, 1],
+    [1, 0, 0],
+    [1, 1, 0],
+    [1, 1, 1],
+  ];
+  for (const withMask of [false, true]) {
+    const got = tf.tidy(() =>
+      meanKl(graph, { phi: tf.tensor1d(p1) }, { phi: tf.tensor1d(p2) }, {
+        values: { x: tf.tensor2d(x, [4, 1]), z: tf.tensor1d(zs, 'int32'), s: tf.zeros([4, 3]), c: tf.zeros([4, 3]) },
+        ...(withMask ? { mask: tf.tensor2d(mask) } : {}),
+      }).dataSync()[0]!,
+    );
+    t.true(Math.abs(got - want) < 1e-5, `${withMask ? 'with' : 'without'} a mask: ${got} vs ${want}`);
+  }
+  // the RL chain without a mask: the mean over all B·T steps of KL(softmax(θ1[s]) ‖ softmax(θ2[s]))
+  const tr = randomTrajectories(3, 2, 8);
+  const [t1, t2] = [
+    [
+      [0.3, -0.4],
+      [-0.2, 0.5],
+      [0.8, 0.1],
+      [-0.6, -0.3],
+    ],
+    [
+      [0, 0],
+      [0.5, 0.5],
+      [-1, 1],
+      [0.2, 0],
+    ],
+  ];
+  const klState = (s: number) => {
+    const p = softmax(t1[s]!);
+    const q = softmax(t2[s]!);
+    return p.reduce((acc, pk, k) => acc + pk * Math.log(pk / q[k]!), 0);
+  };
+  const wantChain = tr.s.flat().map(klState).reduce((a, b) => a + b, 0) / 6;
+  const gotChain = tf.tidy(() => meanKl(rlChain(), { theta: tf.tensor2d(t1) }, { theta: tf.tensor2d(t2) }, batchOf(tr)).dataSync()[0]!);
+  t.true(Math.abs(gotChain - wantChain) < 1e-5, `RL chain, no mask: ${gotChain} vs ${wantChain}`);
 });
