@@ -12,7 +12,8 @@ import { point1d, POINT_1D } from '../src/envs/index.ts';
 import { disposeParams } from '../src/meta/algorithms.ts';
 import type { AlgorithmName } from '../src/meta/algorithm-names.ts';
 import { resolveConfig, type TrainConfig } from '../src/meta/config.ts';
-import { evaluateParams, levelData, makeTrainer, runIteration, sampleLevels, disposeLevels, TrainingError } from '../src/meta/iteration.ts';
+import { evaluateParams, levelData, makeTrainer, outerTaskTerms, runIteration, sampleLevels, disposeLevels, TrainingError } from '../src/meta/iteration.ts';
+import type { OuterWorkers } from '../src/meta/outer-workers.ts';
 import { gae } from '../src/meta/advantages.ts';
 import { fitLinearBaseline } from '../src/meta/baseline.ts';
 import { disposeBatch, inProcessSampler, type Sampler } from '../src/meta/sampler.ts';
@@ -221,4 +222,51 @@ test.serial('a ProMP step that diverges after the first (learning rate 1e20) is 
   t.is(tf.memory().numTensors, before);
   t.false(params.W0!.isDisposed);
   disposeParams(params);
+});
+
+/**
+ * Outer workers done in this thread (the same levelData and outerTaskTerms a worker runs), counting
+ * what the iteration asks of them: the terms come from them, and their tasks are released at the end.
+ */
+const countingWorkers = (trainer: ReturnType<typeof makeTrainer>) => {
+  const calls = { load: 0, terms: 0, release: 0 };
+  let levels: ReturnType<typeof levelData>[][] = [];
+  const workers: OuterWorkers = {
+    workers: 1,
+    load: async (trajectories) => {
+      calls.load++;
+      levels = trajectories.map((level) => level.map((tr) => levelData(trainer, tr)));
+    },
+    terms: async (start, at) => {
+      calls.terms++;
+      return levels[0]!.map((_, i) => outerTaskTerms(trainer, start, levels.slice(0, -1).map((l) => l[i]!), levels.at(-1)![i]!, at));
+    },
+    release: async () => {
+      calls.release++;
+      levels.flat().forEach((d) => disposeBatch(d.batch));
+      levels = [];
+    },
+    close: async () => {},
+  };
+  return { workers, calls };
+};
+
+test.serial('with outer workers, ProMP takes every step’s terms from them and releases their tasks, also when a step fails', async (t) => {
+  for (const rate of [0.01, 1e20]) {
+    const base = makeTrainer({ ...configFor('promp', 1), outerLearningRate: rate }, point1d, policy);
+    const { workers, calls } = countingWorkers(base);
+    const trainer = { ...base, outerWorkers: workers };
+    const params = paramsOf(theta0);
+    const run = runIteration(trainer, params, undefined, 1);
+    if (rate === 0.01) {
+      const result = await run;
+      t.deepEqual(calls, { load: 1, terms: 5, release: 1 }, 'five ProMP steps, each from the workers');
+      disposeParams(result.params);
+      adam().dispose(result.optimizerState!);
+    } else {
+      await t.throwsAsync(run, { instanceOf: TrainingError });
+      t.is(calls.release, 1, 'released after the failed step too');
+    }
+    disposeParams(params);
+  }
 });
