@@ -97,7 +97,7 @@ for (const name of groups.flatMap(reportsOf)) {
       const equivalence = equivalenceOf(path, lineText, m);
       if (equivalence !== undefined) {
         c.equivalent++;
-        used.add(equivalence);
+        for (const e of equivalents) if (e.file === equivalence.file && e.line === equivalence.line && e.mutator === equivalence.mutator && e.replacement === equivalence.replacement) used.add(e);
       }
       survivors.push({ ...survivor, reason: equivalence?.reason });
     }
