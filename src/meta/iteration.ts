@@ -551,7 +551,7 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
 
 /** Evaluates parameters on fresh tasks: the average return at each adaptation level, no outer step. */
 export const evaluateParams = async (trainer: Trainer, params: Params, seed: number, tasksCount: number): Promise<number[]> => {
-  const { config, distribution, meta, horizon, adaptationSteps } = trainer;
+  const { config, distribution, horizon, adaptationSteps } = trainer;
   // Seeded by the evaluation seed alone, so that runs trained with different seeds meet the same tasks.
   const iteration = 1_000_000;
   const tasks = distribution.sampleTasks(seededUniform(stream(seed, iteration, 0)), tasksCount);
@@ -561,17 +561,24 @@ export const evaluateParams = async (trainer: Trainer, params: Params, seed: num
     const trajectories = await trainer.sampler.sample({ tasks, params: current, perGroup: config.trajectoriesPerTask, horizon, seed: stream(seed, iteration, 1 + j) });
     returns.push(trajectories.reduce((acc, tr) => acc + averageReturn(tr), 0) / trajectories.length);
     if (j === adaptationSteps) break;
-    const next = trajectories.map((tr, i) => {
-      const data = levelData(trainer, tr);
-      try {
-        return tf.tidy(() => keepParams(meta.innerStep(current[i]!, data)));
-      } finally {
-        disposeBatch(data.batch);
-      }
-    });
+    const next = innerStepsOn(trainer, current, trajectories);
     if (j > 0) current.forEach(disposeParams);
     current = next;
   }
   if (adaptationSteps > 0) current.forEach(disposeParams);
   return returns;
 };
+
+/**
+ * Each task's parameters after one inner step on its trajectories (kept: the caller disposes them);
+ * `current[i]` and `trajectories[i]` are task i's. The level's batches are freed here.
+ */
+export const innerStepsOn = (trainer: Trainer, current: readonly Params[], trajectories: readonly Trajectories[]): Params[] =>
+  trajectories.map((tr, i) => {
+    const data = levelData(trainer, tr);
+    try {
+      return tf.tidy(() => keepParams(trainer.meta.innerStep(current[i]!, data)));
+    } finally {
+      disposeBatch(data.batch);
+    }
+  });

@@ -4,12 +4,11 @@
  * adaptation is the trainer's own (its inner estimator, step size and steps), as at meta-test time.
  * For 2D point environments: the first two observation coordinates are the position.
  */
-import * as tf from '@tensorflow/tfjs';
 import { seededUniform, mixSeeds } from '../random.ts';
 import type { Params } from '../surrogates/batch.ts';
-import { disposeParams, keepParams } from './algorithms.ts';
-import { levelData, type Trainer } from './iteration.ts';
-import { averageReturn, disposeBatch, type Trajectories } from './sampler.ts';
+import { disposeParams } from './algorithms.ts';
+import { innerStepsOn, type Trainer } from './iteration.ts';
+import { averageReturn, type Trajectories } from './sampler.ts';
 
 export interface RolloutTask {
   /** the task as its distribution describes it (JSON) */
@@ -50,7 +49,7 @@ const positions = (tr: Trajectories): Array<Array<[number, number]>> =>
  * repeats of a task already drawn are skipped), at every adaptation level from `params`.
  */
 export const pointRollouts = async (trainer: Trainer, params: Params, options: { readonly tasks: number; readonly trajectories: number; readonly seed: number }): Promise<Rollouts> => {
-  const { distribution, meta, horizon, adaptationSteps } = trainer;
+  const { distribution, horizon, adaptationSteps } = trainer;
   if (distribution.observationDim < 2) throw new Error(`${distribution.name}: observations have ${distribution.observationDim} coordinate(s); a 2D point environment's first two are the position`);
   const candidates = distribution.sampleTasks(seededUniform(mixSeeds(options.seed, 7, 0)), options.tasks * 8);
   const seen = new Set<string>();
@@ -71,14 +70,7 @@ export const pointRollouts = async (trainer: Trainer, params: Params, options: {
         returns[i]!.push(averageReturn(tr));
       });
       if (j === adaptationSteps) break;
-      const next = trajectories.map((tr, i) => {
-        const data = levelData(trainer, tr);
-        try {
-          return tf.tidy(() => keepParams(meta.innerStep(current[i]!, data)));
-        } finally {
-          disposeBatch(data.batch);
-        }
-      });
+      const next = innerStepsOn(trainer, current, trajectories);
       if (j > 0) current.forEach(disposeParams);
       current = next;
     }
