@@ -1,7 +1,19 @@
 // The hot loops of the fused MLP kernels (src/ops/mlp/wasm-kernels.ts) in 128-bit SIMD WebAssembly:
 // matrix products and tanh. Row-major f32 arrays addressed by byte offsets into this module's memory.
-// Built by `npm run build:wasm` into src/ops/mlp/mlp-kernels.wasm (committed; a test rebuilds it and
-// compares the bytes).
+// Built by `npm run build:wasm` twice, into src/ops/mlp/mlp-kernels.wasm (128-bit SIMD) and
+// mlp-kernels-fma.wasm (the same with relaxed SIMD's fused multiply-add); both committed, a test rebuilds
+// them and compares the bytes.
+
+/**
+ * a·b + c, four at a time: one fused multiply-add where the module is built with relaxed SIMD
+ * (`--enable relaxed-simd`: mlp-kernels-fma.wasm; on x86-64 one instruction, and the product is not
+ * rounded before the add), else a multiply and an add (mlp-kernels.wasm). Both are exact to float32
+ * rounding; which one a process runs is decided at load (src/ops/mlp/wasm-module.ts).
+ */
+@inline function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}
 
 /**
  * C[m×n] (+)= A[m×k] · B[k×n] (accumulate: 0 writes C, 1 adds to it). Two rows of A at a time, 16
@@ -24,10 +36,10 @@ export function gemmNN(a: usize, b: usize, c: usize, m: i32, k: i32, n: i32, acc
         const b0 = v128.load(bp), b1 = v128.load(bp, 16), b2 = v128.load(bp, 32), b3 = v128.load(bp, 48);
         const u = f32x4.splat(load<f32>(a0 + <usize>p * 4));
         const w = f32x4.splat(load<f32>(a1 + <usize>p * 4));
-        x0 = f32x4.add(x0, f32x4.mul(u, b0)); x1 = f32x4.add(x1, f32x4.mul(u, b1));
-        x2 = f32x4.add(x2, f32x4.mul(u, b2)); x3 = f32x4.add(x3, f32x4.mul(u, b3));
-        y0 = f32x4.add(y0, f32x4.mul(w, b0)); y1 = f32x4.add(y1, f32x4.mul(w, b1));
-        y2 = f32x4.add(y2, f32x4.mul(w, b2)); y3 = f32x4.add(y3, f32x4.mul(w, b3));
+        x0 = madd(u, b0, x0); x1 = madd(u, b1, x1);
+        x2 = madd(u, b2, x2); x3 = madd(u, b3, x3);
+        y0 = madd(w, b0, y0); y1 = madd(w, b1, y1);
+        y2 = madd(w, b2, y2); y3 = madd(w, b3, y3);
       }
       if (accumulate) {
         x0 = f32x4.add(x0, v128.load(c0 + jb)); x1 = f32x4.add(x1, v128.load(c0 + jb, 16));
@@ -87,16 +99,16 @@ const TINY: f32 = 0.0004;
 @inline function tanh4(x: v128): v128 {
   const c = f32x4.max(f32x4.splat(-CLAMP), f32x4.min(f32x4.splat(CLAMP), x));
   const x2 = f32x4.mul(c, c);
-  let p = f32x4.add(f32x4.mul(x2, f32x4.splat(A13)), f32x4.splat(A11));
-  p = f32x4.add(f32x4.mul(x2, p), f32x4.splat(A9));
-  p = f32x4.add(f32x4.mul(x2, p), f32x4.splat(A7));
-  p = f32x4.add(f32x4.mul(x2, p), f32x4.splat(A5));
-  p = f32x4.add(f32x4.mul(x2, p), f32x4.splat(A3));
-  p = f32x4.add(f32x4.mul(x2, p), f32x4.splat(A1));
+  let p = madd(x2, f32x4.splat(A13), f32x4.splat(A11));
+  p = madd(x2, p, f32x4.splat(A9));
+  p = madd(x2, p, f32x4.splat(A7));
+  p = madd(x2, p, f32x4.splat(A5));
+  p = madd(x2, p, f32x4.splat(A3));
+  p = madd(x2, p, f32x4.splat(A1));
   p = f32x4.mul(c, p);
-  let q = f32x4.add(f32x4.mul(x2, f32x4.splat(B6)), f32x4.splat(B4));
-  q = f32x4.add(f32x4.mul(x2, q), f32x4.splat(B2));
-  q = f32x4.add(f32x4.mul(x2, q), f32x4.splat(B0));
+  let q = madd(x2, f32x4.splat(B6), f32x4.splat(B4));
+  q = madd(x2, q, f32x4.splat(B2));
+  q = madd(x2, q, f32x4.splat(B0));
   const r = f32x4.div(p, q);
   const tiny = f32x4.lt(f32x4.abs(x), f32x4.splat(TINY));
   return v128.bitselect(x, r, tiny);
@@ -223,7 +235,7 @@ export function gemmDot(a: usize, bt: usize, c: usize, m: i32, k: i32, n: i32, a
       const bj = bt + <usize>(j * k) * 4;
       let acc = f32x4.splat(0);
       let p = 0;
-      for (; p < k4; p += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(ai + <usize>p * 4), v128.load(bj + <usize>p * 4)));
+      for (; p < k4; p += 4) acc = madd(v128.load(ai + <usize>p * 4), v128.load(bj + <usize>p * 4), acc);
       let s: f32 = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
       for (; p < k; p++) s += load<f32>(ai + <usize>p * 4) * load<f32>(bj + <usize>p * 4);
       const o = c + <usize>(i * n + j) * 4;
@@ -275,14 +287,14 @@ function gemmTNPanel(a: usize, b: usize, c: usize, m: i32, k: i32, n: i32, accum
       let pb = b + <usize>j * 4;
       for (let p = 0; p < k; p++) {
         const av = v128.load(pa);
-        c0 = f32x4.add(c0, f32x4.mul(av, v128.load32_splat(pb)));
-        c1 = f32x4.add(c1, f32x4.mul(av, v128.load32_splat(pb, 4)));
-        c2 = f32x4.add(c2, f32x4.mul(av, v128.load32_splat(pb, 8)));
-        c3 = f32x4.add(c3, f32x4.mul(av, v128.load32_splat(pb, 12)));
-        c4 = f32x4.add(c4, f32x4.mul(av, v128.load32_splat(pb, 16)));
-        c5 = f32x4.add(c5, f32x4.mul(av, v128.load32_splat(pb, 20)));
-        c6 = f32x4.add(c6, f32x4.mul(av, v128.load32_splat(pb, 24)));
-        c7 = f32x4.add(c7, f32x4.mul(av, v128.load32_splat(pb, 28)));
+        c0 = madd(av, v128.load32_splat(pb), c0);
+        c1 = madd(av, v128.load32_splat(pb, 4), c1);
+        c2 = madd(av, v128.load32_splat(pb, 8), c2);
+        c3 = madd(av, v128.load32_splat(pb, 12), c3);
+        c4 = madd(av, v128.load32_splat(pb, 16), c4);
+        c5 = madd(av, v128.load32_splat(pb, 20), c5);
+        c6 = madd(av, v128.load32_splat(pb, 24), c6);
+        c7 = madd(av, v128.load32_splat(pb, 28), c7);
         pa += rowA;
         pb += rowB;
       }
@@ -300,7 +312,7 @@ function gemmTNPanel(a: usize, b: usize, c: usize, m: i32, k: i32, n: i32, accum
       let pa = ai;
       let pb = b + <usize>j * 4;
       for (let p = 0; p < k; p++) {
-        acc = f32x4.add(acc, f32x4.mul(v128.load(pa), v128.load32_splat(pb)));
+        acc = madd(v128.load(pa), v128.load32_splat(pb), acc);
         pa += rowA;
         pb += rowB;
       }
@@ -356,10 +368,10 @@ function gemmTNPanel(a: usize, b: usize, c: usize, m: i32, k: i32, n: i32, accum
         const b0 = v128.load(pb), b1 = v128.load(pb, 16), b2 = v128.load(pb, 32), b3 = v128.load(pb, 48);
         const u = v128.load32_splat(pa);
         const w = v128.load32_splat(pa, 4);
-        x0 = f32x4.add(x0, f32x4.mul(u, b0)); x1 = f32x4.add(x1, f32x4.mul(u, b1));
-        x2 = f32x4.add(x2, f32x4.mul(u, b2)); x3 = f32x4.add(x3, f32x4.mul(u, b3));
-        y0 = f32x4.add(y0, f32x4.mul(w, b0)); y1 = f32x4.add(y1, f32x4.mul(w, b1));
-        y2 = f32x4.add(y2, f32x4.mul(w, b2)); y3 = f32x4.add(y3, f32x4.mul(w, b3));
+        x0 = madd(u, b0, x0); x1 = madd(u, b1, x1);
+        x2 = madd(u, b2, x2); x3 = madd(u, b3, x3);
+        y0 = madd(w, b0, y0); y1 = madd(w, b1, y1);
+        y2 = madd(w, b2, y2); y3 = madd(w, b3, y3);
         pa += rowA;
         pb += <usize>n * 4;
       }

@@ -11,6 +11,7 @@ import { fusedMlpLogProb, FusedOrderError } from '../src/ops/mlp/log-prob-op.ts'
 import { fusedMlpOutput } from '../src/ops/mlp/output-op.ts';
 import { tfjsMlpKernels, type MlpKernels } from '../src/ops/mlp/kernels.ts';
 import { wasmMlpKernels } from '../src/ops/mlp/wasm-kernels.ts';
+import { fmaAvailable, mlpKernelBytes } from '../src/ops/mlp/wasm-module.ts';
 import { parameterShapes, type MlpSpec } from '../src/ops/mlp/spec.ts';
 import { categoricalLogProb, gaussianLogProb, tanh } from '../src/ops/index.ts';
 import { seededUniform } from '../src/random.ts';
@@ -89,10 +90,18 @@ const specs: readonly [string, MlpSpec][] = [
   ['categorical relu', { widths: [5, 10, 3], activation: 'relu', head: { kind: 'categorical' } }],
 ];
 
+// Both WebAssembly builds: the plain one and, where the engine compiles it (Node 20 with relaxed SIMD
+// switched on, Node 22), the fused multiply-add one.
 const kernelSets: readonly (readonly [string, () => MlpKernels])[] = [
   ['tfjs kernels', () => tfjsMlpKernels],
-  ['wasm kernels', () => wasmMlpKernels()],
+  ['wasm kernels', () => wasmMlpKernels(mlpKernelBytes('plain'))],
+  ...(fmaAvailable() ? [['wasm kernels (fused multiply-add)', () => wasmMlpKernels(mlpKernelBytes('fma'))] as const] : []),
 ];
+
+test('the fused multiply-add build of the kernels compiles on this Node (relaxed SIMD on V8 ≥ 11.3)', (t) => {
+  // Node ≥ 20 on x86-64 and arm64: if this fails, the fast build silently never runs.
+  t.true(fmaAvailable());
+});
 
 for (const [kernelsName, makeKernels] of kernelSets) {
   for (const [name, spec] of specs) {

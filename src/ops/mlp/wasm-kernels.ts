@@ -1,14 +1,14 @@
 /**
  * The fused MLP kernels (kernels.ts) on this project's own WebAssembly: the matrix products and tanh in
- * 128-bit SIMD (assembly/gemm.ts, built into mlp-kernels.wasm), the small element-wise chains in
+ * 128-bit SIMD (assembly/gemm.ts, in the build wasm-module.ts chooses), the small element-wise chains in
  * plain JavaScript loops over the same memory. One call per kernel: no tfjs op, no intermediate
  * tensor, the data copied in once and the results out once. The mathematics is kernels.ts's (see its
  * derivation); that module's tfjs implementation is the oracle these are tested against.
  */
-import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import type { MlpForward, MlpKernels } from './kernels.ts';
 import { layerCount, parameterSizes, type MlpSpec } from './spec.ts';
+import { chosenMlpKernelBuild, mlpKernelBytes } from './wasm-module.ts';
 
 /** The WebAssembly API's few members used here (the project's TypeScript libraries do not declare it). */
 interface WasmApi {
@@ -33,8 +33,8 @@ interface Exports {
 
 const halfLog2Pi = 0.5 * Math.log(2 * Math.PI);
 
-/** The compiled module's bytes, read where the package keeps them. */
-export const mlpKernelsWasm = (): Uint8Array => readFileSync(new URL('./mlp-kernels.wasm', import.meta.url));
+/** The compiled module's bytes: the build this process runs (wasm-module.ts). */
+export const mlpKernelsWasm = (): Uint8Array => mlpKernelBytes(chosenMlpKernelBuild());
 
 /** A matrix in the module's memory: its byte offset, its shape, and a view of its values. */
 interface Matrix {
@@ -54,7 +54,7 @@ const instantiate = (bytes: Uint8Array): Exports =>
   new wasmApi.Instance(new wasmApi.Module(bytes), {
     env: {
       abort: () => {
-        throw new Error('mlp-kernels.wasm aborted');
+        throw new Error('the mlp kernels module aborted');
       },
     },
   }).exports as unknown as Exports;
