@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { MlpForward, MlpKernels } from './kernels.ts';
 import { layerCount, parameterSizes, type MlpSpec } from './spec.ts';
+import { copyValues, tensorOfValues } from './tensor-io.ts';
 import { chosenMlpKernelBuild, mlpKernelBytes } from './wasm-module.ts';
 
 /** The WebAssembly API's few members used here (the project's TypeScript libraries do not declare it). */
@@ -120,7 +121,13 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
       if (values !== undefined) data.set(values);
       return { ptr, rows, cols, data };
     };
-    return { matrix };
+    /** A tensor's values as a matrix of the workspace (one copy). */
+    const load = (t: tf.Tensor, rows: number, cols: number): Matrix => {
+      const m = matrix(rows, cols);
+      copyValues(t, m.data);
+      return m;
+    };
+    return { matrix, load };
   };
   type Workspace = ReturnType<typeof workspace>;
 
@@ -153,11 +160,11 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
   };
   const reluFlag = (spec: MlpSpec): number => (spec.activation === 'relu' ? 1 : 0);
 
-  /** The parameters read out, by role. */
+  /** The parameters by role: the layers' as tensors (loaded into a workspace where used), the log-std's values. */
   const read = (spec: MlpSpec, params: readonly tf.Tensor[]) => {
     const layers = layerCount(spec);
-    const W = Array.from({ length: layers }, (_, l) => params[2 * l]!.dataSync() as Float32Array);
-    const b = Array.from({ length: layers }, (_, l) => params[2 * l + 1]!.dataSync() as Float32Array);
+    const W = Array.from({ length: layers }, (_, l) => params[2 * l]!);
+    const b = Array.from({ length: layers }, (_, l) => params[2 * l + 1]!);
     const out = spec.widths.at(-1)!;
     // The output op passes the layer parameters only: no log-std to read then.
     const logStd =
@@ -171,30 +178,43 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     return { layers, W, b, logStd };
   };
 
-  /** Floats a call may need: every layer's activations (and tangents), a few row-sized scratch matrices, the weights thrice. */
+  /**
+   * Floats a call may need: every layer's activations (and tangents), a few row-sized scratch matrices,
+   * the loaded output, actions and row weights, the weights and the direction thrice.
+   */
   const floatsFor = (spec: MlpSpec, rows: number): number => {
     const widest = Math.max(...spec.widths);
     const all = spec.widths.reduce((s, w) => s + w, 0);
-    return rows * (8 * all + 4 * widest) + 8 * parameterSizes(spec).total + 8 * widest * widest;
+    return rows * (8 * all + 4 * widest + 2 * spec.widths.at(-1)! + 1) + 8 * parameterSizes(spec).total + 8 * widest * widest;
   };
 
   /** Ones of the action indices, for the categorical head. */
   const indexOf = (a: Float32Array | Int32Array, r: number) => a[r]!;
 
+  /** The actions: a Gaussian's [rows, out] loaded into the workspace; a categorical's indices as they are. */
+  const actionsOf = (spec: MlpSpec, ws: Workspace, a: tf.Tensor, rows: number): Float32Array | Int32Array =>
+    spec.head.kind === 'categorical' || a.dtype !== 'float32' ? (a.dataSync() as Float32Array | Int32Array) : ws.load(a, rows, spec.widths.at(-1)!).data;
+
+  /** Each layer's input H_0 = x, H_1 … H_{L−1} (the saved activations but the output), in the workspace. */
+  const layerInputs = (spec: MlpSpec, ws: Workspace, x: tf.Tensor2D, activations: readonly tf.Tensor[]): Matrix[] => {
+    const rows = x.shape[0];
+    return [ws.load(x, rows, spec.widths[0]!), ...activations.slice(0, -1).map((t) => ws.load(t, rows, t.shape[1]!))];
+  };
+
   /** The forward pass into `ws`: the activation tensors (H_1 …, O) and O's values. */
   const forwardPass = (spec: MlpSpec, params: readonly tf.Tensor[], x: tf.Tensor2D, ws: Workspace) => {
     const rows = x.shape[0];
     const { layers, W, b } = read(spec, params);
-    let h = ws.matrix(rows, spec.widths[0]!, x.dataSync());
+    let h = ws.load(x, rows, spec.widths[0]!);
     const activations: tf.Tensor[] = [];
     for (let l = 0; l < layers; l++) {
-      const w = ws.matrix(spec.widths[l]!, spec.widths[l + 1]!, W[l]!);
+      const w = ws.load(W[l]!, spec.widths[l]!, spec.widths[l + 1]!);
       const z = mm(ws, h, w);
-      const bias = ws.matrix(1, z.cols, b[l]!);
+      const bias = ws.load(b[l]!, 1, z.cols);
       if (l + 1 === layers) ex.addRow(z.ptr, bias.ptr, z.rows, z.cols);
       else if (spec.activation === 'tanh') ex.biasTanh(z.ptr, bias.ptr, z.ptr, z.rows, z.cols);
       else ex.biasRelu(z.ptr, bias.ptr, z.ptr, z.rows, z.cols);
-      activations.push(tf.tensor2d(z.data.slice(), [z.rows, z.cols]));
+      activations.push(tensorOfValues(z.data, [z.rows, z.cols]));
       h = z;
     }
     return { activations, O: h.data };
@@ -206,7 +226,7 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     const ws = workspace(floatsFor(spec, rows));
     const { activations, O } = forwardPass(spec, params, x, ws);
     const k = spec.widths.at(-1)!;
-    const actions = a.dataSync() as Float32Array | Int32Array;
+    const actions = actionsOf(spec, ws, a, rows);
     const value = new Float32Array(rows);
     if (spec.head.kind === 'categorical') {
       for (let r = 0; r < rows; r++) {
@@ -294,14 +314,14 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
   const learnedStd = (spec: MlpSpec) => spec.head.kind === 'gaussian' && spec.head.logStd === 'learned';
 
   /** Backward through the layers from the output cotangent G_O: [gW_0, gb_0, …] (copied out). */
-  const layersBackward = (spec: MlpSpec, ws: Workspace, W: readonly Float32Array[], H: readonly Matrix[], GO: Matrix): Float32Array[] => {
+  const layersBackward = (spec: MlpSpec, ws: Workspace, W: readonly tf.Tensor[], H: readonly Matrix[], GO: Matrix): Float32Array[] => {
     const grads: Float32Array[] = [];
     let G = GO;
     for (let l = W.length - 1; l >= 0; l--) {
       grads[2 * l] = tMm(ws, H[l]!, G).data.slice();
       grads[2 * l + 1] = columnSums(ws, G);
       if (l === 0) break;
-      const Gh = mmT(ws, G, ws.matrix(spec.widths[l]!, spec.widths[l + 1]!, W[l]!));
+      const Gh = mmT(ws, G, ws.load(W[l]!, spec.widths[l]!, spec.widths[l + 1]!));
       ex.mulSlope(Gh.ptr, H[l]!.ptr, Gh.data.length, reluFlag(spec));
       G = Gh;
     }
@@ -312,11 +332,11 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     const rows = x.shape[0];
     const { W, logStd } = read(spec, params);
     const ws = workspace(floatsFor(spec, rows));
-    const H = [ws.matrix(rows, spec.widths[0]!, x.dataSync()), ...activations.slice(0, -1).map((t) => ws.matrix(rows, t.shape[1]!, t.dataSync()))];
-    const O = activations.at(-1)!.dataSync() as Float32Array;
+    const H = layerInputs(spec, ws, x, activations);
     const k = spec.widths.at(-1)!;
+    const O = ws.load(activations.at(-1)!, rows, k).data;
     const G = ws.matrix(rows, k);
-    const { gs } = head(spec, O, k, rows, a.dataSync() as Float32Array, u.dataSync() as Float32Array, logStd, G.data);
+    const { gs } = head(spec, O, k, rows, actionsOf(spec, ws, a, rows), ws.load(u, 1, rows).data, logStd, G.data);
     const grads = layersBackward(spec, ws, W, H, G);
     if (learnedStd(spec)) grads.push(gs!);
     return flat(grads);
@@ -335,7 +355,7 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     const { layers, W, logStd } = read(spec, params);
     const ws = workspace(floatsFor(spec, rows));
     const { sizes } = parameterSizes(spec);
-    const direction = v.dataSync() as Float32Array;
+    const direction = ws.load(v, 1, v.size).data;
     const dirs: Float32Array[] = [];
     let offset = 0;
     for (const size of sizes) {
@@ -343,12 +363,12 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
       offset += size;
     }
     const widths = spec.widths;
-    const Wm = Array.from({ length: layers }, (_, l) => ws.matrix(widths[l]!, widths[l + 1]!, W[l]!));
+    const Wm = Array.from({ length: layers }, (_, l) => ws.load(W[l]!, widths[l]!, widths[l + 1]!));
     const dWm = Array.from({ length: layers }, (_, l) => ws.matrix(widths[l]!, widths[l + 1]!, dirs[2 * l]!));
     const db = Array.from({ length: layers }, (_, l) => dirs[2 * l + 1]!);
     const ds = learnedStd(spec) ? dirs[2 * layers] : undefined;
-    const H = [ws.matrix(rows, widths[0]!, x.dataSync()), ...activations.slice(0, -1).map((t) => ws.matrix(rows, t.shape[1]!, t.dataSync()))];
-    const O = activations.at(-1)!.dataSync() as Float32Array;
+    const H = layerInputs(spec, ws, x, activations);
+    const O = ws.load(activations.at(-1)!, rows, widths.at(-1)!).data;
 
     // forward tangents
     const Hdot: (Matrix | undefined)[] = [undefined];
@@ -366,7 +386,7 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     let G = ws.matrix(rows, k);
     let Gdot = ws.matrix(rows, k);
     const jvp = new Float32Array(rows);
-    const { gsDot } = head(spec, O, k, rows, a.dataSync() as Float32Array, u.dataSync() as Float32Array, logStd, G.data, {
+    const { gsDot } = head(spec, O, k, rows, actionsOf(spec, ws, a, rows), ws.load(u, 1, rows).data, logStd, G.data, {
       Odot: Zdot.data,
       ds,
       gDot: Gdot.data,
@@ -396,8 +416,7 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     const rows = x.shape[0];
     const { W } = read(spec, params);
     const ws = workspace(floatsFor(spec, rows));
-    const H = [ws.matrix(rows, spec.widths[0]!, x.dataSync()), ...activations.slice(0, -1).map((t) => ws.matrix(rows, t.shape[1]!, t.dataSync()))];
-    return flat(layersBackward(spec, ws, W, H, ws.matrix(rows, spec.widths.at(-1)!, g.dataSync())));
+    return flat(layersBackward(spec, ws, W, layerInputs(spec, ws, x, activations), ws.load(g, rows, spec.widths.at(-1)!)));
   };
 
   const forward = (spec: MlpSpec, params: readonly tf.Tensor[], x: tf.Tensor2D): tf.Tensor[] =>
