@@ -5,6 +5,7 @@
  * a dynamic import and a missing one is simply skipped.
  */
 import * as tf from '@tensorflow/tfjs';
+import { shareWasmIdentity } from './backend-kernels.ts';
 
 /** A backend magicbox knows how to load, in order of preference. */
 export const backendNames = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -49,6 +50,8 @@ const tryLoad = async (name: BackendName): Promise<string | undefined> => {
     return `${loader.module} is not installed (${firstLine(e)})`;
   }
   try {
+    // The wasm backend's Identity copies; magicbox's shares the buffer (backend-kernels.ts).
+    if (name === 'wasm') shareWasmIdentity();
     const ok = await tf.setBackend(loader.tfjsName);
     if (!ok) return `tfjs could not initialise '${loader.tfjsName}'`;
     await tf.ready();

@@ -27,3 +27,18 @@ test.serial('MAGICBOX_BACKEND forces a backend; an unknown or unavailable one is
     await t.throwsAsync(selectBackend('tensorflow'), { instanceOf: BackendError, message: /@tensorflow\/tfjs-node is not installed/ });
   }
 });
+
+test.serial('on wasm a clone shares its buffer (no copy), stays readable after the original is freed, and carries gradients', async (t) => {
+  await selectBackend('wasm');
+  const x = tf.tensor1d([1, -2, 3.5]);
+  const before = tf.memory();
+  const y = tf.clone(x);
+  t.is(tf.memory().numDataBuffers, before.numDataBuffers, 'no new buffer');
+  x.dispose();
+  t.deepEqual([...y.dataSync()], [1, -2, 3.5]);
+  // A gradient through the ops that clone what they save (tf.mul saves both inputs while taping).
+  const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(v, v)))(y);
+  t.deepEqual([...g.dataSync()], [2, -4, 7]);
+  tf.dispose([y, g]);
+  t.is(tf.memory().numDataBuffers, before.numDataBuffers - 1, 'every buffer freed once its last tensor is');
+});

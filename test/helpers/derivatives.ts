@@ -9,6 +9,7 @@ import { seededUniform } from '../../src/random.ts';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import type { ExecutionContext } from 'ava';
+import { shareWasmIdentity } from '../../src/backend-kernels.ts';
 
 export type Vec = readonly number[];
 
@@ -20,6 +21,8 @@ export type Backend = (typeof backends)[number];
 export const useBackend = async (name: Backend): Promise<void> => {
   // Production mode silences the cpu backend's tfjs-node advertisement; it disables only debug checks.
   tf.enableProdMode();
+  // The kernels magicbox runs with (src/backend.ts registers the same when it selects wasm).
+  shareWasmIdentity();
   if (!(await tf.setBackend(name))) throw new Error(`backend ${name} failed to initialise`);
   await tf.ready();
 };
