@@ -60,10 +60,20 @@ const oneStep = async (algo: 'dice-vpg' | 'emaml-vpg', seed: number): Promise<{ 
 
 test('the linear policy on point-1d has exactly the two parameters θ0 = W0 and θ1 = b0, and the RL graph uses them', (t) => {
   t.deepEqual(JSON.parse(JSON.stringify(policy.paramShapes)), { W0: [1, 1], b0: [1] });
+  const parameterNodes = (engine: 'tfjs' | 'fused') =>
+    makeTrainer(resolveConfig({ algo: 'dice-vpg', env: 'point-1d', engine }), env, policy).graph.spec.nodes.filter((n) => n.kind === 'parameter');
+  t.deepEqual(parameterNodes('tfjs').map((n) => [n.name, n.shape]), [['W0', [1, 1]], ['b0', [1]]]);
+  // The fused engine's graph holds them packed in one node, θ = [W0, b0] in that order.
+  t.deepEqual(parameterNodes('fused').map((n) => [n.name, n.shape]), [['theta', [2]]]);
   const trainer = makeTrainer(resolveConfig({ algo: 'dice-vpg', env: 'point-1d' }), env, policy);
-  const graphParams = trainer.graph.spec.nodes.filter((n) => n.kind === 'parameter').map((n) => n.name);
-  t.deepEqual(graphParams, ['W0', 'b0']);
   t.is(trainer.policy, policy);
+  const named = { W0: tf.tensor2d([[0.3]]), b0: tf.tensor1d([-0.7]) };
+  const graphSide = trainer.parameters.toGraph(named);
+  t.deepEqual([...graphSide.theta!.dataSync()].map((v) => +v.toFixed(6)), [0.3, -0.7]);
+  const back = trainer.parameters.fromGraph(graphSide);
+  t.deepEqual([back.W0!.shape, back.b0!.shape], [[1, 1], [1]]);
+  t.deepEqual([back.W0!.dataSync()[0], back.b0!.dataSync()[0]].map((v) => +v!.toFixed(6)), [0.3, -0.7]);
+  tf.dispose([...Object.values(named), ...Object.values(graphSide), ...Object.values(back)]);
 });
 
 for (const algo of ['dice-vpg', 'emaml-vpg'] as const) {

@@ -28,6 +28,7 @@ import {
   type Trainer,
 } from '../src/meta/iteration.ts';
 import { adam } from '../src/meta/optimizers.ts';
+import type { LevelData } from '../src/meta/meta-objective.ts';
 import { linearGaussianPolicy, mlpPolicyFor } from '../src/meta/policy.ts';
 import { completeConfig, storedConfigPatch } from '../src/meta/run-config.ts';
 import { sampleGroup, type Trajectories } from '../src/meta/sampler.ts';
@@ -152,6 +153,12 @@ const handMeanLogProb = (tr: Trajectories, th: [number, number]): number => {
   return sum / count;
 };
 
+/** The meta-objective on the policy's named parameters (the trainer's takes the graph's: `parameters`). */
+const adaptNamed = (trainer: Trainer, p: Params, pre: readonly LevelData[]): Params[] =>
+  trainer.meta.adapt(trainer.parameters.toGraph(p), pre).map(trainer.parameters.fromGraph);
+const surrogateNamed = (trainer: Trainer, p: Params, pre: readonly LevelData[], post: LevelData): tf.Scalar =>
+  trainer.meta.surrogate(trainer.parameters.toGraph(p), pre, post);
+
 test('ProMP with 2 inner steps: the KL penalty is the mean over levels of KL(π_θj_old ‖ π_θj(θ)) on D_j (released), or level 0’s alone (eq. 13)', async (t) => {
   const every = twoStepTrainer({ algo: 'promp' });
   const preOnly = twoStepTrainer({ algo: 'promp', prompKlLevels: 'pre-update' });
@@ -163,7 +170,7 @@ test('ProMP with 2 inner steps: the KL penalty is the mean over levels of KL(π_
       const pre = sampled.levels.slice(0, 2).map((level) => level[i]!);
       // The level-1 parameters: those that sampled D₁ (θo's adaptation) and θ's own adaptation.
       const old1 = read(sampled.levelParams[1]![i]!);
-      const new1 = tf.tidy(() => read(every.meta.adapt(moved, pre)[0]!));
+      const new1 = tf.tidy(() => read(adaptNamed(every, moved, pre)[0]!));
       const kl0 = handKl(sampled.trajectories[0]![i]!, [0.2, -0.1], [0.35, 0.05]);
       const kl1 = handKl(sampled.trajectories[1]![i]!, old1, new1);
       t.true(Math.abs(kl1 - kl0) > 0.1 * kl0, `the levels' KLs differ (${kl0} vs ${kl1}), so averaging is visible`);
@@ -201,10 +208,10 @@ test('E-MAML with 2 inner steps: the released score term is mean(log π_θ on D�
       const pre = sampled.levels.slice(0, 2).map((level) => level[i]!);
       const withWeight = { ...sampled.levels[2]![i]!, scoreWeight: weights[i]! };
       const values = tf.tidy(() => {
-        const adapted = released.meta.adapt(theta, pre);
+        const adapted = adaptNamed(released, theta, pre);
         return {
-          released: released.meta.surrogate(theta, pre, withWeight).dataSync()[0]!,
-          everyLevel: everyLevel.meta.surrogate(theta, pre, withWeight).dataSync()[0]!,
+          released: surrogateNamed(released, theta, pre, withWeight).dataSync()[0]!,
+          everyLevel: surrogateNamed(everyLevel, theta, pre, withWeight).dataSync()[0]!,
           theta1: read(adapted[0]!),
         };
       });
@@ -214,7 +221,7 @@ test('E-MAML with 2 inner steps: the released score term is mean(log π_θ on D�
       t.true(Math.abs(values.everyLevel - values.released - level1) < 1e-4 * Math.max(1, Math.abs(level1)), `task ${i}: every-level − released = ${values.everyLevel - values.released}, level-1 term ${level1}`);
       // And the released one is the outer objective plus the level-0 term by hand.
       const level0 = handMeanLogProb(sampled.trajectories[0]![i]!, [0.2, -0.1]) * weights[i]!;
-      const outerOnly = tf.tidy(() => twoStepTrainer({ algo: 'maml-vpg' }).meta.surrogate(theta, pre, withWeight).dataSync()[0]!);
+      const outerOnly = tf.tidy(() => surrogateNamed(twoStepTrainer({ algo: 'maml-vpg' }), theta, pre, withWeight).dataSync()[0]!);
       t.true(Math.abs(values.released - outerOnly - level0) < 1e-4 * Math.max(1, Math.abs(level0)), `task ${i}: released − outer = ${values.released - outerOnly}, level-0 term ${level0}`);
     }
   } finally {
@@ -248,7 +255,7 @@ test('ProMP logs its outer step: the objective after it (the one before is ~0), 
       let steps = 0;
       sampled.tasks.forEach((_, i) => {
         const pre = sampled.levels.slice(0, 2).map((l) => l[i]!);
-        const adapted = tf.tidy(() => read(trainer.meta.adapt(result.params, pre).at(-1)!));
+        const adapted = tf.tidy(() => read(adaptNamed(trainer, result.params, pre).at(-1)!));
         const old = read(sampled.levelParams[2]![i]!);
         const tr = sampled.trajectories[2]![i]!;
         for (let k = 0; k < tr.mask.length; k++) {

@@ -19,7 +19,7 @@ import type { TrainConfig } from './config.ts';
 import { metaObjective, type LevelData, type MetaObjective } from './meta-objective.ts';
 import { adam, backtrackingLineSearch, conjugateGradient, flattenParams, paramLayout, unflattenParams, type AdamState } from './optimizers.ts';
 import type { Policy } from './policy.ts';
-import { rlGraph } from './rl-graph.ts';
+import { graphParameters, rlGraph, type GraphParameters } from './rl-graph.ts';
 import type { OuterWorkers } from './outer-workers.ts';
 import { readOut, sumOverTasks, tensorOf } from './task-sum.ts';
 import { averageReturn, disposeBatch, inProcessSampler, toBatch, type Sampler, type Trajectories } from './sampler.ts';
@@ -34,8 +34,12 @@ export interface Trainer {
   readonly distribution: AnyTaskDistribution;
   readonly policy: Policy;
   readonly algorithm: Algorithm;
+  /** The RL graph the objectives are compiled from; its parameter nodes are `parameters`' graph side. */
   readonly graph: Graph;
+  /** The meta-objective of `graph`: it takes and returns parameters in the graph's form (`parameters`). */
   readonly meta: MetaObjective;
+  /** The policy's named parameters ↔ the graph's (the same, or one packed θ on the fused engine). */
+  readonly parameters: GraphParameters;
   readonly horizon: number;
   readonly adaptationSteps: number;
   /** Where trajectories come from: this thread, or worker threads (the same trajectories either way). */
@@ -67,6 +71,7 @@ export const makeTrainer = (config: TrainConfig, distribution: AnyTaskDistributi
     algorithm,
     graph,
     meta,
+    parameters: graphParameters(policy, engine),
     horizon: config.horizon ?? distribution.horizon,
     adaptationSteps,
     sampler: sampler ?? inProcessSampler(distribution, policy),
@@ -216,7 +221,7 @@ export const disposeLevels = (sampled: Pick<SampledLevels, 'levels' | 'levelPara
  * level j + 1's parameters.
  */
 export const sampleLevels = async (trainer: Trainer, params: Params, iteration: number): Promise<SampledLevels> => {
-  const { config, distribution, meta, horizon, adaptationSteps } = trainer;
+  const { config, distribution, horizon, adaptationSteps } = trainer;
   const seconds = (since: number) => (performance.now() - since) / 1000;
   const tasks = distribution.sampleTasks(seededUniform(stream(config.seed, iteration, 0)), config.tasksPerIteration);
   const levels: LevelData[][] = [];
@@ -240,7 +245,7 @@ export const sampleLevels = async (trainer: Trainer, params: Params, iteration: 
       samplingSeconds += seconds(started);
       if (j === adaptationSteps) break;
       const adapting = performance.now();
-      levelParams.push(levels[j]!.map((data, i) => tf.tidy(() => keepParams(meta.innerStep(levelParams[j]![i]!, data)))));
+      levelParams.push(levels[j]!.map((data, i) => tf.tidy(() => keepParams(innerStep(trainer, levelParams[j]![i]!, data)))));
       adaptationSeconds += seconds(adapting);
     }
   } catch (e) {
@@ -251,19 +256,38 @@ export const sampleLevels = async (trainer: Trainer, params: Params, iteration: 
 };
 
 /**
- * The KL that ProMP's penalty weights by η, for one task at θ = p (θo = `start`, the parameters the
- * iteration started from). `every-level` (the released pro_mp.py, L101 and L152-155): at each inner
- * level j, KL(π_θj_old ‖ π_θj(θ)) on D_j — θj_old the parameters that sampled D_j (θo, then θo's
- * adapted ones), θj(θ) the same adaptation from θ — averaged over the levels. `pre-update` (the paper's
- * eq. 13): KL(π_θo ‖ π_θ) on D₀. With one inner step the two are the same.
+ * One inner step θ′ = θ + α∇J(θ) on a level's data, in the policy's named parameters (the meta-objective
+ * takes it in the graph's form: `trainer.parameters`).
  */
-export const prompKl = (trainer: Trainer, start: Params, pre: readonly LevelData[], p: Params, adapted?: readonly Params[]): tf.Scalar => {
-  const { graph, meta, config } = trainer;
+export const innerStep = (trainer: Trainer, params: Params, data: LevelData): Params => {
+  const { toGraph, fromGraph } = trainer.parameters;
+  return fromGraph(trainer.meta.innerStep(toGraph(params), data));
+};
+
+/**
+ * The KL that ProMP's penalty weights by η, for one task at θ = p (θo = `start`, the parameters the
+ * iteration started from; both in the policy's named parameters). `every-level` (the released
+ * pro_mp.py, L101 and L152-155): at each inner level j, KL(π_θj_old ‖ π_θj(θ)) on D_j — θj_old the
+ * parameters that sampled D_j (θo, then θo's adapted ones), θj(θ) the same adaptation from θ — averaged
+ * over the levels. `pre-update` (the paper's eq. 13): KL(π_θo ‖ π_θ) on D₀. With one inner step the two
+ * are the same.
+ */
+export const prompKl = (trainer: Trainer, start: Params, pre: readonly LevelData[], p: Params): tf.Scalar =>
+  prompKlOfGraph(trainer, trainer.parameters.toGraph(start), pre, trainer.parameters.toGraph(p));
+
+/**
+ * `prompKl` with θo and θ in the graph's form, and θ's adapted parameters (as `meta.adapt` gives them)
+ * when the caller has them already.
+ */
+const prompKlOfGraph = (trainer: Trainer, start: Params, pre: readonly LevelData[], p: Params, adapted?: readonly Params[]): tf.Scalar => {
+  const { graph, meta, config, parameters } = trainer;
   if (config.prompKlLevels === 'pre-update' || pre.length === 1) return meanKl(graph, start, p, pre[0]!.batch);
   // θo's adapted parameters are constants (they sampled the data): the data's record of them, else
   // computed from a copy of θo's values, so that no gradient path (not even one of zeros) runs through
   // their adaptation. θ's carry the gradient.
-  const old = pre.slice(1).every((d) => d.sampledBy !== undefined) ? [start, ...pre.slice(1).map((d) => d.sampledBy!)] : [start, ...meta.adapt(copyParams(start), pre).slice(0, -1)];
+  const old = pre.slice(1).every((d) => d.sampledBy !== undefined)
+    ? [start, ...pre.slice(1).map((d) => parameters.toGraph(d.sampledBy!))]
+    : [start, ...meta.adapt(copyParams(start), pre).slice(0, -1)];
   const current = [p, ...(adapted ?? meta.adapt(p, pre)).slice(0, -1)];
   const kls = pre.map((data, j) => meanKl(graph, old[j]!, current[j]!, data.batch));
   return tf.div(kls.reduce((a, b) => tf.add(a, b)), pre.length) as tf.Scalar;
@@ -277,13 +301,14 @@ export const needsSamplingParams = (trainer: Trainer): boolean =>
 
 /**
  * `pre` with each level after the first carrying the parameters that sampled it (θo's adaptation, the
- * same numbers the sampling phase computed), so that `prompKl` does not rebuild them at every outer
- * step; dispose `made` when done.
+ * same numbers the sampling phase computed, in the policy's named parameters), so that `prompKl` does
+ * not rebuild them at every outer step; dispose `made` when done.
  */
 export const withSamplingParams = (trainer: Trainer, start: Params, pre: readonly LevelData[]): { pre: LevelData[]; made: Params[] } => {
+  const { toGraph, fromGraph } = trainer.parameters;
   const copy = copyParams(start);
   try {
-    const made = tf.tidy(() => trainer.meta.adapt(copy, pre).slice(0, -1).map(keepParams));
+    const made = tf.tidy(() => trainer.meta.adapt(toGraph(copy), pre).slice(0, -1).map((g) => keepParams(fromGraph(g))));
     return { pre: pre.map((d, j) => (j === 0 ? d : { ...d, sampledBy: made[j - 1]! })), made };
   } finally {
     disposeParams(copy);
@@ -293,15 +318,18 @@ export const withSamplingParams = (trainer: Trainer, start: Params, pre: readonl
 /**
  * One task's term of the outer loss (to minimise) at θ: −its meta-surrogate on its pre- and
  * post-update data, plus for ProMP η·`prompKl`. The outer loss is the mean of these over tasks.
+ * Parameters in the policy's named form; the graph's form is made once per call.
  */
 export const outerTaskLoss =
   (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData) =>
   (p: Params): tf.Scalar => {
-    if (trainer.algorithm.optimizer !== 'promp') return tf.neg(trainer.meta.surrogate(p, pre, post)) as tf.Scalar;
+    const theta = trainer.parameters.toGraph(p);
+    if (trainer.algorithm.optimizer !== 'promp') return tf.neg(trainer.meta.surrogate(theta, pre, post)) as tf.Scalar;
     // θ's adapted parameters serve the surrogate and the per-level KL alike: built once.
-    const adapted = trainer.meta.adapt(p, pre);
-    const value = tf.neg(trainer.meta.surrogate(p, pre, post, adapted));
-    return tf.add(value, tf.mul(trainer.config.klPenalty, prompKl(trainer, start, pre, p, adapted))) as tf.Scalar;
+    const adapted = trainer.meta.adapt(theta, pre);
+    const value = tf.neg(trainer.meta.surrogate(theta, pre, post, adapted));
+    const kl = prompKlOfGraph(trainer, trainer.parameters.toGraph(start), pre, theta, adapted);
+    return tf.add(value, tf.mul(trainer.config.klPenalty, kl)) as tf.Scalar;
   };
 
 /**
@@ -312,9 +340,10 @@ export const outerTaskLoss =
  */
 export const prompTaskDiagnostics = (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData, p: Params): [number, number, number] =>
   tf.tidy(() => {
-    const adaptedAll = trainer.meta.adapt(p, pre);
-    const kl = prompKl(trainer, start, pre, p, adaptedAll);
-    const objective = tf.sub(trainer.meta.surrogate(p, pre, post, adaptedAll), tf.mul(trainer.config.klPenalty, kl));
+    const theta = trainer.parameters.toGraph(p);
+    const adaptedAll = trainer.meta.adapt(theta, pre);
+    const kl = prompKlOfGraph(trainer, trainer.parameters.toGraph(start), pre, theta, adaptedAll);
+    const objective = tf.sub(trainer.meta.surrogate(theta, pre, post, adaptedAll), tf.mul(trainer.config.klPenalty, kl));
     const adapted = adaptedAll.at(-1)!;
     const logProbs = [...evaluateGraph(trainer.graph, adapted, post.batch).logProbs.values()].filter((lp) => lp.rank === 2);
     const logProb = logProbs.reduce((a, b) => tf.add(a, b));
@@ -395,7 +424,7 @@ export const memoryError = (trainer: Trainer, iteration: number, e: unknown): Tr
 };
 
 const iterate = async (trainer: Trainer, params: Params, optimizerState: OptimizerState, iteration: number): Promise<IterationResult> => {
-  const { config, policy, meta, graph, adaptationSteps } = trainer;
+  const { config, policy, meta, graph, parameters, adaptationSteps } = trainer;
   const seconds = (since: number) => (performance.now() - since) / 1000;
   const sampled = await sampleLevels(trainer, params, iteration);
   const { tasks, levels, levelParams, returns, timesteps, samplingSeconds, adaptationSeconds } = sampled;
@@ -489,12 +518,12 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
           try {
             const objectiveAt = (flat: tf.Tensor1D): number =>
               tf.tidy(() => {
-                const p = unflattenParams(flat, layout);
+                const p = parameters.toGraph(unflattenParams(flat, layout));
                 return meanOverTasks((i) => meta.surrogate(p, pre(i), post(i)));
               });
             // The trust region is on the post-update policies: KL(π_θ′(θ_old) ‖ π_θ′(θ)) on D′, per task.
             const taskKl = (i: number, flat: tf.Tensor): tf.Scalar =>
-              meanKl(graph, adaptedOld[i]!, meta.adapt(unflattenParams(flat, layout), pre(i)).at(-1)!, post(i).batch);
+              meanKl(graph, parameters.toGraph(adaptedOld[i]!), meta.adapt(parameters.toGraph(unflattenParams(flat, layout)), pre(i)).at(-1)!, post(i).batch);
             const klAt = (flat: tf.Tensor1D): number => tf.tidy(() => meanOverTasks((i) => taskKl(i, flat)));
             const hvp = (v: tf.Tensor1D): tf.Tensor1D => {
               const [hv] = sumOverTasks(count, (i) =>
@@ -577,7 +606,7 @@ export const innerStepsOn = (trainer: Trainer, current: readonly Params[], traje
   trajectories.map((tr, i) => {
     const data = levelData(trainer, tr);
     try {
-      return tf.tidy(() => keepParams(trainer.meta.innerStep(current[i]!, data)));
+      return tf.tidy(() => keepParams(innerStep(trainer, current[i]!, data)));
     } finally {
       disposeBatch(data.batch);
     }

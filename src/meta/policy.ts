@@ -13,8 +13,8 @@ import type { ActionSpace } from '../envs/types.ts';
 import { categoricalKl, categoricalLogProb, gaussianKl, gaussianLogProb, matMul, tanh } from '../ops/index.ts';
 import { mlpKernelChooser } from '../ops/mlp/choice.ts';
 import type { MlpKernels } from '../ops/mlp/kernels.ts';
-import { fusedMlpLogProb } from '../ops/mlp/log-prob-op.ts';
-import { fusedMlpOutput } from '../ops/mlp/output-op.ts';
+import { fusedMlpLogProbPacked } from '../ops/mlp/log-prob-op.ts';
+import { fusedMlpOutputPacked } from '../ops/mlp/output-op.ts';
 import { wasmMlpForward } from '../ops/mlp/wasm-kernels.ts';
 import type { Activation, MlpSpec } from '../ops/mlp/spec.ts';
 import { seededUniform } from '../random.ts';
@@ -76,6 +76,28 @@ export interface Policy {
   readonly fusedDistribution?: (params: Params, observations: tf.Tensor) => GaussianParams | CategoricalParams;
   /** KL(π_P(·|s) ‖ π_Q(·|s)) per observation: [..., observationDim] → [...]. */
   readonly kl: (paramsP: Params, paramsQ: Params, observations: tf.Tensor) => tf.Tensor;
+  /** The fused ops on the parameters packed into one vector; absent for policies without fused ops. */
+  readonly packed?: PackedPolicy;
+}
+
+/**
+ * A policy's parameters as one flat vector θ — every parameter in `paramShapes` order, each flattened
+ * row-major — with the fused ops taking θ directly. A graph whose policy parameter is θ (rl-graph.ts,
+ * engine "fused") takes an inner step θ′ = θ + α∇J as one op on one tensor, where named parameters
+ * cost a few ops each (an add, a multiply, their saved inputs and their gradients) at every level of
+ * the meta-gradient.
+ */
+export interface PackedPolicy {
+  /** The number of entries of θ. */
+  readonly size: number;
+  /** Named parameters as θ (differentiable: reshapes and a concat). */
+  readonly pack: (params: Params) => tf.Tensor1D;
+  /** θ as named parameters (differentiable: a split and reshapes). */
+  readonly unpack: (theta: tf.Tensor) => Params;
+  /** `fusedLogProb` on θ. */
+  readonly logProb: (theta: tf.Tensor, observations: tf.Tensor, actions: tf.Tensor) => tf.Tensor;
+  /** `fusedDistribution` on θ (the first derivative only). */
+  readonly distribution: (theta: tf.Tensor, observations: tf.Tensor) => GaussianParams | CategoricalParams;
 }
 
 /** What sampling needs of a policy: its action space, a draw per row, and the log-probability of a draw. */
@@ -204,24 +226,38 @@ const asRows = (spec: MlpSpec, observations: tf.Tensor): { readonly x: tf.Tensor
   return { x: tf.reshape(observations, [rows, inputDim]) as tf.Tensor2D, leading, rows };
 };
 
-/** The network's output over any leading dims through the fused output op (layer parameters only). */
-const fusedOutputOf = (spec: MlpSpec, kernels: MlpKernels | undefined, chosen: () => MlpKernels) => {
-  const layerNames = Array.from({ length: 2 * (spec.widths.length - 1) }, (_, k) => (k % 2 === 0 ? `W${k / 2}` : `b${(k - 1) / 2}`));
-  return (params: Params, observations: tf.Tensor): tf.Tensor => {
+/** The network's output over any leading dims through the fused output op, on θ (all of it, or its layer part). */
+const fusedOutputOf =
+  (spec: MlpSpec, kernels: MlpKernels | undefined, chosen: () => MlpKernels) =>
+  (theta: tf.Tensor, observations: tf.Tensor): tf.Tensor => {
     const { x, leading } = asRows(spec, observations);
-    const op = fusedMlpOutput(spec, kernels ?? chosen(), x);
-    return tf.reshape(op(layerNames.map((n) => param(params, n))), [...leading, spec.widths.at(-1)!]);
+    return tf.reshape(fusedMlpOutputPacked(spec, kernels ?? chosen(), x)(theta), [...leading, spec.widths.at(-1)!]);
   };
-};
 
+/** log π over any leading dims through the fused op on θ: rows flattened to [rows, in], the result reshaped back. */
 const fusedLogProbOf =
-  (spec: MlpSpec, names: readonly string[], kernels: MlpKernels | undefined, chosen: () => MlpKernels) =>
-  (params: Params, observations: tf.Tensor, actions: tf.Tensor): tf.Tensor => {
+  (spec: MlpSpec, kernels: MlpKernels | undefined, chosen: () => MlpKernels) =>
+  (theta: tf.Tensor, observations: tf.Tensor, actions: tf.Tensor): tf.Tensor => {
     const { x, leading, rows } = asRows(spec, observations);
     const a = spec.head.kind === 'categorical' ? tf.reshape(actions, [rows]) : tf.reshape(actions, [rows, spec.widths.at(-1)!]);
-    const op = fusedMlpLogProb(spec, kernels ?? chosen(), x, a);
-    return tf.reshape(op(names.map((n) => param(params, n))), leading);
+    return tf.reshape(fusedMlpLogProbPacked(spec, kernels ?? chosen(), x, a)(theta), leading);
   };
+
+/** θ ↔ named parameters for parameter shapes in the op's order (paramShapes' order). */
+const packing = (paramShapes: Readonly<Record<string, readonly number[]>>) => {
+  const names = Object.keys(paramShapes);
+  const sizes = names.map((n) => paramShapes[n]!.reduce((a, b) => a * b, 1));
+  const size = sizes.reduce((a, b) => a + b, 0);
+  return {
+    size,
+    pack: (params: Params): tf.Tensor1D => tf.concat(names.map((n) => tf.reshape(param(params, n), [-1]))) as tf.Tensor1D,
+    unpack: (theta: tf.Tensor): Params => {
+      if (theta.rank !== 1 || theta.size !== size) throw new PolicyError(`θ must be a vector of ${size} entries, got shape [${theta.shape.join(', ')}]`);
+      const parts = tf.split(theta, sizes);
+      return Object.fromEntries(names.map((n, k) => [n, tf.reshape(parts[k]!, [...paramShapes[n]!])]));
+    },
+  };
+};
 
 // ---------------------------------------------------------------------------------------------------
 // Gaussian
@@ -275,6 +311,10 @@ export const gaussianMlpPolicy = (opts: GaussianMlpOptions): Policy => {
   // One kernel chooser (and WebAssembly instance) per policy, shared by its fused ops.
   const chosen = mlpKernelChooser();
   const fusedOutput = fusedOutputOf(spec, opts.kernels, chosen);
+  const fusedLogProb = fusedLogProbOf(spec, opts.kernels, chosen);
+  const { size, pack, unpack } = packing(paramShapes);
+  const layerSize = size - (learnStd ? actionDim : 0);
+  const packedLogStd = (theta: tf.Tensor): tf.Tensor => (learnStd ? tf.slice(theta, [layerSize], [actionDim]) : tf.fill([actionDim], initLogStd));
 
   const forward = lazyForward();
   const sampler = (params: Params) => {
@@ -314,8 +354,15 @@ export const gaussianMlpPolicy = (opts: GaussianMlpOptions): Policy => {
       const d = distribution(params, observations);
       return gaussianLogProb(actions, d.mean, d.logStd);
     },
-    fusedLogProb: fusedLogProbOf(spec, Object.keys(paramShapes), opts.kernels, chosen),
-    fusedDistribution: (params, observations) => ({ mean: fusedOutput(params, observations), logStd: logStdOf(params) }),
+    fusedLogProb: (params, observations, actions) => fusedLogProb(pack(params), observations, actions),
+    fusedDistribution: (params, observations) => ({ mean: fusedOutput(pack(params), observations), logStd: logStdOf(params) }),
+    packed: {
+      size,
+      pack,
+      unpack,
+      logProb: fusedLogProb,
+      distribution: (theta, observations) => ({ mean: fusedOutput(theta, observations), logStd: packedLogStd(theta) }),
+    },
     kl: (paramsP, paramsQ, observations) => {
       const p = distribution(paramsP, observations);
       const q = distribution(paramsQ, observations);
@@ -376,6 +423,8 @@ export const categoricalMlpPolicy = (opts: CategoricalMlpOptions): Policy => {
   const spec: MlpSpec = { widths: [observationDim, ...hidden, actions], activation, head: { kind: 'categorical' } };
   const chosen = mlpKernelChooser();
   const fusedOutput = fusedOutputOf(spec, opts.kernels, chosen);
+  const fusedLogProb = fusedLogProbOf(spec, opts.kernels, chosen);
+  const { size, pack, unpack } = packing(paramShapes);
 
   return {
     kind: 'categorical',
@@ -389,8 +438,9 @@ export const categoricalMlpPolicy = (opts: CategoricalMlpOptions): Policy => {
     sampler,
     logProb: (params, observations, actionIndices) =>
       categoricalLogProb(distribution(params, observations).logits, actionIndices),
-    fusedLogProb: fusedLogProbOf(spec, Object.keys(paramShapes), opts.kernels, chosen),
-    fusedDistribution: (params, observations) => ({ logits: fusedOutput(params, observations) }),
+    fusedLogProb: (params, observations, actions) => fusedLogProb(pack(params), observations, actions),
+    fusedDistribution: (params, observations) => ({ logits: fusedOutput(pack(params), observations) }),
+    packed: { size, pack, unpack, logProb: fusedLogProb, distribution: (theta, observations) => ({ logits: fusedOutput(theta, observations) }) },
     kl: (paramsP, paramsQ, observations) =>
       categoricalKl(distribution(paramsP, observations).logits, distribution(paramsQ, observations).logits),
   };

@@ -18,17 +18,48 @@ import type { Params } from '../surrogates/batch.ts';
 export type PolicyEngine = 'fused' | 'tfjs';
 export const policyEngines: readonly PolicyEngine[] = ['fused', 'tfjs'];
 
+/** The name of the single parameter node of a graph on the packed policy parameters (`graphParameters`). */
+export const packedParameter = 'theta';
+
+/**
+ * How the policy's named parameters (`Policy.paramShapes`, what optimisers, checkpoints and samplers
+ * hold) map to the parameter nodes of `rlGraph(policy, …, engine)`: the same record (engine "tfjs", or
+ * a policy without fused ops), or, on the fused engine, the single node `theta` holding them all packed
+ * (Policy.packed) — so that an inner step is one op on one tensor. Both directions are differentiable.
+ */
+export interface GraphParameters {
+  readonly packed: boolean;
+  readonly toGraph: (params: Params) => Params;
+  readonly fromGraph: (graphParams: Params) => Params;
+}
+
+export const graphParameters = (policy: Policy, engine: PolicyEngine): GraphParameters => {
+  const packed = engine === 'fused' ? policy.packed : undefined;
+  if (packed === undefined) return { packed: false, toGraph: (p) => p, fromGraph: (g) => g };
+  return {
+    packed: true,
+    toGraph: (p) => ({ [packedParameter]: packed.pack(p) }),
+    fromGraph: (g) => {
+      const theta = g[packedParameter];
+      if (theta === undefined) throw new RangeError(`graph parameters without '${packedParameter}' (have: ${Object.keys(g).join(', ')})`);
+      return packed.unpack(theta);
+    },
+  };
+};
+
 export const rlGraph = (policy: Policy, name = 'rl-task', engine: PolicyEngine = 'tfjs'): Graph => {
+  const packed = engine === 'fused' ? policy.packed : undefined;
   const fused = engine === 'fused' ? policy.fusedLogProb : undefined;
   // Its divergences (ProMP's KL penalty) need the first derivative only: the fused output op.
   const distribution = (engine === 'fused' ? policy.fusedDistribution : undefined) ?? policy.distribution;
-  const paramNames = Object.keys(policy.paramShapes);
+  const paramNames = packed === undefined ? Object.keys(policy.paramShapes) : [packedParameter];
+  const shapeOf = (p: string): number[] => (packed === undefined ? [...policy.paramShapes[p]!] : [packed.size]);
   const family: Family =
     policy.action.kind === 'continuous' ? { type: 'gaussian', dim: policy.action.dim } : { type: 'categorical', categories: policy.action.n };
   const spec: GraphSpec = {
     name,
     nodes: [
-      ...paramNames.map((p) => ({ kind: 'parameter' as const, name: p, shape: [...policy.paramShapes[p]!] })),
+      ...paramNames.map((p) => ({ kind: 'parameter' as const, name: p, shape: shapeOf(p), ...(packed === undefined ? {} : { label: 'θ' }) })),
       {
         kind: 'stochastic' as const,
         name: 's',
@@ -54,7 +85,13 @@ export const rlGraph = (policy: Policy, name = 'rl-task', engine: PolicyEngine =
   const impls = new Map<string, NodeImpl>([
     [
       'a',
-      {
+      packed !== undefined
+        ? {
+            kind: 'distribution',
+            fn: (values: ParentValues) => packed.distribution(values[packedParameter]!, values.s!),
+            logProb: (values: ParentValues, actions: tf.Tensor) => packed.logProb(values[packedParameter]!, values.s!, actions),
+          }
+        : {
         kind: 'distribution',
         fn: (values) => {
           const params: Params = Object.fromEntries(paramNames.map((p) => [p, values[p]!]));

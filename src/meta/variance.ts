@@ -44,7 +44,7 @@ import type { Params } from '../surrogates/batch.ts';
 import { disposeParams, keepParams } from './algorithms.ts';
 import type { AlgorithmName } from './algorithm-names.ts';
 import { resolveConfig, type TrainConfig, type TrainConfigPatch } from './config.ts';
-import { levelData, makeTrainer, runIteration, type OptimizerState, type Trainer } from './iteration.ts';
+import { innerStep, levelData, makeTrainer, runIteration, type OptimizerState, type Trainer } from './iteration.ts';
 import type { LevelData } from './meta-objective.ts';
 import { adam, paramLayout, unflattenParams } from './optimizers.ts';
 import type { Policy } from './policy.ts';
@@ -190,7 +190,7 @@ export const metaGradientSample = (trainer: Trainer, params: Params, seeds: Batc
       levels.push(trajectories.map((tr) => levelData(trainer, tr)));
       samplingSeconds += seconds(started);
       if (j === adaptationSteps) break;
-      levelParams.push(levels[j]!.map((data, i) => tf.tidy(() => keepParams(meta.innerStep(levelParams[j]![i]!, data)))));
+      levelParams.push(levels[j]!.map((data, i) => tf.tidy(() => keepParams(innerStep(trainer, levelParams[j]![i]!, data)))));
     }
     const gradientStarted = performance.now();
     const names = Object.keys(policy.paramShapes);
@@ -199,7 +199,8 @@ export const metaGradientSample = (trainer: Trainer, params: Params, seeds: Batc
     const flat = tf.tidy(() => {
       const objective = (...values: tf.Tensor[]): tf.Scalar => {
         const p: Params = Object.fromEntries(names.map((n, k) => [n, values[k]!]));
-        return tf.div(tf.addN(tasks.map((_, i) => meta.surrogate(p, pre(i), post(i)))), tasks.length) as tf.Scalar;
+        const theta = trainer.parameters.toGraph(p);
+        return tf.div(tf.addN(tasks.map((_, i) => meta.surrogate(theta, pre(i), post(i)))), tasks.length) as tf.Scalar;
       };
       const grads = tf.grads(objective)(names.map((n) => params[n]!));
       return tf.concat(grads.map((g) => tf.reshape(g, [-1])));

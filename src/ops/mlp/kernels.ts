@@ -1,6 +1,8 @@
 /**
  * The three computations a fused MLP log-probability op needs, for rows x [B, in] with actions a
- * (Gaussian: [B, out]; categorical: [B] indices) and parameters θ in the op's order (spec.ts):
+ * (Gaussian: [B, out]; categorical: [B] indices) and the parameters θ as one flat vector in the op's
+ * order (spec.ts; the output-only kernels read its layer part, a prefix, and accept θ without the
+ * log-std):
  *
  *   logProb      ℓ_b = log π_θ(a_b | x_b)                                    → [B]
  *   vjp          Σ_b u_b ∇_θ ℓ_b                                             → [P] (flat, op order)
@@ -26,7 +28,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { fastTanh } from '../elementwise.ts';
-import { layerCount, parameterSizes, type MlpSpec } from './spec.ts';
+import { layerCount, parameterShapes, parameterSizes, type MlpSpec } from './spec.ts';
 
 /**
  * ℓ and the forward pass's activations H_1 … H_{L−1} and output O, which the derivative kernels reuse
@@ -40,18 +42,18 @@ export interface MlpForward {
 /** The computations behind a fused MLP op; each runs off the tape and returns new tensors. */
 export interface MlpKernels {
   readonly name: string;
-  readonly logProb: (spec: MlpSpec, params: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor) => MlpForward;
+  readonly logProb: (spec: MlpSpec, theta: tf.Tensor1D, x: tf.Tensor2D, a: tf.Tensor) => MlpForward;
   /** The forward pass alone: H_1 … H_{L−1} and the output O (the last), for the output op. */
-  readonly forward: (spec: MlpSpec, params: readonly tf.Tensor[], x: tf.Tensor2D) => tf.Tensor[];
+  readonly forward: (spec: MlpSpec, theta: tf.Tensor1D, x: tf.Tensor2D) => tf.Tensor[];
   /**
    * Σ_{b,j} g_bj ∂O_bj/∂θ for the layer parameters (W0, b0, …; no log-std) as one flat vector: the
    * gradient of the network's output, for divergences (the KL penalty) that need its first order only.
    */
-  readonly outputVjp: (spec: MlpSpec, params: readonly tf.Tensor[], activations: readonly tf.Tensor[], x: tf.Tensor2D, g: tf.Tensor2D) => tf.Tensor1D;
-  readonly vjp: (spec: MlpSpec, params: readonly tf.Tensor[], activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D) => tf.Tensor1D;
+  readonly outputVjp: (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, g: tf.Tensor2D) => tf.Tensor1D;
+  readonly vjp: (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D) => tf.Tensor1D;
   readonly secondOrder: (
     spec: MlpSpec,
-    params: readonly tf.Tensor[],
+    theta: tf.Tensor1D,
     activations: readonly tf.Tensor[],
     x: tf.Tensor2D,
     a: tf.Tensor,
@@ -67,8 +69,18 @@ const mm = (a: tf.Tensor, b: tf.Tensor): tf.Tensor2D => tf.matMul(a as tf.Tensor
 const mmT = (a: tf.Tensor, b: tf.Tensor): tf.Tensor2D => mm(a, tf.transpose(b));
 const tMm = (a: tf.Tensor, b: tf.Tensor): tf.Tensor2D => mm(tf.transpose(a), b);
 
+/** The flat θ (all of it, or its layer part) as the parameters' tensors, in the op's order. */
+const unflatten = (spec: MlpSpec, theta: tf.Tensor): tf.Tensor[] => {
+  const all = parameterShapes(spec);
+  const shapes = theta.size === parameterSizes(spec).total ? all : all.slice(0, 2 * layerCount(spec));
+  const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
+  if (sizes.reduce((a, b) => a + b, 0) !== theta.size) throw new RangeError(`fused MLP kernels: θ has ${theta.size} entries, which is neither all parameters nor the layers'`);
+  return tf.split(theta, sizes).map((part, k) => tf.reshape(part, shapes[k]!));
+};
+
 /** The parameters by role. */
-const unpack = (spec: MlpSpec, params: readonly tf.Tensor[]) => {
+const unpack = (spec: MlpSpec, theta: tf.Tensor) => {
+  const params = unflatten(spec, theta);
   const layers = layerCount(spec);
   const W = Array.from({ length: layers }, (_, l) => params[2 * l]!);
   const b = Array.from({ length: layers }, (_, l) => params[2 * l + 1]!);
@@ -123,17 +135,12 @@ const layersVjp = (spec: MlpSpec, W: readonly tf.Tensor[], H: readonly tf.Tensor
 
 const flat = (parts: readonly tf.Tensor[]): tf.Tensor1D => tf.concat(parts.map((p) => tf.reshape(p, [-1]))) as tf.Tensor1D;
 
-/** v split into the parameters' shapes. */
-const splitLike = (spec: MlpSpec, params: readonly tf.Tensor[], v: tf.Tensor1D): tf.Tensor[] => {
-  const { sizes } = parameterSizes(spec);
-  return tf.split(v, [...sizes]).map((part, k) => tf.reshape(part, params[k]!.shape));
-};
 
 export const tfjsMlpKernels: MlpKernels = {
   name: 'tfjs',
-  logProb: (spec, params, x, a) =>
+  logProb: (spec, theta, x, a) =>
     tf.tidy(() => {
-      const { W, b, logStd } = unpack(spec, params);
+      const { W, b, logStd } = unpack(spec, theta);
       const { H, O } = forward(spec, W, b, x);
       const activations = [...H.slice(1), O];
       if (spec.head.kind === 'categorical') {
@@ -144,23 +151,23 @@ export const tfjsMlpKernels: MlpKernels = {
       return { value: tf.sub(tf.neg(tf.sum(tf.mul(0.5, tf.square(r)), 1)), tf.sum(logStd!).add(d * halfLog2Pi)) as tf.Tensor1D, activations };
     }),
 
-  forward: (spec, params, x) =>
+  forward: (spec, theta, x) =>
     tf.tidy(() => {
-      const { W, b } = unpack(spec, params);
+      const { W, b } = unpack(spec, theta);
       const { H, O } = forward(spec, W, b, x);
       return [...H.slice(1), O];
     }),
 
-  outputVjp: (spec, params, activations, x, g) =>
+  outputVjp: (spec, theta, activations, x, g) =>
     tf.tidy(() => {
-      const { W } = unpack(spec, params);
+      const { W } = unpack(spec, theta);
       const H = [x, ...activations.slice(0, -1)];
       return flat(layersVjp(spec, W, H, g).grads);
     }),
 
-  vjp: (spec, params, activations, x, a, u) =>
+  vjp: (spec, theta, activations, x, a, u) =>
     tf.tidy(() => {
-      const { W, logStd } = unpack(spec, params);
+      const { W, logStd } = unpack(spec, theta);
       const H = [x, ...activations.slice(0, -1)];
       const O = activations.at(-1)!;
       const head = headVjp(spec, O, a, u, logStd);
@@ -169,10 +176,10 @@ export const tfjsMlpKernels: MlpKernels = {
       return flat(grads);
     }),
 
-  secondOrder: (spec, params, activations, x, a, u, v) =>
+  secondOrder: (spec, theta, activations, x, a, u, v) =>
     tf.tidy(() => {
-      const { layers, W, logStd } = unpack(spec, params);
-      const dirs = splitLike(spec, params, v);
+      const { layers, W, logStd } = unpack(spec, theta);
+      const dirs = unflatten(spec, v);
       const dW = Array.from({ length: layers }, (_, l) => dirs[2 * l]!);
       const db = Array.from({ length: layers }, (_, l) => dirs[2 * l + 1]!);
       const ds = spec.head.kind === 'gaussian' && spec.head.logStd === 'learned' ? dirs[2 * layers]! : undefined;

@@ -3,7 +3,7 @@
  * everything else (the compiler's surrogate algebra over ℓ stays as it is) while the network's own
  * derivatives run as a few large kernels instead of hundreds of small taped ones:
  *
- *   ℓ = logProb(θ)                        gradient: (dℓ) ↦ vjp(θ, dℓ)
+ *   ℓ = logProb(θ)                        gradient: (dℓ) ↦ vjp(θ, dℓ)        (θ: all parameters, flat)
  *   g = vjp(θ, u) = Σ_b u_b ∇ℓ_b          gradient: (dg) ↦ (Σ_b u_b ∇²ℓ_b·dg, ∇ℓ·dg)   [secondOrder]
  *   secondOrder                           gradient: a clear error (third order is not provided)
  *
@@ -30,40 +30,37 @@ const custom = (
   return (...inputs) => op(...inputs);
 };
 
-/** A flat [P] vector as tensors of the parameters' shapes (differentiable: slices and reshapes). */
-const unflatten = (spec: MlpSpec, v: tf.Tensor): tf.Tensor[] => {
-  const { sizes } = parameterSizes(spec);
-  const shapes = parameterShapes(spec);
-  return tf.split(v, [...sizes]).map((part, k) => tf.reshape(part, shapes[k]!));
-};
+/** The parameters, in the op's order, as one flat [P] vector (differentiable: reshapes and a concat). */
+export const packParams = (params: readonly tf.Tensor[]): tf.Tensor1D => tf.concat(params.map((p) => tf.reshape(p, [-1]))) as tf.Tensor1D;
 
 /**
- * ℓ [rows] for observations x [rows, in] and actions a (Gaussian [rows, out]; categorical [rows]),
- * from the parameters in the op's order (spec.ts).
+ * ℓ [rows] for observations x [rows, in] and actions a (Gaussian [rows, out]; categorical [rows]), from
+ * the parameters as one flat θ [P] in the op's order (spec.ts). The op's derivatives are flat vectors
+ * too, so an inner step θ′ = θ + α∇ℓ-weighted is one add on one tensor: no split, reshape or per-
+ * parameter op on the tape.
  */
-export const fusedMlpLogProb = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor2D, a: tf.Tensor) => {
+export const fusedMlpLogProbPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor2D, a: tf.Tensor) => {
   const { total } = parameterSizes(spec);
-  const count = parameterShapes(spec).length;
   const layers = layerCount(spec);
 
-  // Inputs of the derivative ops: the parameters; the forward pass's activations (constants that the
-  // kernels reuse: their dependence on θ is already in the kernels' own tangents, so the gradient sent
-  // to them is zero); the observations and actions (data: zero gradient); then u (and v). Everything a
-  // later derivative needs travels as a saved input: a tensor merely captured would be freed with the
+  // Inputs of the derivative ops: θ; the forward pass's activations (constants that the kernels reuse:
+  // their dependence on θ is already in the kernels' own tangents, so the gradient sent to them is
+  // zero); the observations and actions (data: zero gradient); then u (and v). Everything a later
+  // derivative needs travels as a saved input: a tensor merely captured would be freed with the
   // forward pass's scope before the backward pass runs.
   const split = (inputs: readonly tf.Tensor[]) => ({
-    params: inputs.slice(0, count),
-    activations: inputs.slice(count, count + layers),
-    x: inputs[count + layers] as tf.Tensor2D,
-    a: inputs[count + layers + 1]!,
-    u: inputs[count + layers + 2] as tf.Tensor1D,
+    theta: inputs[0] as tf.Tensor1D,
+    activations: inputs.slice(1, 1 + layers),
+    x: inputs[1 + layers] as tf.Tensor2D,
+    a: inputs[2 + layers]!,
+    u: inputs[3 + layers] as tf.Tensor1D,
   });
   const zeros = (ts: readonly tf.Tensor[]) => ts.map((t) => tf.zerosLike(t));
 
   const secondOrder = custom((inputs) => {
-    const { params, activations, x, a, u } = split(inputs);
+    const { theta, activations, x, a, u } = split(inputs);
     return {
-      value: kernels.secondOrder(spec, params, activations, x, a, u, inputs[count + layers + 3] as tf.Tensor1D),
+      value: kernels.secondOrder(spec, theta, activations, x, a, u, inputs[4 + layers] as tf.Tensor1D),
       gradFunc: () => {
         throw new FusedOrderError(
           'a third derivative through the fused MLP policy op was requested; it provides orders 1 and 2 — use the tfjs policy path (engine "tfjs") for higher orders',
@@ -74,31 +71,40 @@ export const fusedMlpLogProb = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor
 
   const vjp = custom((inputs, save) => {
     save(inputs);
-    const { params, activations, x, a, u } = split(inputs);
+    const { theta, activations, x, a, u } = split(inputs);
     return {
-      value: kernels.vjp(spec, params, activations, x, a, u),
+      value: kernels.vjp(spec, theta, activations, x, a, u),
       gradFunc: (dg, saved) => {
         const both = secondOrder(...saved, dg);
         const [hvp, jvp] = tf.split(both, [total, both.size - total]);
         const s = split(saved);
-        return [...unflatten(spec, hvp!), ...zeros(s.activations), ...zeros([s.x, s.a]), jvp!];
+        return [hvp!, ...zeros(s.activations), ...zeros([s.x, s.a]), jvp!];
       },
     };
   });
 
   const logProb = custom((inputs, save) => {
-    const params = inputs.slice(0, count);
-    const [x, a] = inputs.slice(count) as [tf.Tensor2D, tf.Tensor];
-    const { value, activations } = kernels.logProb(spec, params, x, a);
-    save([...params, ...activations, x, a]);
+    const [theta, x, a] = inputs as [tf.Tensor1D, tf.Tensor2D, tf.Tensor];
+    const { value, activations } = kernels.logProb(spec, theta, x, a);
+    save([theta, ...activations, x, a]);
     return {
       value,
-      gradFunc: (dl, saved) => [...unflatten(spec, vjp(...saved, tf.reshape(dl, [-1]))), ...zeros(saved.slice(-2))],
+      gradFunc: (dl, saved) => [vjp(...saved, tf.reshape(dl, [-1])), ...zeros(saved.slice(-2))],
     };
   });
 
+  return (theta: tf.Tensor): tf.Tensor1D => {
+    if (theta.rank !== 1 || theta.size !== total) throw new RangeError(`fusedMlpLogProb: θ of ${total} entries expected, got shape [${theta.shape.join(', ')}]`);
+    return logProb(theta, x, a) as tf.Tensor1D;
+  };
+};
+
+/** `fusedMlpLogProbPacked` on the parameters as separate tensors, in the op's order (spec.ts). */
+export const fusedMlpLogProb = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor2D, a: tf.Tensor) => {
+  const count = parameterShapes(spec).length;
+  const packed = fusedMlpLogProbPacked(spec, kernels, x, a);
   return (params: readonly tf.Tensor[]): tf.Tensor1D => {
     if (params.length !== count) throw new RangeError(`fusedMlpLogProb: ${count} parameters expected, got ${params.length}`);
-    return logProb(...params, x, a) as tf.Tensor1D;
+    return packed(packParams(params));
   };
 };

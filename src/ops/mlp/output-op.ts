@@ -6,8 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { MlpKernels } from './kernels.ts';
-import { FusedOrderError } from './log-prob-op.ts';
-import { layerCount, parameterShapes, type MlpSpec } from './spec.ts';
+import { FusedOrderError, packParams } from './log-prob-op.ts';
+import { layerCount, parameterShapes, parameterSizes, type MlpSpec } from './spec.ts';
 
 const custom = (
   body: (inputs: tf.Tensor[], save: tf.GradSaveFunc) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[] },
@@ -16,17 +16,22 @@ const custom = (
   return (...inputs) => op(...inputs);
 };
 
-/** O [rows, out] for observations x [rows, in], from the layer parameters W0, b0, … (no log-std). */
-export const fusedMlpOutput = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor2D) => {
+/**
+ * O [rows, out] for observations x [rows, in], from the parameters as one flat θ in the op's order
+ * (spec.ts): all of them, or the layers' alone (a prefix). A log-std in θ gets a zero gradient: the
+ * output does not depend on it.
+ */
+export const fusedMlpOutputPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor2D) => {
   const layers = layerCount(spec);
-  const shapes = parameterShapes(spec).slice(0, 2 * layers);
-  const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
+  const layerSize = parameterShapes(spec)
+    .slice(0, 2 * layers)
+    .reduce((t, s) => t + s.reduce((a, b) => a * b, 1), 0);
+  const { total } = parameterSizes(spec);
 
   const outputVjp = custom((inputs) => {
-    const params = inputs.slice(0, 2 * layers);
-    const activations = inputs.slice(2 * layers, 3 * layers);
+    const activations = inputs.slice(1, 1 + layers);
     return {
-      value: kernels.outputVjp(spec, params, activations, inputs[3 * layers] as tf.Tensor2D, inputs[3 * layers + 1] as tf.Tensor2D),
+      value: kernels.outputVjp(spec, inputs[0] as tf.Tensor1D, activations, inputs[1 + layers] as tf.Tensor2D, inputs[2 + layers] as tf.Tensor2D),
       gradFunc: () => {
         throw new FusedOrderError(
           "a second derivative through the fused MLP output (a divergence's) was requested; it provides order 1 — use the tfjs policy path (engine \"tfjs\")",
@@ -36,22 +41,35 @@ export const fusedMlpOutput = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor2
   });
 
   const output = custom((inputs, save) => {
-    const activations = kernels.forward(spec, inputs.slice(0, 2 * layers), x);
-    save([...inputs, ...activations]);
+    const [theta, xs] = inputs as [tf.Tensor1D, tf.Tensor2D];
+    const activations = kernels.forward(spec, theta, xs);
+    save([theta, ...activations, xs]);
     return {
       value: activations.at(-1)!,
       gradFunc: (dO, saved) => {
-        const params = saved.slice(0, 2 * layers);
-        const xs = saved[2 * layers]!;
-        const acts = saved.slice(2 * layers + 1);
-        const flat = outputVjp(...params, ...acts, xs, dO);
-        return [...tf.split(flat, sizes).map((part, k) => tf.reshape(part, shapes[k]!)), tf.zerosLike(xs)];
+        const [th, ...rest] = saved;
+        const acts = rest.slice(0, layers);
+        const flat = outputVjp(th!, ...acts, rest[layers]!, dO);
+        const grad = th!.size === layerSize ? flat : tf.concat([flat, tf.zeros([th!.size - layerSize])]);
+        return [grad, tf.zerosLike(rest[layers]!)];
       },
     };
   });
 
+  return (theta: tf.Tensor): tf.Tensor2D => {
+    if (theta.rank !== 1 || (theta.size !== layerSize && theta.size !== total)) {
+      throw new RangeError(`fusedMlpOutput: θ of ${layerSize} (layers) or ${total} entries expected, got shape [${theta.shape.join(', ')}]`);
+    }
+    return output(theta, x) as tf.Tensor2D;
+  };
+};
+
+/** `fusedMlpOutputPacked` on the layer parameters W0, b0, … as separate tensors (no log-std). */
+export const fusedMlpOutput = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor2D) => {
+  const layers = layerCount(spec);
+  const packed = fusedMlpOutputPacked(spec, kernels, x);
   return (layerParams: readonly tf.Tensor[]): tf.Tensor2D => {
     if (layerParams.length !== 2 * layers) throw new RangeError(`fusedMlpOutput: ${2 * layers} layer parameters expected, got ${layerParams.length}`);
-    return output(...layerParams, x) as tf.Tensor2D;
+    return packed(packParams(layerParams));
   };
 };

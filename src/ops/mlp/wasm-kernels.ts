@@ -160,20 +160,39 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
   };
   const reluFlag = (spec: MlpSpec): number => (spec.activation === 'relu' ? 1 : 0);
 
-  /** The parameters by role: the layers' as tensors (loaded into a workspace where used), the log-std's values. */
-  const read = (spec: MlpSpec, params: readonly tf.Tensor[]) => {
+  /** Rows × cols of `m`'s values from entry `offset` on, as a matrix of its own (no copy). */
+  const part = (m: Matrix, offset: number, rows: number, cols: number): Matrix => ({
+    ptr: m.ptr + 4 * offset,
+    rows,
+    cols,
+    data: m.data.subarray(offset, offset + rows * cols),
+  });
+
+  /**
+   * A flat vector in the op's order (θ, or a direction along it) as matrices by role, laid over one
+   * copy of it in `ws`: W_l [in, out] and b_l [1, out] per layer, then the log-std's values when the
+   * vector has them (the output op's θ may stop after the layers).
+   */
+  const byRole = (spec: MlpSpec, ws: Workspace, flat: tf.Tensor) => {
     const layers = layerCount(spec);
-    const W = Array.from({ length: layers }, (_, l) => params[2 * l]!);
-    const b = Array.from({ length: layers }, (_, l) => params[2 * l + 1]!);
+    const all = ws.load(flat, 1, flat.size);
+    const W: Matrix[] = [];
+    const b: Matrix[] = [];
+    let offset = 0;
+    for (let l = 0; l < layers; l++) {
+      const [n, m] = [spec.widths[l]!, spec.widths[l + 1]!];
+      W.push(part(all, offset, n, m));
+      b.push(part(all, offset + n * m, 1, m));
+      offset += n * m + m;
+    }
     const out = spec.widths.at(-1)!;
-    // The output op passes the layer parameters only: no log-std to read then.
     const logStd =
       spec.head.kind !== 'gaussian'
         ? undefined
         : spec.head.logStd !== 'learned'
           ? new Float32Array(out).fill(spec.head.logStd)
-          : params.length > 2 * layers
-            ? (params[2 * layers]!.dataSync() as Float32Array)
+          : flat.size > offset
+            ? all.data.subarray(offset, offset + out)
             : undefined;
     return { layers, W, b, logStd };
   };
@@ -201,30 +220,28 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     return [ws.load(x, rows, spec.widths[0]!), ...activations.slice(0, -1).map((t) => ws.load(t, rows, t.shape[1]!))];
   };
 
-  /** The forward pass into `ws`: the activation tensors (H_1 …, O) and O's values. */
-  const forwardPass = (spec: MlpSpec, params: readonly tf.Tensor[], x: tf.Tensor2D, ws: Workspace) => {
+  /** The forward pass into `ws`: the activation tensors (H_1 …, O), O's values and the log-std's. */
+  const forwardPass = (spec: MlpSpec, theta: tf.Tensor, x: tf.Tensor2D, ws: Workspace) => {
     const rows = x.shape[0];
-    const { layers, W, b } = read(spec, params);
+    const { layers, W, b, logStd } = byRole(spec, ws, theta);
     let h = ws.load(x, rows, spec.widths[0]!);
     const activations: tf.Tensor[] = [];
     for (let l = 0; l < layers; l++) {
-      const w = ws.load(W[l]!, spec.widths[l]!, spec.widths[l + 1]!);
-      const z = mm(ws, h, w);
-      const bias = ws.load(b[l]!, 1, z.cols);
+      const z = mm(ws, h, W[l]!);
+      const bias = b[l]!;
       if (l + 1 === layers) ex.addRow(z.ptr, bias.ptr, z.rows, z.cols);
       else if (spec.activation === 'tanh') ex.biasTanh(z.ptr, bias.ptr, z.ptr, z.rows, z.cols);
       else ex.biasRelu(z.ptr, bias.ptr, z.ptr, z.rows, z.cols);
       activations.push(tensorOfValues(z.data, [z.rows, z.cols]));
       h = z;
     }
-    return { activations, O: h.data };
+    return { activations, O: h.data, logStd };
   };
 
-  const logProb = (spec: MlpSpec, params: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor): MlpForward => {
+  const logProb = (spec: MlpSpec, theta: tf.Tensor1D, x: tf.Tensor2D, a: tf.Tensor): MlpForward => {
     const rows = x.shape[0];
-    const { logStd } = read(spec, params);
     const ws = workspace(floatsFor(spec, rows));
-    const { activations, O } = forwardPass(spec, params, x, ws);
+    const { activations, O, logStd } = forwardPass(spec, theta, x, ws);
     const k = spec.widths.at(-1)!;
     const actions = actionsOf(spec, ws, a, rows);
     const value = new Float32Array(rows);
@@ -314,24 +331,24 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
   const learnedStd = (spec: MlpSpec) => spec.head.kind === 'gaussian' && spec.head.logStd === 'learned';
 
   /** Backward through the layers from the output cotangent G_O: [gW_0, gb_0, …] (copied out). */
-  const layersBackward = (spec: MlpSpec, ws: Workspace, W: readonly tf.Tensor[], H: readonly Matrix[], GO: Matrix): Float32Array[] => {
+  const layersBackward = (spec: MlpSpec, ws: Workspace, W: readonly Matrix[], H: readonly Matrix[], GO: Matrix): Float32Array[] => {
     const grads: Float32Array[] = [];
     let G = GO;
     for (let l = W.length - 1; l >= 0; l--) {
       grads[2 * l] = tMm(ws, H[l]!, G).data.slice();
       grads[2 * l + 1] = columnSums(ws, G);
       if (l === 0) break;
-      const Gh = mmT(ws, G, ws.load(W[l]!, spec.widths[l]!, spec.widths[l + 1]!));
+      const Gh = mmT(ws, G, W[l]!);
       ex.mulSlope(Gh.ptr, H[l]!.ptr, Gh.data.length, reluFlag(spec));
       G = Gh;
     }
     return grads;
   };
 
-  const vjp = (spec: MlpSpec, params: readonly tf.Tensor[], activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D): tf.Tensor1D => {
+  const vjp = (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D): tf.Tensor1D => {
     const rows = x.shape[0];
-    const { W, logStd } = read(spec, params);
     const ws = workspace(floatsFor(spec, rows));
+    const { W, logStd } = byRole(spec, ws, theta);
     const H = layerInputs(spec, ws, x, activations);
     const k = spec.widths.at(-1)!;
     const O = ws.load(activations.at(-1)!, rows, k).data;
@@ -344,7 +361,7 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
 
   const secondOrder = (
     spec: MlpSpec,
-    params: readonly tf.Tensor[],
+    theta: tf.Tensor1D,
     activations: readonly tf.Tensor[],
     x: tf.Tensor2D,
     a: tf.Tensor,
@@ -352,21 +369,12 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     v: tf.Tensor1D,
   ): tf.Tensor1D => {
     const rows = x.shape[0];
-    const { layers, W, logStd } = read(spec, params);
     const ws = workspace(floatsFor(spec, rows));
-    const { sizes } = parameterSizes(spec);
-    const direction = ws.load(v, 1, v.size).data;
-    const dirs: Float32Array[] = [];
-    let offset = 0;
-    for (const size of sizes) {
-      dirs.push(direction.subarray(offset, offset + size));
-      offset += size;
-    }
+    const { layers, W: Wm, logStd } = byRole(spec, ws, theta);
+    // The direction by role: dW_l, db_l and (learned log-std) ds.
+    const { W: dWm, b: db, logStd: dsLearned } = byRole(spec, ws, v);
+    const ds = learnedStd(spec) ? dsLearned : undefined;
     const widths = spec.widths;
-    const Wm = Array.from({ length: layers }, (_, l) => ws.load(W[l]!, widths[l]!, widths[l + 1]!));
-    const dWm = Array.from({ length: layers }, (_, l) => ws.matrix(widths[l]!, widths[l + 1]!, dirs[2 * l]!));
-    const db = Array.from({ length: layers }, (_, l) => dirs[2 * l + 1]!);
-    const ds = learnedStd(spec) ? dirs[2 * layers] : undefined;
     const H = layerInputs(spec, ws, x, activations);
     const O = ws.load(activations.at(-1)!, rows, widths.at(-1)!).data;
 
@@ -376,7 +384,7 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     for (let l = 0; l < layers; l++) {
       Zdot = mm(ws, H[l]!, dWm[l]!);
       if (Hdot[l] !== undefined) mm(ws, Hdot[l]!, Wm[l]!, Zdot, true);
-      ex.addRow(Zdot.ptr, ws.matrix(1, Zdot.cols, db[l]!).ptr, Zdot.rows, Zdot.cols);
+      ex.addRow(Zdot.ptr, db[l]!.ptr, Zdot.rows, Zdot.cols);
       if (l + 1 < layers) {
         ex.mulSlope(Zdot.ptr, H[l + 1]!.ptr, Zdot.data.length, reluFlag(spec));
         Hdot.push(Zdot);
@@ -412,15 +420,15 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     return flat([...hvp, jvp]);
   };
 
-  const outputVjp = (spec: MlpSpec, params: readonly tf.Tensor[], activations: readonly tf.Tensor[], x: tf.Tensor2D, g: tf.Tensor2D): tf.Tensor1D => {
+  const outputVjp = (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, g: tf.Tensor2D): tf.Tensor1D => {
     const rows = x.shape[0];
-    const { W } = read(spec, params);
     const ws = workspace(floatsFor(spec, rows));
+    const { W } = byRole(spec, ws, theta);
     return flat(layersBackward(spec, ws, W, layerInputs(spec, ws, x, activations), ws.load(g, rows, spec.widths.at(-1)!)));
   };
 
-  const forward = (spec: MlpSpec, params: readonly tf.Tensor[], x: tf.Tensor2D): tf.Tensor[] =>
-    forwardPass(spec, params, x, workspace(floatsFor(spec, x.shape[0]))).activations;
+  const forward = (spec: MlpSpec, theta: tf.Tensor1D, x: tf.Tensor2D): tf.Tensor[] =>
+    forwardPass(spec, theta, x, workspace(floatsFor(spec, x.shape[0]))).activations;
 
   return { name: 'wasm', logProb, forward, outputVjp, vjp, secondOrder };
 };

@@ -1,0 +1,76 @@
+/**
+ * The two policy engines compute the same outer step. The fused engine's graph holds the policy's
+ * parameters packed in one node θ and runs log π through the fused op; the tfjs engine's graph has one
+ * node per named parameter and runs the network through the safe ops (the oracle's path). For every
+ * algorithm the fused engine serves, one task's outer-loss term and its gradient, at parameters away
+ * from the ones that sampled the data (so that ProMP's KL and the clipped ratio are not at their
+ * trivial points), agree to float32 rounding; and so do the adapted parameters of the sampling phase.
+ */
+import test from 'ava';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '../src/backend.ts';
+import { pointCorners } from '../src/envs/index.ts';
+import { disposeParams } from '../src/meta/algorithms.ts';
+import { resolveConfig } from '../src/meta/config.ts';
+import { disposeLevels, makeTrainer, outerTaskTerms, sampleLevels } from '../src/meta/iteration.ts';
+import { mlpPolicyFor } from '../src/meta/policy.ts';
+import type { Params } from '../src/surrogates/batch.ts';
+
+test.before(async () => {
+  await selectBackend('wasm');
+});
+
+const policy = mlpPolicyFor(pointCorners.observationDim, pointCorners.action, { hidden: [16, 16] });
+
+/** θ + 0.05·noise, seeded: away from the sampling parameters. */
+const moved = (params: Params): Params =>
+  tf.tidy(() => Object.fromEntries(Object.entries(params).map(([n, v], k) => [n, tf.keep(tf.add(v, tf.mul(0.05, tf.randomNormal(v.shape, 0, 1, 'float32', 11 + k))))])));
+
+const relativeError = (a: readonly Float32Array[], b: readonly Float32Array[]): number => {
+  let diff = 0;
+  let scale = 0;
+  a.forEach((x, k) => x.forEach((v, j) => ((diff = Math.max(diff, Math.abs(v - b[k]![j]!))), (scale = Math.max(scale, Math.abs(b[k]![j]!))))));
+  return diff / scale;
+};
+
+for (const algo of ['promp', 'maml-vpg', 'emaml-vpg', 'lvc-vpg', 'dice-vpg', 'tmaml'] as const) {
+  test.serial(`${algo}: the fused engine's outer-loss term, gradient and adapted parameters equal the tfjs engine's`, async (t) => {
+    const trainerOf = (engine: 'fused' | 'tfjs') =>
+      makeTrainer(
+        resolveConfig({ algo, env: 'point-corners', engine, seed: 3, tasksPerIteration: 2, trajectoriesPerTask: 3, horizon: 12, adaptationSteps: 2, actionNormalization: 'raw' }),
+        pointCorners,
+        policy,
+      );
+    const fused = trainerOf('fused');
+    const general = trainerOf('tfjs');
+    t.is(fused.graph.spec.nodes.filter((n) => n.kind === 'parameter').length, 1, 'the fused graph packs the parameters');
+    const start = policy.init(4);
+    const at = moved(start);
+    const before = tf.memory().numTensors;
+    // The same seeds sample the same trajectories; the adapted parameters must agree too.
+    const a = await sampleLevels(fused, start, 0);
+    const b = await sampleLevels(general, start, 0);
+    try {
+      const names = Object.keys(policy.paramShapes);
+      const values = (p: Params) => names.map((n) => p[n]!.dataSync() as Float32Array);
+      for (let j = 1; j < a.levelParams.length; j++) {
+        a.tasks.forEach((_, i) => t.true(relativeError(values(a.levelParams[j]![i]!), values(b.levelParams[j]![i]!)) < 1e-5, `level ${j} task ${i}: θ_${j}`));
+      }
+      for (let i = 0; i < a.tasks.length; i++) {
+        const term = (tr: typeof fused, s: typeof a) => outerTaskTerms(tr, start, s.levels.slice(0, 2).map((l) => l[i]!), s.levels[2]![i]!, at);
+        const x = term(fused, a);
+        const y = term(general, b);
+        t.true(Math.abs(x[0]![0]! - y[0]![0]!) <= 2e-5 * Math.max(1e-3, Math.abs(y[0]![0]!)), `task ${i}: loss ${x[0]![0]} vs ${y[0]![0]}`);
+        const err = relativeError(x.slice(1), y.slice(1));
+        t.true(err < 5e-5, `task ${i}: gradient relative error ${err}`);
+        t.true(y.slice(1).some((g) => g.some((v) => v !== 0)), 'the gradient is not trivially zero');
+      }
+    } finally {
+      disposeLevels(a);
+      disposeLevels(b);
+    }
+    t.is(tf.memory().numTensors, before, 'nothing left behind');
+    disposeParams(start);
+    disposeParams(at);
+  });
+}
