@@ -30,6 +30,7 @@
  *   --warmup=W         discarded iterations before them (default 1; 0 allowed)
  *   --quick            --tasks=4 --reps=1 --warmup=0, to try things out (also MAGICBOX_BENCH_QUICK=1)
  *   --engine=NAME      the policy engine: fused (default) or tfjs (the general path)
+ *   --threads=LIST     with --reference: the thread counts to compare at (default 1,2; e.g. --threads=1)
  *   --reference        side by side with the PyTorch reference (bench/reference/promp_iteration.py):
  *                      first both compute the outer loss and its gradient on one fixed batch (they must
  *                      agree to 1e-5), then, at 1 and at 2 threads (magicbox: sampling workers; PyTorch:
@@ -69,6 +70,7 @@ interface Options {
   readonly quick: boolean;
   readonly engine: PolicyEngine;
   readonly reference: boolean;
+  readonly threads: readonly number[];
 }
 
 const parseOptions = (args: readonly string[]): Options => {
@@ -76,13 +78,16 @@ const parseOptions = (args: readonly string[]): Options => {
   const { quick, value, raw } = benchArgs(
     'promp-iteration',
     args.filter((a) => a !== '--reference'),
-    ['tasks', 'trajectories', 'horizon', 'steps', 'reps', 'warmup', 'engine'],
+    ['tasks', 'trajectories', 'horizon', 'steps', 'reps', 'warmup', 'engine', 'threads'],
   );
   const engine = (raw('engine') ?? 'fused') as PolicyEngine;
   if (!policyEngines.includes(engine)) throw new RangeError(`--engine must be one of ${policyEngines.join(', ')}, got '${engine}'`);
+  const threads = (raw('threads') ?? '1,2').split(',').map((t) => Number(t.trim()));
+  if (threads.some((t) => !(t === 1 || t === 2))) throw new RangeError(`--threads takes 1, 2 or 1,2; got '${raw('threads')}'`);
   return {
     engine,
     reference,
+    threads,
     tasks: value('tasks') ?? (quick ? 4 : DEFAULT_TASKS),
     trajectories: value('trajectories') ?? PAPER.trajectories,
     horizon: value('horizon') ?? PAPER.horizon,
@@ -333,7 +338,7 @@ const runWithReference = async (opts: Options): Promise<Record<string, unknown>>
 
   const byThreads: Record<string, unknown> = {};
   let referenceRss = 0;
-  for (const threads of [1, 2]) {
+  for (const threads of opts.threads) {
     const trainer = await withWorkerSampler(trainerOf(opts), { workers: threads });
     const reference = startReference(threads);
     let params = trainer.policy.init(1);
