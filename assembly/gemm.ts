@@ -34,8 +34,8 @@ export function gemmNN(a: usize, b: usize, c: usize, m: i32, k: i32, n: i32, acc
       for (let p = 0; p < k; p++) {
         const bp = b + <usize>(p * n) * 4 + jb;
         const b0 = v128.load(bp), b1 = v128.load(bp, 16), b2 = v128.load(bp, 32), b3 = v128.load(bp, 48);
-        const u = f32x4.splat(load<f32>(a0 + <usize>p * 4));
-        const w = f32x4.splat(load<f32>(a1 + <usize>p * 4));
+        const u = v128.load32_splat(a0 + <usize>p * 4);
+        const w = v128.load32_splat(a1 + <usize>p * 4);
         x0 = madd(u, b0, x0); x1 = madd(u, b1, x1);
         x2 = madd(u, b2, x2); x3 = madd(u, b3, x3);
         y0 = madd(w, b0, y0); y1 = madd(w, b1, y1);

@@ -8,6 +8,11 @@
  *   vjp          Σ_b u_b ∇_θ ℓ_b                                             → [P] (flat, op order)
  *   secondOrder  [Σ_b u_b ∇²_θ ℓ_b · v  (P entries),  ∇_θ ℓ_b · v  (B entries)] → [P + B]
  *
+ * `vjp` also returns its backward pass's cotangents before each hidden layer's activation slope,
+ * G_l W_lᵀ for l = L−1 … 1 ([B, width_l] each): `secondOrder` at the same θ and u needs exactly these
+ * (its backward pass is the vjp's and its tangent), so it takes them instead of recomputing them — one
+ * [B, width]·[width, width] product per hidden layer fewer.
+ *
  * `secondOrder` is the derivative of `vjp` (with respect to θ, and to u): forward-mode tangents along v
  * pushed through the forward pass and the backward pass (forward-over-reverse), written out by hand.
  * This module's implementation runs them as tfjs kernels (every backend has them, and on the native
@@ -39,6 +44,12 @@ export interface MlpForward {
   readonly activations: readonly tf.Tensor[];
 }
 
+/** Σ_b u_b ∇ℓ_b and the backward pass's pre-slope cotangents G_l W_lᵀ, l = L−1 … 1 (see the module comment). */
+export interface MlpVjp {
+  readonly value: tf.Tensor1D;
+  readonly cotangents: readonly tf.Tensor[];
+}
+
 /** The computations behind a fused MLP op; each runs off the tape and returns new tensors. */
 export interface MlpKernels {
   readonly name: string;
@@ -50,11 +61,13 @@ export interface MlpKernels {
    * gradient of the network's output, for divergences (the KL penalty) that need its first order only.
    */
   readonly outputVjp: (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, g: tf.Tensor2D) => tf.Tensor1D;
-  readonly vjp: (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D) => tf.Tensor1D;
+  readonly vjp: (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D) => MlpVjp;
   readonly secondOrder: (
     spec: MlpSpec,
     theta: tf.Tensor1D,
     activations: readonly tf.Tensor[],
+    /** `vjp`'s cotangents at the same θ and u. */
+    cotangents: readonly tf.Tensor[],
     x: tf.Tensor2D,
     a: tf.Tensor,
     u: tf.Tensor1D,
@@ -124,13 +137,17 @@ const headVjp = (spec: MlpSpec, O: tf.Tensor, a: tf.Tensor, u: tf.Tensor, logStd
 const layersVjp = (spec: MlpSpec, W: readonly tf.Tensor[], H: readonly tf.Tensor[], GO: tf.Tensor) => {
   const grads: tf.Tensor[] = [];
   const G: tf.Tensor[] = new Array<tf.Tensor>(W.length);
+  const preSlope: tf.Tensor[] = [];
   G[W.length - 1] = GO;
   for (let l = W.length - 1; l >= 0; l--) {
     grads[2 * l] = tMm(H[l]!, G[l]!);
     grads[2 * l + 1] = tf.sum(G[l]!, 0);
-    if (l > 0) G[l - 1] = tf.mul(mmT(G[l]!, W[l]!), activationSlope(spec, H[l]!));
+    if (l === 0) break;
+    const Gh = mmT(G[l]!, W[l]!);
+    preSlope.push(Gh);
+    G[l - 1] = tf.mul(Gh, activationSlope(spec, H[l]!));
   }
-  return { grads, G };
+  return { grads, G, preSlope };
 };
 
 const flat = (parts: readonly tf.Tensor[]): tf.Tensor1D => tf.concat(parts.map((p) => tf.reshape(p, [-1]))) as tf.Tensor1D;
@@ -171,12 +188,12 @@ export const tfjsMlpKernels: MlpKernels = {
       const H = [x, ...activations.slice(0, -1)];
       const O = activations.at(-1)!;
       const head = headVjp(spec, O, a, u, logStd);
-      const { grads } = layersVjp(spec, W, H, head.G);
+      const { grads, preSlope } = layersVjp(spec, W, H, head.G);
       if (spec.head.kind === 'gaussian' && spec.head.logStd === 'learned') grads.push(head.gs!);
-      return flat(grads);
+      return { value: flat(grads), cotangents: preSlope };
     }),
 
-  secondOrder: (spec, theta, activations, x, a, u, v) =>
+  secondOrder: (spec, theta, activations, cotangents, x, a, u, v) =>
     tf.tidy(() => {
       const { layers, W, logStd } = unpack(spec, theta);
       const dirs = unflatten(spec, v);
@@ -231,7 +248,8 @@ export const tfjsMlpKernels: MlpKernels = {
         hvp[2 * l] = Hdot[l] === undefined ? fromG : tf.add(tMm(Hdot[l]!, G), fromG);
         hvp[2 * l + 1] = tf.sum(Gdot, 0);
         if (l === 0) break;
-        const Gh = mmT(G, W[l]!);
+        // G_l W_lᵀ: the vjp's (its cotangents run l = L−1 … 1).
+        const Gh = cotangents[layers - 1 - l]!;
         const GhDot = tf.add(mmT(Gdot, W[l]!), mmT(G, dW[l]!));
         const h = H[l]!;
         const slope = activationSlope(spec, h);

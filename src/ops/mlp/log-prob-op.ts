@@ -4,7 +4,8 @@
  * derivatives run as a few large kernels instead of hundreds of small taped ones:
  *
  *   ℓ = logProb(θ)                        gradient: (dℓ) ↦ vjp(θ, dℓ)        (θ: all parameters, flat)
- *   g = vjp(θ, u) = Σ_b u_b ∇ℓ_b          gradient: (dg) ↦ (Σ_b u_b ∇²ℓ_b·dg, ∇ℓ·dg)   [secondOrder]
+ *   g = vjp(θ, u) = Σ_b u_b ∇ℓ_b          gradient: (dg) ↦ (Σ_b u_b ∇²ℓ_b·dg, ∇ℓ·dg)   [secondOrder,
+ *                                                  reusing the vjp's backward cotangents]
  *   secondOrder                           gradient: a clear error (third order is not provided)
  *
  * Each level is a tf.customGrad whose value comes from the kernels (kernels.ts) and whose gradient is
@@ -55,12 +56,21 @@ export const fusedMlpLogProbPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.
     a: inputs[2 + layers]!,
     u: inputs[3 + layers] as tf.Tensor1D,
   });
+  // secondOrder's inputs: vjp's, then the vjp's cotangents (one per hidden layer), then v.
+  const hidden = layers - 1;
   const zeros = (ts: readonly tf.Tensor[]) => ts.map((t) => tf.zerosLike(t));
+  // The activations' "gradients": the activations are made inside the forward op, so no tape path leads
+  // from any parameter to them and tfjs never asks for these (it prunes inputs off the path before
+  // calling a gradient); a scalar stands in for [rows, width] zeros, which cost an allocation and a fill
+  // of the batch's size each (~30 per ProMP task term). Were one ever asked for, tfjs would refuse its
+  // shape: an error, never a wrong number.
+  const unreachable = (ts: readonly tf.Tensor[]) => ts.map(() => tf.scalar(0));
 
   const secondOrder = custom((inputs) => {
     const { theta, activations, x, a, u } = split(inputs);
+    const cotangents = inputs.slice(4 + layers, 4 + layers + hidden);
     return {
-      value: kernels.secondOrder(spec, theta, activations, x, a, u, inputs[4 + layers] as tf.Tensor1D),
+      value: kernels.secondOrder(spec, theta, activations, cotangents, x, a, u, inputs[4 + layers + hidden] as tf.Tensor1D),
       gradFunc: () => {
         throw new FusedOrderError(
           'a third derivative through the fused MLP policy op was requested; it provides orders 1 and 2 — use the tfjs policy path (engine "tfjs") for higher orders',
@@ -70,15 +80,16 @@ export const fusedMlpLogProbPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.
   });
 
   const vjp = custom((inputs, save) => {
-    save(inputs);
     const { theta, activations, x, a, u } = split(inputs);
+    const { value, cotangents } = kernels.vjp(spec, theta, activations, x, a, u);
+    save([...inputs, ...cotangents]);
     return {
-      value: kernels.vjp(spec, theta, activations, x, a, u),
+      value,
       gradFunc: (dg, saved) => {
         const both = secondOrder(...saved, dg);
         const [hvp, jvp] = tf.split(both, [total, both.size - total]);
         const s = split(saved);
-        return [hvp!, ...zeros(s.activations), ...zeros([s.x, s.a]), jvp!];
+        return [hvp!, ...unreachable(s.activations), ...zeros([s.x, s.a]), jvp!];
       },
     };
   });

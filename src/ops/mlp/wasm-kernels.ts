@@ -6,7 +6,7 @@
  * derivation); that module's tfjs implementation is the oracle these are tested against.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { MlpForward, MlpKernels } from './kernels.ts';
+import type { MlpForward, MlpKernels, MlpVjp } from './kernels.ts';
 import { layerCount, parameterSizes, type MlpSpec } from './spec.ts';
 import { copyValues, tensorOfValues } from './tensor-io.ts';
 import { chosenMlpKernelBuild, mlpKernelBytes } from './wasm-module.ts';
@@ -330,8 +330,11 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
 
   const learnedStd = (spec: MlpSpec) => spec.head.kind === 'gaussian' && spec.head.logStd === 'learned';
 
-  /** Backward through the layers from the output cotangent G_O: [gW_0, gb_0, …] (copied out). */
-  const layersBackward = (spec: MlpSpec, ws: Workspace, W: readonly Matrix[], H: readonly Matrix[], GO: Matrix): Float32Array[] => {
+  /**
+   * Backward through the layers from the output cotangent G_O: [gW_0, gb_0, …] (copied out); with
+   * `preSlope`, each hidden layer's G_l W_lᵀ before the slope is also copied out there as a tensor.
+   */
+  const layersBackward = (spec: MlpSpec, ws: Workspace, W: readonly Matrix[], H: readonly Matrix[], GO: Matrix, preSlope?: tf.Tensor[]): Float32Array[] => {
     const grads: Float32Array[] = [];
     let G = GO;
     for (let l = W.length - 1; l >= 0; l--) {
@@ -339,13 +342,14 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
       grads[2 * l + 1] = columnSums(ws, G);
       if (l === 0) break;
       const Gh = mmT(ws, G, W[l]!);
+      preSlope?.push(tensorOfValues(Gh.data, [Gh.rows, Gh.cols]));
       ex.mulSlope(Gh.ptr, H[l]!.ptr, Gh.data.length, reluFlag(spec));
       G = Gh;
     }
     return grads;
   };
 
-  const vjp = (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D): tf.Tensor1D => {
+  const vjp = (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D): MlpVjp => {
     const rows = x.shape[0];
     const ws = workspace(floatsFor(spec, rows));
     const { W, logStd } = byRole(spec, ws, theta);
@@ -354,15 +358,17 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     const O = ws.load(activations.at(-1)!, rows, k).data;
     const G = ws.matrix(rows, k);
     const { gs } = head(spec, O, k, rows, actionsOf(spec, ws, a, rows), ws.load(u, 1, rows).data, logStd, G.data);
-    const grads = layersBackward(spec, ws, W, H, G);
+    const cotangents: tf.Tensor[] = [];
+    const grads = layersBackward(spec, ws, W, H, G, cotangents);
     if (learnedStd(spec)) grads.push(gs!);
-    return flat(grads);
+    return { value: flat(grads), cotangents };
   };
 
   const secondOrder = (
     spec: MlpSpec,
     theta: tf.Tensor1D,
     activations: readonly tf.Tensor[],
+    cotangents: readonly tf.Tensor[],
     x: tf.Tensor2D,
     a: tf.Tensor,
     u: tf.Tensor1D,
@@ -409,7 +415,8 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
       hvp[2 * l] = hw.data.slice();
       hvp[2 * l + 1] = columnSums(ws, Gdot);
       if (l === 0) break;
-      const Gh = mmT(ws, G, Wm[l]!);
+      // G_l W_lᵀ: the vjp's at this θ and u (its cotangents run l = L−1 … 1).
+      const Gh = ws.load(cotangents[layers - 1 - l]!, rows, widths[l]!);
       const GhDot = mmT(ws, Gdot, Wm[l]!);
       mmT(ws, G, dWm[l]!, GhDot, true);
       ex.slopeTangent(Gh.ptr, GhDot.ptr, H[l]!.ptr, Hdot[l]!.ptr, Gh.data.length, reluFlag(spec));
