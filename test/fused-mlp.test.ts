@@ -11,7 +11,7 @@ import { fusedMlpLogProb, FusedOrderError } from '../src/ops/mlp/log-prob-op.ts'
 import { fusedMlpOutput } from '../src/ops/mlp/output-op.ts';
 import { tfjsMlpKernels, type MlpKernels } from '../src/ops/mlp/kernels.ts';
 import { wasmMlpKernels } from '../src/ops/mlp/wasm-kernels.ts';
-import { fmaAvailable, mlpKernelBytes } from '../src/ops/mlp/wasm-module.ts';
+import { chosenMlpKernelBuild, fmaAvailable, mlpKernelBytes } from '../src/ops/mlp/wasm-module.ts';
 import { parameterShapes, type MlpSpec } from '../src/ops/mlp/spec.ts';
 import { categoricalLogProb, gaussianLogProb, tanh } from '../src/ops/index.ts';
 import { seededUniform } from '../src/random.ts';
@@ -98,9 +98,12 @@ const kernelSets: readonly (readonly [string, () => MlpKernels])[] = [
   ...(fmaAvailable() ? [['wasm kernels (fused multiply-add)', () => wasmMlpKernels(mlpKernelBytes('fma'))] as const] : []),
 ];
 
-test('the fused multiply-add build of the kernels compiles on this Node (relaxed SIMD on V8 ≥ 11.3)', (t) => {
+test('the fused multiply-add build of the kernels compiles on this Node (relaxed SIMD on V8 ≥ 11.3) and is the one chosen; MAGICBOX_WASM_FMA=0 chooses the plain one', (t) => {
   // Node ≥ 20 on x86-64 and arm64: if this fails, the fast build silently never runs.
   t.true(fmaAvailable());
+  t.is(chosenMlpKernelBuild({}), 'fma');
+  t.is(chosenMlpKernelBuild({ MAGICBOX_WASM_FMA: '0' }), 'plain');
+  t.is(chosenMlpKernelBuild({ MAGICBOX_WASM_FMA: '1' }), 'fma');
 });
 
 for (const [kernelsName, makeKernels] of kernelSets) {
