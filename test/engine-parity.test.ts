@@ -12,7 +12,7 @@ import { selectBackend } from '../src/backend.ts';
 import { pointCorners } from '../src/envs/index.ts';
 import { disposeParams } from '../src/meta/algorithms.ts';
 import { resolveConfig } from '../src/meta/config.ts';
-import { disposeLevels, makeTrainer, outerTaskTerms, sampleLevels } from '../src/meta/iteration.ts';
+import { disposeLevels, makeTrainer, outerTaskTerms, prompKl, sampleLevels } from '../src/meta/iteration.ts';
 import { mlpPolicyFor } from '../src/meta/policy.ts';
 import type { Params } from '../src/surrogates/batch.ts';
 
@@ -74,3 +74,30 @@ for (const algo of ['promp', 'maml-vpg', 'emaml-vpg', 'lvc-vpg', 'dice-vpg', 'tm
     disposeParams(at);
   });
 }
+
+test.serial("a divergence reads distributions only: ProMP's KL runs no log-probability of the policy (each would be a forward pass)", async (t) => {
+  let calls = 0;
+  const packed = policy.packed!;
+  const counting = { ...policy, packed: { ...packed, logProb: (...args: Parameters<typeof packed.logProb>) => (calls++, packed.logProb(...args)) } };
+  const trainer = makeTrainer(
+    resolveConfig({ algo: 'promp', env: 'point-corners', seed: 3, tasksPerIteration: 1, trajectoriesPerTask: 2, horizon: 5, adaptationSteps: 1, actionNormalization: 'raw' }),
+    pointCorners,
+    counting,
+  );
+  const start = policy.init(4);
+  const at = moved(start);
+  const sampled = await sampleLevels(trainer, start, 0);
+  try {
+    calls = 0;
+    const kl = tf.tidy(() => prompKl(trainer, start, [sampled.levels[0]![0]!], at).dataSync()[0]!);
+    t.is(calls, 0, 'no log-probability evaluated for the KL');
+    t.true(kl > 0, `the KL between two different policies is positive: ${kl}`);
+    // The surrogate does need them: one per level (pre-update and post-update).
+    tf.tidy(() => trainer.meta.surrogate(trainer.parameters.toGraph(at), [sampled.levels[0]![0]!], sampled.levels[1]![0]!));
+    t.true(calls >= 2, `the surrogate evaluates log-probabilities (${calls})`);
+  } finally {
+    disposeLevels(sampled);
+    disposeParams(start);
+    disposeParams(at);
+  }
+});

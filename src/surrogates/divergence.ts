@@ -21,8 +21,9 @@ const klOf = (node: NodeSpec, p: DistributionParams, q: DistributionParams): tf.
 
 /** Mean over the batch's real steps (and samples) of the summed KL of every scored node. */
 export const meanKl = (graph: Graph, paramsP: Params, paramsQ: Params, batch: Batch): tf.Scalar => {
-  const p = evaluateGraph(graph, paramsP, batch);
-  const q = evaluateGraph(graph, paramsQ, batch);
+  // Distributions only: each log-probability would be a forward pass of the policy, unused here.
+  const p = evaluateGraph(graph, paramsP, batch, { logProbs: false });
+  const q = evaluateGraph(graph, paramsQ, batch, { logProbs: false });
   const parts = graph.spec.nodes.flatMap((n) => {
     const dp = p.distributionOf(n.name);
     const dq = q.distributionOf(n.name);

@@ -17,7 +17,10 @@ export interface Evaluation {
   readonly values: ReadonlyMap<string, tf.Tensor>;
   /** A node's parent values, as its function receives them (computed on first request: most nodes never need them). */
   readonly parentValuesOf: (n: NodeSpec) => ParentValues;
-  /** Log-probability of each sampled value, [B] or [B, T] (zero on padding); not for `external` nodes. */
+  /**
+   * Log-probability of each sampled value, [B] or [B, T] (zero on padding); not for `external` nodes;
+   * empty when evaluated with `logProbs: false`.
+   */
   readonly logProbs: ReadonlyMap<string, tf.Tensor>;
   /** Each cost's values, [B] or [B, T] (zero on padding). */
   readonly costs: ReadonlyMap<string, tf.Tensor>;
@@ -84,11 +87,22 @@ const toSampleShape = (what: string, x: tf.Tensor, shape: readonly number[]): tf
   return tf.broadcastTo(x, [...shape]);
 };
 
+/** What an evaluation computes besides values and costs. */
+export interface EvaluationOptions {
+  /**
+   * Whether to compute each sampled value's log-probability (default true). A caller that reads only
+   * distributions (a divergence) turns it off: a policy's log-probability is a forward pass of its
+   * network, wasted there.
+   */
+  readonly logProbs?: boolean;
+}
+
 /**
  * Evaluates every node. Must run inside tf.tidy or a gradient function: it creates intermediate
  * tensors that the caller's scope disposes.
  */
-export const evaluateGraph = (graph: Graph, params: Params, batch: Batch): Evaluation => {
+export const evaluateGraph = (graph: Graph, params: Params, batch: Batch, options: EvaluationOptions = {}): Evaluation => {
+  const withLogProbs = options.logProbs ?? true;
   const { size, horizon } = batchDimensions(graph, batch);
   const values = new Map<string, tf.Tensor>();
   const parentValues = new Map<string, ParentValues>();
@@ -167,6 +181,7 @@ export const evaluateGraph = (graph: Graph, params: Params, batch: Batch): Evalu
         return d;
       };
       distributionMakers.set(n.name, distribution);
+      if (!withLogProbs) continue;
       const value = values.get(n.name)!;
       const logProb = impl.logProb === undefined ? logProbOf(n.name, family, value, distribution()) : impl.logProb(parentsFor(n), value, context);
       const lp = toSampleShape(`log-probability of '${n.name}'`, logProb, sampleShape);
