@@ -14,7 +14,7 @@ export { influenceQuery, influenceMask, type Influence, type InfluenceQuery } fr
 export { compile, GraphError, type Surrogate } from './surrogates/compile.ts';
 export { estimators, estimatorName, estimatorKinds, type Estimator, type EstimatorKind, type Baselines, type BaselineSource, type CustomEstimator, type EstimatorKit } from './surrogates/estimators.ts';
 export { checkBatch, BatchError, type Batch, type Params } from './surrogates/batch.ts';
-export { evaluateGraph, EvaluationError, type Evaluation } from './surrogates/evaluate.ts';
+export { evaluateGraph, EvaluationError, type Evaluation, type EvaluationOptions } from './surrogates/evaluate.ts';
 export { oracle, hessianTerms, enumeratedGraph, type Oracle, type OracleProblem, type HessianTerms, type KnownTransition } from './oracle/oracle.ts';
 export { gradient, hessian, thirdDerivative, jacobian, relativeError, maxAbs, type ScalarFn, type SummedFn, type Matrix } from './oracle/derivatives.ts';
 export { verify, formatReport, type GraphCheck, type EstimatorCheck, type OrderCheck } from './oracle/verify.ts';
@@ -53,8 +53,8 @@ export { algorithms, type Algorithm } from './meta/algorithms.ts';
 export { algorithmNames, type AlgorithmName } from './meta/algorithm-names.ts';
 export { resolveConfig, defaultConfig, type TrainConfig, type TrainConfigPatch } from './meta/config.ts';
 export { makeTrainer, runIteration, evaluateParams, TrainingError, type Trainer, type IterationStats } from './meta/iteration.ts';
-export { gaussianMlpPolicy, categoricalMlpPolicy, linearGaussianPolicy, mlpPolicyFor, type Policy } from './meta/policy.ts';
-export { rlGraph } from './meta/rl-graph.ts';
+export { gaussianMlpPolicy, categoricalMlpPolicy, linearGaussianPolicy, mlpPolicyFor, type Policy, type PackedPolicy } from './meta/policy.ts';
+export { rlGraph, graphParameters, packedParameter, policyEngines, type GraphParameters, type PolicyEngine } from './meta/rl-graph.ts';
 export { sampleGroups, inProcessSampler, averageReturn, SamplerError, type Sampler, type SampleRequest, type Trajectories } from './meta/sampler.ts';
 export { workerSampler, defaultWorkerCount, type WorkerSamplerOptions, type PolicySpec } from './meta/parallel-sampler.ts';
 // Sampling on a fleet of `magicbox worker` processes through Redis (docs/scaling-out.md).
