@@ -12,7 +12,8 @@ import { selectBackend } from '../src/backend.ts';
 import { pointCorners } from '../src/envs/index.ts';
 import { disposeParams } from '../src/meta/algorithms.ts';
 import { resolveConfig } from '../src/meta/config.ts';
-import { disposeLevels, makeTrainer, outerTaskTerms, prompKl, sampleLevels } from '../src/meta/iteration.ts';
+import { disposeLevels, makeTrainer, outerTaskTerms, prompKl, sampleLevels, withSamplingDistributions } from '../src/meta/iteration.ts';
+import type { LevelData } from '../src/meta/meta-objective.ts';
 import { mlpPolicyFor } from '../src/meta/policy.ts';
 import type { Params } from '../src/surrogates/batch.ts';
 
@@ -101,3 +102,33 @@ test.serial("a divergence reads distributions only: ProMP's KL runs no log-proba
     disposeParams(at);
   }
 });
+
+for (const engine of ['fused', 'tfjs'] as const) {
+  test.serial(`${engine} engine: ProMP's KL with its reference distributions computed once equals the KL computed afresh, at every level; disposing them frees them and nothing of the caller's`, async (t) => {
+    const trainer = makeTrainer(
+      resolveConfig({ algo: 'promp', env: 'point-corners', engine, seed: 3, tasksPerIteration: 1, trajectoriesPerTask: 3, horizon: 8, adaptationSteps: 2, actionNormalization: 'raw' }),
+      pointCorners,
+      policy,
+    );
+    const start = policy.init(4);
+    const at = moved(start);
+    const sampled = await sampleLevels(trainer, start, 0);
+    try {
+      const pre = sampled.levels.slice(0, 2).map((l, j) => (j === 0 ? l[0]! : { ...l[0]!, sampledBy: sampled.levelParams[j]![0]! }));
+      const before = tf.memory().numTensors;
+      const fixed = withSamplingDistributions(trainer, start, pre);
+      t.true(fixed.pre.every((d) => d.samplingDistributions !== undefined), 'every level the KL reads has its distributions');
+      const kl = (levels: readonly LevelData[]) => tf.tidy(() => outerTaskTerms(trainer, start, levels, sampled.levels[2]![0]!, at));
+      const fresh = kl(pre);
+      const once = kl(fixed.pre);
+      t.deepEqual(once.map((v) => [...v]), fresh.map((v) => [...v]), 'the same loss and gradient, bit for bit');
+      fixed.dispose();
+      t.is(tf.memory().numTensors, before, 'the precomputed distributions are freed');
+      t.true(Object.values(start).every((p) => !p.isDisposed), "the caller's parameters survive (a learned log-std is handed back as the parameter itself)");
+    } finally {
+      disposeLevels(sampled);
+      disposeParams(start);
+      disposeParams(at);
+    }
+  });
+}

@@ -9,9 +9,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type { AnyTaskDistribution } from '../envs/index.ts';
 import { mixSeeds, seededUniform } from '../random.ts';
-import type { Graph } from '../scg/builder.ts';
+import type { DistributionParams, Graph } from '../scg/builder.ts';
 import type { Params } from '../surrogates/batch.ts';
-import { meanKl } from '../surrogates/divergence.ts';
+import { distributionsOf, meanKl, meanKlFrom } from '../surrogates/divergence.ts';
 import { evaluateGraph } from '../surrogates/evaluate.ts';
 import { adjustedRewards, taskAdvantages } from './advantages.ts';
 import { algorithms, disposeParams, keepParams, type Algorithm } from './algorithms.ts';
@@ -280,17 +280,53 @@ export const prompKl = (trainer: Trainer, start: Params, pre: readonly LevelData
  * when the caller has them already.
  */
 const prompKlOfGraph = (trainer: Trainer, start: Params, pre: readonly LevelData[], p: Params, adapted?: readonly Params[]): tf.Scalar => {
-  const { graph, meta, config, parameters } = trainer;
-  if (config.prompKlLevels === 'pre-update' || pre.length === 1) return meanKl(graph, start, p, pre[0]!.batch);
+  const { graph, meta, parameters } = trainer;
+  // The reference side of level j's KL: its precomputed distributions, else those of its parameters.
+  const klAt = (j: number, old: () => Params, current: Params): tf.Scalar => {
+    const fixed = pre[j]!.samplingDistributions;
+    return fixed !== undefined ? meanKlFrom(graph, fixed, current, pre[j]!.batch) : meanKl(graph, old(), current, pre[j]!.batch);
+  };
+  if (klLevels(trainer, pre) === 1) return klAt(0, () => start, p);
   // θo's adapted parameters are constants (they sampled the data): the data's record of them, else
   // computed from a copy of θo's values, so that no gradient path (not even one of zeros) runs through
   // their adaptation. θ's carry the gradient.
-  const old = pre.slice(1).every((d) => d.sampledBy !== undefined)
-    ? [start, ...pre.slice(1).map((d) => parameters.toGraph(d.sampledBy!))]
-    : [start, ...meta.adapt(copyParams(start), pre).slice(0, -1)];
+  let old: Params[] | undefined;
+  const oldAt = (j: number) => () =>
+    (old ??= pre.slice(1).every((d) => d.sampledBy !== undefined)
+      ? [start, ...pre.slice(1).map((d) => parameters.toGraph(d.sampledBy!))]
+      : [start, ...meta.adapt(copyParams(start), pre).slice(0, -1)])[j]!;
   const current = [p, ...(adapted ?? meta.adapt(p, pre)).slice(0, -1)];
-  const kls = pre.map((data, j) => meanKl(graph, old[j]!, current[j]!, data.batch));
+  const kls = pre.map((_, j) => klAt(j, oldAt(j), current[j]!));
   return tf.div(kls.reduce((a, b) => tf.add(a, b)), pre.length) as tf.Scalar;
+};
+
+/** How many levels ProMP's KL reads: 1 (eq. 13, or one inner step) or every pre-update level. */
+const klLevels = (trainer: Trainer, pre: readonly LevelData[]): number =>
+  trainer.config.prompKlLevels === 'pre-update' || pre.length === 1 ? 1 : pre.length;
+
+/**
+ * `pre` with the reference side of ProMP's KL computed once: each level's sampling distributions on
+ * its batch (θo's for level 0, `sampledBy`'s for the later ones the KL reads), constants over the outer
+ * steps that would otherwise recompute them at every step. Dispose with `dispose` when done.
+ */
+export const withSamplingDistributions = (trainer: Trainer, start: Params, pre: readonly LevelData[]): { pre: LevelData[]; dispose: () => void } => {
+  const kept: tf.Tensor[] = [];
+  const levels = klLevels(trainer, pre);
+  const out = pre.map((d, j): LevelData => {
+    const by = j === 0 ? start : d.sampledBy;
+    if (j >= levels || by === undefined) return d;
+    const fixed = new Map<string, DistributionParams>();
+    tf.tidy(() => {
+      // Clones: a distribution may hand back a parameter itself (a learned log-std), which is not ours to free.
+      for (const [name, params] of distributionsOf(trainer.graph, trainer.parameters.toGraph(by), d.batch)) {
+        const own = Object.fromEntries(Object.entries(params).map(([k, t]) => [k, tf.keep(tf.clone(t as tf.Tensor))]));
+        kept.push(...Object.values(own));
+        fixed.set(name, own as unknown as DistributionParams);
+      }
+    });
+    return { ...d, samplingDistributions: fixed };
+  });
+  return { pre: out, dispose: () => tf.dispose(kept) };
 };
 
 const copyParams = (p: Params): Params => Object.fromEntries(Object.entries(p).map(([name, value]) => [name, tf.tensor(value.dataSync(), value.shape)]));
@@ -428,10 +464,16 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
   const seconds = (since: number) => (performance.now() - since) / 1000;
   const sampled = await sampleLevels(trainer, params, iteration);
   const { tasks, levels, levelParams, returns, timesteps, samplingSeconds, adaptationSeconds } = sampled;
+  const prepared: Array<{ pre: LevelData[]; dispose: () => void }> = [];
   try {
     // ProMP's per-level KL refers to the parameters that sampled each level: the sampling phase's own.
     const withSampler = needsSamplingParams(trainer);
-    const pre = (i: number) => levels.slice(0, adaptationSteps).map((level, j) => (withSampler && j > 0 ? { ...level[i]!, sampledBy: levelParams[j]![i]! } : level[i]!));
+    const preOf = (i: number) => levels.slice(0, adaptationSteps).map((level, j) => (withSampler && j > 0 ? { ...level[i]!, sampledBy: levelParams[j]![i]! } : level[i]!));
+    // ProMP: its KL's reference distributions, computed once for the five outer steps and the diagnostics.
+    if (trainer.algorithm.optimizer === 'promp' && trainer.outerWorkers === undefined) {
+      for (let i = 0; i < tasks.length; i++) prepared.push(withSamplingDistributions(trainer, params, preOf(i)));
+    }
+    const pre = (i: number): LevelData[] => prepared[i]?.pre ?? preOf(i);
     const scoreWeights = usesScoreWeights(trainer) ? emamlScoreWeights(sampled.trajectories[adaptationSteps]!) : undefined;
     const post = (i: number): LevelData =>
       scoreWeights === undefined ? levels[adaptationSteps]![i]! : { ...levels[adaptationSteps]![i]!, scoreWeight: scoreWeights[i]! };
@@ -574,6 +616,7 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
     };
     return { params: result.params, optimizerState: result.optimizerState, stats };
   } finally {
+    prepared.forEach((p) => p.dispose());
     disposeLevels(sampled);
   }
 };

@@ -17,7 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { stopGradient } from '../ops/index.ts';
-import { graphOf, type Graph } from '../scg/builder.ts';
+import { graphOf, type DistributionParams, type Graph } from '../scg/builder.ts';
 import type { NodeSpec } from '../scg/spec.ts';
 import type { Batch, Params } from '../surrogates/batch.ts';
 import { compile, type Surrogate } from '../surrogates/compile.ts';
@@ -42,6 +42,11 @@ export interface LevelData {
   readonly scoreWeight?: number;
   /** The parameters that sampled this level's data, when the caller has them (ProMP's per-level KL reference). */
   readonly sampledBy?: Params;
+  /**
+   * The distributions of the parameters that sampled this level on its batch (constants), when the
+   * caller computed them once for many evaluations (ProMP's KL reference over its outer steps).
+   */
+  readonly samplingDistributions?: ReadonlyMap<string, DistributionParams>;
 }
 
 /** The outer objective: a scalar to maximise from the adapted parameters and the post-update data. */

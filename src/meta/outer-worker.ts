@@ -11,7 +11,7 @@ import { loadTaskDistribution } from '../envs/index.ts';
 import type { Params } from '../surrogates/batch.ts';
 import { loadWorkerBackend } from './worker-backend.ts';
 import { disposeParams } from './algorithms.ts';
-import { levelData, makeTrainer, needsSamplingParams, outerTaskTerms, withSamplingParams, type Trainer } from './iteration.ts';
+import { levelData, makeTrainer, needsSamplingParams, outerTaskTerms, withSamplingDistributions, withSamplingParams, type Trainer } from './iteration.ts';
 import type { LevelData } from './meta-objective.ts';
 import type { FromOuterWorker, OuterWorkerSetup, ToOuterWorker, WireParams } from './outer-workers.ts';
 import { configPolicy } from './trainer-setup.ts';
@@ -41,10 +41,11 @@ interface HeldTask {
 
 try {
   const trainer = await prepare();
-  let held: { readonly key: number; tasks: readonly HeldTask[]; made?: Params[] } | undefined;
+  let held: { readonly key: number; tasks: readonly HeldTask[]; made?: Params[]; prepared?: Array<() => void> } | undefined;
   const release = () => {
     held?.tasks.forEach((t) => [...t.pre, t.post].forEach((d) => disposeBatch(d.batch)));
     held?.made?.forEach(disposeParams);
+    held?.prepared?.forEach((dispose) => dispose());
     held = undefined;
   };
   port.on('message', (message: ToOuterWorker) => {
@@ -73,6 +74,12 @@ try {
               const prepared = held.tasks.map((t) => ({ t, ...withSamplingParams(trainer, start, t.pre) }));
               held.tasks = prepared.map(({ t, pre }) => ({ ...t, pre }));
               held.made = prepared.flatMap(({ made }) => made);
+            }
+            // ProMP's KL reference distributions, once per iteration (as the main thread does).
+            if (trainer.algorithm.optimizer === 'promp' && held.prepared === undefined) {
+              const withFixed = held.tasks.map((t) => ({ t, ...withSamplingDistributions(trainer, start, t.pre) }));
+              held.tasks = withFixed.map(({ t, pre }) => ({ ...t, pre }));
+              held.prepared = withFixed.map(({ dispose }) => dispose);
             }
             const terms = held.tasks.map((t) => ({ index: t.index, values: outerTaskTerms(trainer, start, t.pre, t.post, at) }));
             reply({ kind: 'terms', id: message.id, terms }, terms.flatMap((t) => t.values.map((v) => v.buffer as ArrayBuffer)));

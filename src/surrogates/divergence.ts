@@ -19,19 +19,37 @@ const klOf = (node: NodeSpec, p: DistributionParams, q: DistributionParams): tf.
   throw new Error(`stochastic node '${node.name}': its two distributions are of different families`);
 };
 
-/** Mean over the batch's real steps (and samples) of the summed KL of every scored node. */
-export const meanKl = (graph: Graph, paramsP: Params, paramsQ: Params, batch: Batch): tf.Scalar => {
+/**
+ * The distribution parameters of every scored stochastic node under `params` on the batch's states: the
+ * P side of `meanKlFrom`, computed once where P is a constant used many times (ProMP's reference policy
+ * over its outer steps).
+ */
+export const distributionsOf = (graph: Graph, params: Params, batch: Batch): Map<string, DistributionParams> => {
   // Distributions only: each log-probability would be a forward pass of the policy, unused here.
-  const p = evaluateGraph(graph, paramsP, batch, { logProbs: false });
+  const ev = evaluateGraph(graph, params, batch, { logProbs: false });
+  const out = new Map<string, DistributionParams>();
+  for (const n of graph.spec.nodes) {
+    const d = ev.distributionOf(n.name);
+    if (d !== undefined) out.set(n.name, d);
+  }
+  return out;
+};
+
+/** `meanKl` with the P side's distributions given (`distributionsOf`). */
+export const meanKlFrom = (graph: Graph, p: ReadonlyMap<string, DistributionParams>, paramsQ: Params, batch: Batch): tf.Scalar => {
   const q = evaluateGraph(graph, paramsQ, batch, { logProbs: false });
   const parts = graph.spec.nodes.flatMap((n) => {
-    const dp = p.distributionOf(n.name);
+    const dp = p.get(n.name);
     const dq = q.distributionOf(n.name);
     if (dp === undefined || dq === undefined) return [];
-    const shape = isTemporal(n) ? [p.size, p.horizon] : [p.size];
+    const shape = isTemporal(n) ? [q.size, q.horizon] : [q.size];
     const kl = tf.broadcastTo(klOf(n, dp, dq), shape);
-    if (isTemporal(n) && p.mask !== undefined) return [tf.div(tf.sum(tf.mul(kl, p.mask)), tf.maximum(tf.sum(p.mask), 1))];
+    if (isTemporal(n) && q.mask !== undefined) return [tf.div(tf.sum(tf.mul(kl, q.mask)), tf.maximum(tf.sum(q.mask), 1))];
     return [tf.mean(kl)];
   });
   return (parts.length === 0 ? tf.scalar(0) : parts.reduce((a, b) => tf.add(a, b))) as tf.Scalar;
 };
+
+/** Mean over the batch's real steps (and samples) of the summed KL of every scored node. */
+export const meanKl = (graph: Graph, paramsP: Params, paramsQ: Params, batch: Batch): tf.Scalar =>
+  meanKlFrom(graph, distributionsOf(graph, paramsP, batch), paramsQ, batch);
