@@ -82,26 +82,20 @@ export const rlGraph = (policy: Policy, name = 'rl-task', engine: PolicyEngine =
       { kind: 'cost' as const, name: 'r', label: 'r_t', temporal: true, parents: [{ node: 's', lag: 0 }, { node: 'a', lag: 0 }] },
     ],
   };
-  const impls = new Map<string, NodeImpl>([
-    [
-      'a',
-      packed !== undefined
-        ? {
-            kind: 'distribution',
-            fn: (values: ParentValues) => packed.distribution(values[packedParameter]!, values.s!),
-            logProb: (values: ParentValues, actions: tf.Tensor) => packed.logProb(values[packedParameter]!, values.s!, actions),
-          }
-        : {
-        kind: 'distribution',
-        fn: (values) => {
-          const params: Params = Object.fromEntries(paramNames.map((p) => [p, values[p]!]));
-          return distribution(params, values.s!);
-        },
-        ...(fused === undefined
-          ? {}
-          : { logProb: (values: ParentValues, actions: tf.Tensor) => fused(Object.fromEntries(paramNames.map((p) => [p, values[p]!])), values.s!, actions) }),
-      },
-    ],
-  ]);
+  // On the packed graph the policy node reads θ directly; otherwise the named parameters, gathered.
+  const named = (values: ParentValues): Params => Object.fromEntries(paramNames.map((p) => [p, values[p]!]));
+  const policyNode: NodeImpl =
+    packed !== undefined
+      ? {
+          kind: 'distribution',
+          fn: (values) => packed.distribution(values[packedParameter]!, values.s!),
+          logProb: (values, actions) => packed.logProb(values[packedParameter]!, values.s!, actions),
+        }
+      : {
+          kind: 'distribution',
+          fn: (values) => distribution(named(values), values.s!),
+          ...(fused === undefined ? {} : { logProb: (values: ParentValues, actions: tf.Tensor) => fused(named(values), values.s!, actions) }),
+        };
+  const impls = new Map<string, NodeImpl>([['a', policyNode]]);
   return graphOf(spec, impls);
 };
