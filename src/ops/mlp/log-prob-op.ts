@@ -62,8 +62,8 @@ export const fusedMlpLogProbPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.
   // The activations' "gradients": the activations are made inside the forward op, so no tape path leads
   // from any parameter to them and tfjs never asks for these (it prunes inputs off the path before
   // calling a gradient); a scalar stands in for [rows, width] zeros, which cost an allocation and a fill
-  // of the batch's size each (~30 per ProMP task term). Were one ever asked for, tfjs would refuse its
-  // shape: an error, never a wrong number.
+  // of the batch's size each (one per layer at every second-order level). Were one ever asked for, tfjs
+  // would refuse its shape: an error, never a wrong number.
   const unreachable = (ts: readonly tf.Tensor[]) => ts.map(() => tf.scalar(0));
 
   const secondOrder = custom((inputs) => {
