@@ -6,7 +6,7 @@
  *
  *   logProb      ℓ_b = log π_θ(a_b | x_b)                                    → [B]
  *   vjp          Σ_b u_b ∇_θ ℓ_b                                             → [P] (flat, op order)
- *   secondOrder  [Σ_b u_b ∇²_θ ℓ_b · v  (P entries),  ∇_θ ℓ_b · v  (B entries)] → [P + B]
+ *   secondOrder  hvp = Σ_b u_b ∇²_θ ℓ_b · v  → [P],  jvp = ∇_θ ℓ_b · v  → [B]
  *
  * `vjp` also returns its backward pass's cotangents before each hidden layer's activation slope,
  * G_l W_lᵀ for l = L−1 … 1 ([B, width_l] each): `secondOrder` at the same θ and u needs exactly these
@@ -50,6 +50,12 @@ export interface MlpVjp {
   readonly cotangents: readonly tf.Tensor[];
 }
 
+/** `secondOrder`'s two results: the derivative of `vjp` along v with respect to θ, and with respect to u. */
+export interface MlpSecondOrder {
+  readonly hvp: tf.Tensor1D;
+  readonly jvp: tf.Tensor1D;
+}
+
 /** The computations behind a fused MLP op; each runs off the tape and returns new tensors. */
 export interface MlpKernels {
   readonly name: string;
@@ -72,7 +78,7 @@ export interface MlpKernels {
     a: tf.Tensor,
     u: tf.Tensor1D,
     v: tf.Tensor1D,
-  ) => tf.Tensor1D;
+  ) => MlpSecondOrder;
 }
 
 const halfLog2Pi = 0.5 * Math.log(2 * Math.PI);
@@ -259,6 +265,6 @@ export const tfjsMlpKernels: MlpKernels = {
         G = nextG;
       }
       if (gsDot !== undefined) hvp.push(gsDot);
-      return tf.concat([flat(hvp), tf.reshape(jvp, [-1])]) as tf.Tensor1D;
+      return { hvp: flat(hvp), jvp: tf.reshape(jvp, [-1]) as tf.Tensor1D };
     }),
 };

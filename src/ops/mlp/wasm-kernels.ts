@@ -6,7 +6,7 @@
  * derivation); that module's tfjs implementation is the oracle these are tested against.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { MlpForward, MlpKernels, MlpVjp } from './kernels.ts';
+import type { MlpForward, MlpKernels, MlpSecondOrder, MlpVjp } from './kernels.ts';
 import { layerCount, parameterSizes, type MlpSpec } from './spec.ts';
 import { copyValues, tensorOfValues } from './tensor-io.ts';
 import { chosenMlpKernelBuild, mlpKernelBytes } from './wasm-module.ts';
@@ -373,7 +373,7 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     a: tf.Tensor,
     u: tf.Tensor1D,
     v: tf.Tensor1D,
-  ): tf.Tensor1D => {
+  ): MlpSecondOrder => {
     const rows = x.shape[0];
     const ws = workspace(floatsFor(spec, rows));
     const { layers, W: Wm, logStd } = byRole(spec, ws, theta);
@@ -424,7 +424,7 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
       Gdot = GhDot;
     }
     if (learnedStd(spec)) hvp.push(gsDot!);
-    return flat([...hvp, jvp]);
+    return { hvp: flat(hvp), jvp: tf.tensor1d(jvp) };
   };
 
   const outputVjp = (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, g: tf.Tensor2D): tf.Tensor1D => {
