@@ -19,7 +19,7 @@ import type { TrainConfig } from './config.ts';
 import { metaObjective, type LevelData, type MetaObjective } from './meta-objective.ts';
 import { adam, backtrackingLineSearch, conjugateGradient, flattenParams, paramLayout, unflattenParams, type AdamState } from './optimizers.ts';
 import type { Policy } from './policy.ts';
-import { graphParameters, rlGraph, type GraphParameters } from './rl-graph.ts';
+import { graphParameters, packedParameter, rlGraph, type GraphParameters } from './rl-graph.ts';
 import type { OuterWorkers } from './outer-workers.ts';
 import { readOut, sumOverTasks, tensorOf } from './task-sum.ts';
 import { averageReturn, disposeBatch, inProcessSampler, toBatch, type Sampler, type Trajectories } from './sampler.ts';
@@ -358,13 +358,18 @@ export const withSamplingParams = (trainer: Trainer, start: Params, pre: readonl
  */
 export const outerTaskLoss =
   (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData) =>
-  (p: Params): tf.Scalar => {
-    const theta = trainer.parameters.toGraph(p);
+  (p: Params): tf.Scalar =>
+    outerTaskLossOfGraph(trainer, trainer.parameters.toGraph(start), pre, post)(trainer.parameters.toGraph(p));
+
+/** `outerTaskLoss` on parameters in the graph's form (θo too). */
+const outerTaskLossOfGraph =
+  (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData) =>
+  (theta: Params): tf.Scalar => {
     if (trainer.algorithm.optimizer !== 'promp') return tf.neg(trainer.meta.surrogate(theta, pre, post)) as tf.Scalar;
     // θ's adapted parameters serve the surrogate and the per-level KL alike: built once.
     const adapted = trainer.meta.adapt(theta, pre);
     const value = tf.neg(trainer.meta.surrogate(theta, pre, post, adapted));
-    const kl = prompKlOfGraph(trainer, trainer.parameters.toGraph(start), pre, theta, adapted);
+    const kl = prompKlOfGraph(trainer, start, pre, theta, adapted);
     return tf.add(value, tf.mul(trainer.config.klPenalty, kl)) as tf.Scalar;
   };
 
@@ -424,8 +429,28 @@ const valueAndGradients = (names: readonly string[], f: (p: Params) => tf.Scalar
  * One task's outer-loss term at `at` and its gradient, [value, ∂/∂θ for each parameter in the policy's
  * order], read out into arrays: what the outer step adds over tasks, here or in a worker thread.
  */
-export const outerTaskTerms = (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData, at: Params): Float32Array[] =>
-  readOut(() => valueAndGradients(Object.keys(trainer.policy.paramShapes), outerTaskLoss(trainer, start, pre, post), at));
+export const outerTaskTerms = (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData, at: Params): Float32Array[] => {
+  const names = Object.keys(trainer.policy.paramShapes);
+  const { packed, toGraph } = trainer.parameters;
+  if (!packed) return readOut(() => valueAndGradients(names, outerTaskLoss(trainer, start, pre, post), at));
+  // On the packed θ the gradient is taken with respect to θ itself and cut into the named parameters
+  // here, in arrays: packing θ on the tape would add a concat, whose gradient is a split (a Slice per
+  // parameter, each copying θ out of the wasm heap).
+  const [value, gradient] = readOut(() => {
+    const theta = toGraph(at)[packedParameter]!;
+    const loss = outerTaskLossOfGraph(trainer, toGraph(start), pre, post);
+    const { value, grad } = tf.valueAndGrad((t: tf.Tensor) => loss({ [packedParameter]: t }))(theta);
+    return [value, grad];
+  });
+  let offset = 0;
+  return [
+    value!,
+    ...names.map((n) => {
+      const size = trainer.policy.paramShapes[n]!.reduce((a, b) => a * b, 1);
+      return gradient!.slice(offset, (offset += size));
+    }),
+  ];
+};
 
 /**
  * Runs iteration `iteration` from `params`. Returns new parameters and optimiser state; the inputs are
