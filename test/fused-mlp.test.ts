@@ -139,6 +139,22 @@ test('fused op: a third derivative is refused with FusedOrderError, not a wrong 
   });
 });
 
+test('fused op: observations computed from a parameter get an error at the first and second order, not a zero gradient', (t) => {
+  // The op treats observations and actions as data; a graph that makes them depend on a parameter must
+  // hear so, since the fused op's stand-in for their gradient is no number at all.
+  tf.tidy(() => {
+    const c = makeCase(specs[0]![1], 6, 5);
+    const scale = tf.scalar(1.5);
+    const through = (s: tf.Tensor) => tf.sum(fusedMlpLogProb(c.spec, tfjsMlpKernels, tf.mul(c.x, s) as tf.Tensor2D, c.a)(c.params)) as tf.Scalar;
+    t.throws(() => tf.grad(through)(scale), { message: /shape/ });
+    const inner = (s: tf.Tensor) => {
+      const g = tf.grads((...p: tf.Tensor[]) => tf.sum(fusedMlpLogProb(c.spec, tfjsMlpKernels, tf.mul(c.x, s) as tf.Tensor2D, c.a)(p)) as tf.Scalar)(c.params);
+      return tf.addN(g.map((x) => tf.sum(x))) as tf.Scalar;
+    };
+    t.throws(() => tf.grad(inner)(scale), { message: /shape/ });
+  });
+});
+
 /** The general path's network output (the same network as generalLogProb's, without the head). */
 const generalOutput = (spec: MlpSpec, x: tf.Tensor) => (params: readonly tf.Tensor[]): tf.Tensor => {
   const layers = spec.widths.length - 1;

@@ -58,12 +58,13 @@ export const fusedMlpLogProbPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.
   });
   // secondOrder's inputs: vjp's, then the vjp's cotangents (one per hidden layer), then v.
   const hidden = layers - 1;
-  const zeros = (ts: readonly tf.Tensor[]) => ts.map((t) => tf.zerosLike(t));
-  // The activations' "gradients": the activations are made inside the forward op, so no tape path leads
-  // from any parameter to them and tfjs never asks for these (it prunes inputs off the path before
-  // calling a gradient); a scalar stands in for [rows, width] zeros, which cost an allocation and a fill
-  // of the batch's size each (one per layer at every second-order level). Were one ever asked for, tfjs
-  // would refuse its shape: an error, never a wrong number.
+  // The "gradients" of the activations, observations and actions. The activations are made inside the
+  // forward op, so no tape path leads from any parameter to them, and the observations and actions are
+  // data on every graph the op serves; tfjs never asks for these (it prunes inputs off the path before
+  // calling a gradient). A scalar stands in for each, not zeros of its shape, which cost an allocation
+  // and a fill of the batch's size (two to four per level). Were one ever asked for — a graph computing
+  // the observations from a parameter — tfjs would refuse its shape: an error, where zeros would have
+  // been a silently wrong gradient.
   const unreachable = (ts: readonly tf.Tensor[]) => ts.map(() => tf.scalar(0));
 
   const refuseThirdOrder = (): never => {
@@ -102,7 +103,7 @@ export const fusedMlpLogProbPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.
       gradFunc: (dg, saved) => {
         const [hvp, jvp] = secondOrder([...saved, dg]);
         const s = split(saved);
-        return [hvp, ...unreachable(s.activations), ...zeros([s.x, s.a]), jvp];
+        return [hvp, ...unreachable([...s.activations, s.x, s.a]), jvp];
       },
     };
   });
@@ -113,7 +114,7 @@ export const fusedMlpLogProbPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.
     save([theta, ...activations, x, a]);
     return {
       value,
-      gradFunc: (dl, saved) => [vjp(...saved, tf.reshape(dl, [-1])), ...zeros(saved.slice(-2))],
+      gradFunc: (dl, saved) => [vjp(...saved, tf.reshape(dl, [-1])), ...unreachable(saved.slice(-2))],
     };
   });
 
