@@ -2,7 +2,9 @@
 // matrix products and tanh. Row-major f32 arrays addressed by byte offsets into this module's memory.
 // Built by `npm run build:wasm` twice, into src/ops/mlp/mlp-kernels.wasm (128-bit SIMD) and
 // mlp-kernels-fma.wasm (the same with relaxed SIMD's fused multiply-add); both committed, a test rebuilds
-// them and compares the bytes.
+// them and compares the bytes. The module imports its memory (`--importMemory`): on the wasm backend the
+// host hands it tfjs-wasm's own heap, so that tensors are read and results written in place
+// (src/ops/mlp/kernel-memory.ts). It has no data of its own and writes only where it is told to.
 
 /**
  * a·b + c, four at a time: one fused multiply-add where the module is built with relaxed SIMD
@@ -165,22 +167,23 @@ export function columnSums(x: usize, out: usize, m: i32, n: i32): void {
   return relu ? (h > 0 ? <f32>1 : <f32>0) : <f32>1 - h * h;
 }
 
-/** x[i] *= act′(h[i]). */
-export function mulSlope(x: usize, h: usize, len: i32, relu: i32): void {
+/** out[i] = x[i]·act′(h[i]) (out may be x). */
+export function mulSlope(x: usize, h: usize, len: i32, relu: i32, out: usize): void {
   const l4 = len & ~3;
   let i = 0;
   for (; i < l4; i += 4) {
     const o = <usize>i * 4;
-    v128.store(x + o, f32x4.mul(v128.load(x + o), slope4(v128.load(h + o), relu)));
+    v128.store(out + o, f32x4.mul(v128.load(x + o), slope4(v128.load(h + o), relu)));
   }
-  for (; i < len; i++) store<f32>(x + <usize>i * 4, load<f32>(x + <usize>i * 4) * slope1(load<f32>(h + <usize>i * 4), relu));
+  for (; i < len; i++) store<f32>(out + <usize>i * 4, load<f32>(x + <usize>i * 4) * slope1(load<f32>(h + <usize>i * 4), relu));
 }
 
 /**
- * The backward step's tangent through the activation, in place: gDot ← gDot·act′(h) + g·act″·ż, i.e.
- * for tanh gDot·(1 − h²) − 2·g·h·ḣ (relu: gDot·[h > 0]), then g ← g·act′(h).
+ * The backward step's tangent through the activation: gDot ← gDot·act′(h) + g·act″·ż in place, i.e.
+ * for tanh gDot·(1 − h²) − 2·g·h·ḣ (relu: gDot·[h > 0]), and gOut ← g·act′(h) (gOut may be g; g itself
+ * is read only, so it may be a tensor's memory).
  */
-export function slopeTangent(g: usize, gDot: usize, h: usize, hDot: usize, len: i32, relu: i32): void {
+export function slopeTangent(g: usize, gDot: usize, h: usize, hDot: usize, len: i32, relu: i32, gOut: usize): void {
   const l4 = len & ~3;
   let i = 0;
   for (; i < l4; i += 4) {
@@ -191,7 +194,7 @@ export function slopeTangent(g: usize, gDot: usize, h: usize, hDot: usize, len: 
     let d = f32x4.mul(v128.load(gDot + o), s);
     if (!relu) d = f32x4.sub(d, f32x4.mul(f32x4.mul(f32x4.splat(2), gv), f32x4.mul(hv, v128.load(hDot + o))));
     v128.store(gDot + o, d);
-    v128.store(g + o, f32x4.mul(gv, s));
+    v128.store(gOut + o, f32x4.mul(gv, s));
   }
   for (; i < len; i++) {
     const o = <usize>i * 4;
@@ -201,7 +204,7 @@ export function slopeTangent(g: usize, gDot: usize, h: usize, hDot: usize, len: 
     let d = load<f32>(gDot + o) * s;
     if (!relu) d -= 2 * gv * hv * load<f32>(hDot + o);
     store<f32>(gDot + o, d);
-    store<f32>(g + o, gv * s);
+    store<f32>(gOut + o, gv * s);
   }
 }
 

@@ -11,6 +11,7 @@ import { fusedMlpLogProb, FusedOrderError } from '../src/ops/mlp/log-prob-op.ts'
 import { fusedMlpOutput } from '../src/ops/mlp/output-op.ts';
 import { tfjsMlpKernels, type MlpKernels } from '../src/ops/mlp/kernels.ts';
 import { wasmMlpKernels } from '../src/ops/mlp/wasm-kernels.ts';
+import { kernelMemory } from '../src/ops/mlp/kernel-memory.ts';
 import { chosenMlpKernelBuild, fmaAvailable, mlpKernelBytes } from '../src/ops/mlp/wasm-module.ts';
 import { parameterShapes, type MlpSpec } from '../src/ops/mlp/spec.ts';
 import { categoricalLogProb, gaussianLogProb, tanh } from '../src/ops/index.ts';
@@ -128,6 +129,53 @@ for (const [kernelsName, makeKernels] of kernelSets) {
     });
   }
 }
+
+test('on the wasm backend the kernels work in its heap, reading their inputs in place without writing to them', (t) => {
+  t.is(kernelMemory().kind, 'tfjs-wasm');
+  const kernels = wasmMlpKernels();
+  const before = tf.memory().numTensors;
+  tf.tidy(() => {
+    const spec = specs[0]![1];
+    const c = makeCase(spec, 40, 11);
+    const theta = tf.concat(c.params.map((p) => tf.reshape(p, [-1]))) as tf.Tensor1D;
+    const v = tf.concat(c.direction.map((p) => tf.reshape(p, [-1]))) as tf.Tensor1D;
+    const { activations } = kernels.logProb(spec, theta, c.x, c.a);
+    const { cotangents } = kernels.vjp(spec, theta, activations, c.x, c.a, c.weights as tf.Tensor1D);
+    const inputs = [theta, v, c.x, c.a, c.weights, ...activations, ...cotangents];
+    const copies = inputs.map((x) => Float32Array.from(x.dataSync()));
+    const once = kernels.secondOrder(spec, theta, activations, cotangents, c.x, c.a, c.weights as tf.Tensor1D, v);
+    const twice = kernels.secondOrder(spec, theta, activations, cotangents, c.x, c.a, c.weights as tf.Tensor1D, v);
+    inputs.forEach((x, k) => t.deepEqual(Float32Array.from(x.dataSync()), copies[k], `input ${k} unchanged`));
+    t.deepEqual(twice.hvp.dataSync(), once.hvp.dataSync());
+    t.deepEqual(twice.jvp.dataSync(), once.jvp.dataSync());
+    // and the results are the tfjs kernels' (the oracle), the activations and cotangents included
+    const reference = tfjsMlpKernels.secondOrder(spec, theta, activations, cotangents, c.x, c.a, c.weights as tf.Tensor1D, v);
+    t.true(relativeError([once.hvp, once.jvp], [reference.hvp, reference.jvp]) < 2e-5);
+    const referenceForward = tfjsMlpKernels.logProb(spec, theta, c.x, c.a);
+    t.true(relativeError(activations, referenceForward.activations) < 2e-6);
+  });
+  t.is(tf.memory().numTensors, before, 'every result handed over as a tensor is freed with it');
+});
+
+test.serial('on another backend (cpu) the kernels copy in and out of a memory of their own, with the same numbers', async (t) => {
+  await useBackend('cpu');
+  try {
+    t.is(kernelMemory().kind, 'own');
+    const kernels = wasmMlpKernels();
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      const spec = specs[0]![1];
+      const c = makeCase(spec, 37, 12);
+      const fused = objective(fusedMlpLogProb(spec, kernels, c.x, c.a), c.weights);
+      const general = objective(generalLogProb(spec, c.x, c.a), c.weights);
+      t.true(relativeError(gradient(fused, c.params), gradient(general, c.params)) < 2e-5, 'gradient');
+      t.true(relativeError(hvp(fused, c.params, c.direction), hvp(general, c.params, c.direction)) < 2e-4, 'Hessian-vector product');
+    });
+    t.is(tf.memory().numTensors, before);
+  } finally {
+    await useBackend('wasm');
+  }
+});
 
 test('fused op: a third derivative is refused with FusedOrderError, not a wrong number', (t) => {
   tf.tidy(() => {

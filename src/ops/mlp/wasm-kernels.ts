@@ -2,13 +2,14 @@
  * The fused MLP kernels (kernels.ts) on this project's own WebAssembly: the matrix products and tanh in
  * 128-bit SIMD (assembly/gemm.ts, in the build wasm-module.ts chooses), the small element-wise chains in
  * plain JavaScript loops over the same memory. One call per kernel: no tfjs op, no intermediate
- * tensor, the data copied in once and the results out once. The mathematics is kernels.ts's (see its
+ * tensor; on the wasm backend the module works in tfjs-wasm's own heap, reading the tensors in place
+ * and writing its results where they stay (kernel-memory.ts). The mathematics is kernels.ts's (see its
  * derivation); that module's tfjs implementation is the oracle these are tested against.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { MlpForward, MlpKernels, MlpSecondOrder, MlpVjp } from './kernels.ts';
 import { layerCount, parameterSizes, type MlpSpec } from './spec.ts';
-import { copyValues, tensorOfValues } from './tensor-io.ts';
+import { kernelMemory, type CallMemory, type Matrix, type WasmMemory } from './kernel-memory.ts';
 import { chosenMlpKernelBuild, mlpKernelBytes } from './wasm-module.ts';
 
 /** The WebAssembly API's few members used here (the project's TypeScript libraries do not declare it). */
@@ -19,7 +20,6 @@ interface WasmApi {
 const wasmApi = (globalThis as unknown as { readonly WebAssembly: WasmApi }).WebAssembly;
 
 interface Exports {
-  readonly memory: { readonly buffer: ArrayBuffer; grow: (pages: number) => number };
   readonly gemmNN: (a: number, b: number, c: number, m: number, k: number, n: number, accumulate: number) => void;
   readonly gemmDot: (a: number, bt: number, c: number, m: number, k: number, n: number, accumulate: number) => void;
   readonly gemmTN: (a: number, b: number, c: number, m: number, k: number, n: number, accumulate: number) => void;
@@ -28,8 +28,8 @@ interface Exports {
   readonly biasRelu: (x: number, bias: number, out: number, m: number, n: number) => void;
   readonly addRow: (x: number, bias: number, m: number, n: number) => void;
   readonly columnSums: (x: number, out: number, m: number, n: number) => void;
-  readonly mulSlope: (x: number, h: number, len: number, relu: number) => void;
-  readonly slopeTangent: (g: number, gDot: number, h: number, hDot: number, len: number, relu: number) => void;
+  readonly mulSlope: (x: number, h: number, len: number, relu: number, out: number) => void;
+  readonly slopeTangent: (g: number, gDot: number, h: number, hDot: number, len: number, relu: number, gOut: number) => void;
 }
 
 const halfLog2Pi = 0.5 * Math.log(2 * Math.PI);
@@ -37,23 +37,11 @@ const halfLog2Pi = 0.5 * Math.log(2 * Math.PI);
 /** The compiled module's bytes: the build this process runs (wasm-module.ts). */
 export const mlpKernelsWasm = (): Uint8Array => mlpKernelBytes(chosenMlpKernelBuild());
 
-/** A matrix in the module's memory: its byte offset, its shape, and a view of its values. */
-interface Matrix {
-  readonly ptr: number;
-  readonly rows: number;
-  readonly cols: number;
-  readonly data: Float32Array;
-}
-
-/**
- * The kernels on a fresh instance of the module (each instance has its own memory; a kernel call
- * lays out everything it needs from offset 0, so calls must not overlap — JavaScript runs them one at
- * a time).
- */
-/** A fresh instance of the module (its own memory). */
-const instantiate = (bytes: Uint8Array): Exports =>
+/** An instance of the module working in `memory` (which it imports). */
+const instantiate = (bytes: Uint8Array, memory: WasmMemory): Exports =>
   new wasmApi.Instance(new wasmApi.Module(bytes), {
     env: {
+      memory,
       abort: () => {
         throw new Error('the mlp kernels module aborted');
       },
@@ -61,9 +49,11 @@ const instantiate = (bytes: Uint8Array): Exports =>
   }).exports as unknown as Exports;
 
 /** Grows `memory` to at least `bytes`. */
-const reserve = (memory: Exports['memory'], bytes: number): void => {
+const reserve = (memory: WasmMemory, bytes: number): void => {
   if (memory.buffer.byteLength < bytes) memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / 65536));
 };
+
+const WasmMemoryOf = (globalThis as unknown as { readonly WebAssembly: { Memory: new (d: { initial: number }) => WasmMemory } }).WebAssembly.Memory;
 
 /**
  * The network's forward pass on plain arrays, for sampling (no tensors, no derivatives): a function of
@@ -72,14 +62,15 @@ const reserve = (memory: Exports['memory'], bytes: number): void => {
  * such functions may share one instance and be called in any order.
  */
 export const wasmMlpForward = (bytes: Uint8Array = mlpKernelsWasm()) => {
-  const ex = instantiate(bytes);
+  const memory = new WasmMemoryOf({ initial: 1 });
+  const ex = instantiate(bytes, memory);
   return (widths: readonly number[], activation: 'tanh' | 'relu', weights: readonly Float32Array[], biases: readonly Float32Array[]) =>
     (x: Float32Array, n: number): Float32Array => {
       const align = (floats: number) => Math.ceil(floats / 4) * 4;
       const widest = Math.max(...widths);
       const weightFloats = weights.reduce((t, w, l) => t + align(w.length) + align(biases[l]!.length), 0);
-      reserve(ex.memory, 4 * (weightFloats + align(n * widths[0]!) + 2 * align(n * widest)) + 64);
-      const f32 = new Float32Array(ex.memory.buffer);
+      reserve(memory, 4 * (weightFloats + align(n * widths[0]!) + 2 * align(n * widest)) + 64);
+      const f32 = new Float32Array(memory.buffer);
       let top = 0;
       const place = (values: ArrayLike<number>, floats = values.length): number => {
         const ptr = top;
@@ -100,52 +91,46 @@ export const wasmMlpForward = (bytes: Uint8Array = mlpKernelsWasm()) => {
         else ex.biasRelu(out, b[l]!, out, n, widths[l + 1]!);
         input = out;
       }
-      return new Float32Array(ex.memory.buffer, input, n * widths[layers]!).slice();
+      return new Float32Array(memory.buffer, input, n * widths[layers]!).slice();
     };
 };
 
+/**
+ * The kernels on an instance of the module in the memory `kernelMemory()` gives (tfjs-wasm's heap when
+ * that backend is in use when they are made, else a memory of their own). A call's scratch space and
+ * results are allocated when it starts and released when it ends (but the results it hands over as
+ * tensors); calls must not overlap — JavaScript runs them one at a time.
+ */
 export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels => {
-  const ex = instantiate(bytes);
-  const memory = ex.memory;
+  const heap = kernelMemory();
+  const ex = instantiate(bytes, heap.memory);
 
-  /** A workspace for one call: reserves `floats` up front (so no view goes stale), then hands out matrices. */
-  const workspace = (floats: number) => {
-    const capacity = floats * 4 + 64 * 16;
-    reserve(memory, capacity);
-    let top = 0;
-    const matrix = (rows: number, cols: number, values?: ArrayLike<number>): Matrix => {
-      const ptr = top;
-      top += Math.ceil((rows * cols * 4) / 16) * 16;
-      if (top > capacity) throw new Error(`mlp wasm kernels: workspace of ${capacity} bytes exceeded (a sizing bug)`);
-      const data = new Float32Array(memory.buffer, ptr, rows * cols);
-      if (values !== undefined) data.set(values);
-      return { ptr, rows, cols, data };
-    };
-    /** A tensor's values as a matrix of the workspace (one copy). */
-    const load = (t: tf.Tensor, rows: number, cols: number): Matrix => {
-      const m = matrix(rows, cols);
-      copyValues(t, m.data);
-      return m;
-    };
-    return { matrix, load };
+  /** Runs `body` with a call's memory of `floats` scratch floats, released afterwards. */
+  const withMemory = <T>(floats: number, body: (ws: CallMemory) => T): T => {
+    const ws = heap.open(floats);
+    try {
+      return body(ws);
+    } finally {
+      ws.close();
+    }
   };
-  type Workspace = ReturnType<typeof workspace>;
+  type Workspace = CallMemory;
 
   const transposed = (ws: Workspace, a: Matrix): Matrix => {
-    const t = ws.matrix(a.cols, a.rows);
+    const t = ws.scratch(a.cols, a.rows);
     ex.transpose(a.ptr, t.ptr, a.rows, a.cols);
     return t;
   };
   /** C = A·B: register-blocked for wide B, dot products against Bᵀ for narrow B (fewer than 16 columns). */
   const mm = (ws: Workspace, a: Matrix, b: Matrix, into?: Matrix, accumulate = false): Matrix => {
-    const c = into ?? ws.matrix(a.rows, b.cols);
+    const c = into ?? ws.scratch(a.rows, b.cols);
     if (b.cols < 16) ex.gemmDot(a.ptr, transposed(ws, b).ptr, c.ptr, a.rows, a.cols, b.cols, accumulate ? 1 : 0);
     else ex.gemmNN(a.ptr, b.ptr, c.ptr, a.rows, a.cols, b.cols, accumulate ? 1 : 0);
     return c;
   };
   /** C = Aᵀ·B, A and B as they are (the batch is the long, shared axis). */
   const tMm = (ws: Workspace, a: Matrix, b: Matrix, into?: Matrix, accumulate = false): Matrix => {
-    const c = into ?? ws.matrix(a.cols, b.cols);
+    const c = into ?? ws.scratch(a.cols, b.cols);
     ex.gemmTN(a.ptr, b.ptr, c.ptr, a.cols, a.rows, b.cols, accumulate ? 1 : 0);
     return c;
   };
@@ -154,7 +139,7 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
 
   /** Column sums of a matrix (a copy out of the workspace). */
   const columnSums = (ws: Workspace, g: Matrix): Float32Array => {
-    const out = ws.matrix(1, g.cols);
+    const out = ws.scratch(1, g.cols);
     ex.columnSums(g.ptr, out.ptr, g.rows, g.cols);
     return out.data.slice();
   };
@@ -165,7 +150,9 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     ptr: m.ptr + 4 * offset,
     rows,
     cols,
-    data: m.data.subarray(offset, offset + rows * cols),
+    get data() {
+      return m.data.subarray(offset, offset + rows * cols);
+    },
   });
 
   /**
@@ -175,7 +162,7 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
    */
   const byRole = (spec: MlpSpec, ws: Workspace, flat: tf.Tensor) => {
     const layers = layerCount(spec);
-    const all = ws.load(flat, 1, flat.size);
+    const all = ws.input(flat, 1, flat.size);
     const W: Matrix[] = [];
     const b: Matrix[] = [];
     let offset = 0;
@@ -212,63 +199,68 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
 
   /** The actions: a Gaussian's [rows, out] loaded into the workspace; a categorical's indices as they are. */
   const actionsOf = (spec: MlpSpec, ws: Workspace, a: tf.Tensor, rows: number): Float32Array | Int32Array =>
-    spec.head.kind === 'categorical' || a.dtype !== 'float32' ? (a.dataSync() as Float32Array | Int32Array) : ws.load(a, rows, spec.widths.at(-1)!).data;
+    spec.head.kind === 'categorical' || a.dtype !== 'float32' ? (a.dataSync() as Float32Array | Int32Array) : ws.input(a, rows, spec.widths.at(-1)!).data;
 
   /** Each layer's input H_0 = x, H_1 … H_{L−1} (the saved activations but the output), in the workspace. */
   const layerInputs = (spec: MlpSpec, ws: Workspace, x: tf.Tensor2D, activations: readonly tf.Tensor[]): Matrix[] => {
     const rows = x.shape[0];
-    return [ws.load(x, rows, spec.widths[0]!), ...activations.slice(0, -1).map((t) => ws.load(t, rows, t.shape[1]!))];
+    return [ws.input(x, rows, spec.widths[0]!), ...activations.slice(0, -1).map((t) => ws.input(t, rows, t.shape[1]!))];
   };
 
-  /** The forward pass into `ws`: the activation tensors (H_1 …, O), O's values and the log-std's. */
+  /**
+   * The forward pass into `ws`: the activations H_1 …, O as result matrices (to `adopt` once the call
+   * has read what it needs of them) and the log-std's values. Allocates its results first: call it
+   * before taking any view.
+   */
   const forwardPass = (spec: MlpSpec, theta: tf.Tensor, x: tf.Tensor2D, ws: Workspace) => {
     const rows = x.shape[0];
+    const results = spec.widths.slice(1).map((width) => ws.result(rows, width));
     const { layers, W, b, logStd } = byRole(spec, ws, theta);
-    let h = ws.load(x, rows, spec.widths[0]!);
-    const activations: tf.Tensor[] = [];
+    let h = ws.input(x, rows, spec.widths[0]!);
     for (let l = 0; l < layers; l++) {
-      const z = mm(ws, h, W[l]!);
+      const z = mm(ws, h, W[l]!, results[l]!);
       const bias = b[l]!;
       if (l + 1 === layers) ex.addRow(z.ptr, bias.ptr, z.rows, z.cols);
       else if (spec.activation === 'tanh') ex.biasTanh(z.ptr, bias.ptr, z.ptr, z.rows, z.cols);
       else ex.biasRelu(z.ptr, bias.ptr, z.ptr, z.rows, z.cols);
-      activations.push(tensorOfValues(z.data, [z.rows, z.cols]));
       h = z;
     }
-    return { activations, O: h.data, logStd };
+    return { results, logStd };
   };
 
-  const logProb = (spec: MlpSpec, theta: tf.Tensor1D, x: tf.Tensor2D, a: tf.Tensor): MlpForward => {
-    const rows = x.shape[0];
-    const ws = workspace(floatsFor(spec, rows));
-    const { activations, O, logStd } = forwardPass(spec, theta, x, ws);
-    const k = spec.widths.at(-1)!;
-    const actions = actionsOf(spec, ws, a, rows);
-    const value = new Float32Array(rows);
-    if (spec.head.kind === 'categorical') {
-      for (let r = 0; r < rows; r++) {
-        let max = -Infinity;
-        for (let j = 0; j < k; j++) max = Math.max(max, O[r * k + j]!);
-        let total = 0;
-        for (let j = 0; j < k; j++) total += Math.exp(O[r * k + j]! - max);
-        value[r] = O[r * k + indexOf(actions, r)]! - max - Math.log(total);
-      }
-    } else {
-      const s = logStd!;
-      let constant = k * halfLog2Pi;
-      for (let j = 0; j < k; j++) constant += s[j]!;
-      const inv = Array.from(s, (v) => Math.exp(-v));
-      for (let r = 0; r < rows; r++) {
-        let sq = 0;
-        for (let j = 0; j < k; j++) {
-          const z = (actions[r * k + j]! - O[r * k + j]!) * inv[j]!;
-          sq += z * z;
+  const logProb = (spec: MlpSpec, theta: tf.Tensor1D, x: tf.Tensor2D, a: tf.Tensor): MlpForward =>
+    withMemory(floatsFor(spec, x.shape[0]), (ws) => {
+      const rows = x.shape[0];
+      const { results, logStd } = forwardPass(spec, theta, x, ws);
+      const k = spec.widths.at(-1)!;
+      const actions = actionsOf(spec, ws, a, rows);
+      const O = results.at(-1)!.data;
+      const value = new Float32Array(rows);
+      if (spec.head.kind === 'categorical') {
+        for (let r = 0; r < rows; r++) {
+          let max = -Infinity;
+          for (let j = 0; j < k; j++) max = Math.max(max, O[r * k + j]!);
+          let total = 0;
+          for (let j = 0; j < k; j++) total += Math.exp(O[r * k + j]! - max);
+          value[r] = O[r * k + indexOf(actions, r)]! - max - Math.log(total);
         }
-        value[r] = -0.5 * sq - constant;
+      } else {
+        const s = logStd!;
+        let constant = k * halfLog2Pi;
+        for (let j = 0; j < k; j++) constant += s[j]!;
+        const inv = Array.from(s, (v) => Math.exp(-v));
+        for (let r = 0; r < rows; r++) {
+          let sq = 0;
+          for (let j = 0; j < k; j++) {
+            const z = (actions[r * k + j]! - O[r * k + j]!) * inv[j]!;
+            sq += z * z;
+          }
+          value[r] = -0.5 * sq - constant;
+        }
       }
-    }
-    return { value: tf.tensor1d(value), activations };
-  };
+      // Tensors last: making one may grow the memory, which detaches the views above.
+      return { value: tf.tensor1d(value), activations: results.map((m) => ws.adopt(m)) };
+    });
 
   /**
    * The head's output cotangent G_O for weights u (and the log-std's gradient), written into `g`; with
@@ -332,37 +324,40 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
 
   /**
    * Backward through the layers from the output cotangent G_O: [gW_0, gb_0, …] (copied out); with
-   * `preSlope`, each hidden layer's G_l W_lᵀ before the slope is also copied out there as a tensor.
+   * `preSlope` (result matrices, l = L−1 … 1), each hidden layer's G_l W_lᵀ before the slope is written
+   * there and kept.
    */
-  const layersBackward = (spec: MlpSpec, ws: Workspace, W: readonly Matrix[], H: readonly Matrix[], GO: Matrix, preSlope?: tf.Tensor[]): Float32Array[] => {
+  const layersBackward = (spec: MlpSpec, ws: Workspace, W: readonly Matrix[], H: readonly Matrix[], GO: Matrix, preSlope?: readonly Matrix[]): Float32Array[] => {
     const grads: Float32Array[] = [];
     let G = GO;
     for (let l = W.length - 1; l >= 0; l--) {
       grads[2 * l] = tMm(ws, H[l]!, G).data.slice();
       grads[2 * l + 1] = columnSums(ws, G);
       if (l === 0) break;
-      const Gh = mmT(ws, G, W[l]!);
-      preSlope?.push(tensorOfValues(Gh.data, [Gh.rows, Gh.cols]));
-      ex.mulSlope(Gh.ptr, H[l]!.ptr, Gh.data.length, reluFlag(spec));
-      G = Gh;
+      const kept = preSlope?.[W.length - 1 - l];
+      const Gh = mmT(ws, G, W[l]!, kept);
+      const next = kept === undefined ? Gh : ws.scratch(Gh.rows, Gh.cols);
+      ex.mulSlope(Gh.ptr, H[l]!.ptr, Gh.rows * Gh.cols, reluFlag(spec), next.ptr);
+      G = next;
     }
     return grads;
   };
 
-  const vjp = (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D): MlpVjp => {
-    const rows = x.shape[0];
-    const ws = workspace(floatsFor(spec, rows));
-    const { W, logStd } = byRole(spec, ws, theta);
-    const H = layerInputs(spec, ws, x, activations);
-    const k = spec.widths.at(-1)!;
-    const O = ws.load(activations.at(-1)!, rows, k).data;
-    const G = ws.matrix(rows, k);
-    const { gs } = head(spec, O, k, rows, actionsOf(spec, ws, a, rows), ws.load(u, 1, rows).data, logStd, G.data);
-    const cotangents: tf.Tensor[] = [];
-    const grads = layersBackward(spec, ws, W, H, G, cotangents);
-    if (learnedStd(spec)) grads.push(gs!);
-    return { value: flat(grads), cotangents };
-  };
+  const vjp = (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D): MlpVjp =>
+    withMemory(floatsFor(spec, x.shape[0]), (ws) => {
+      const rows = x.shape[0];
+      // The cotangents G_l W_lᵀ (l = L−1 … 1) are results: allocated before any view is taken.
+      const kept = spec.widths.slice(1, -1).reverse().map((width) => ws.result(rows, width));
+      const { W, logStd } = byRole(spec, ws, theta);
+      const H = layerInputs(spec, ws, x, activations);
+      const k = spec.widths.at(-1)!;
+      const O = ws.input(activations.at(-1)!, rows, k).data;
+      const G = ws.scratch(rows, k);
+      const { gs } = head(spec, O, k, rows, actionsOf(spec, ws, a, rows), ws.input(u, 1, rows).data, logStd, G.data);
+      const grads = layersBackward(spec, ws, W, H, G, kept);
+      if (learnedStd(spec)) grads.push(gs!);
+      return { value: flat(grads), cotangents: kept.map((m) => ws.adopt(m)) };
+    });
 
   const secondOrder = (
     spec: MlpSpec,
@@ -373,38 +368,38 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     a: tf.Tensor,
     u: tf.Tensor1D,
     v: tf.Tensor1D,
-  ): MlpSecondOrder => {
-    const rows = x.shape[0];
-    const ws = workspace(floatsFor(spec, rows));
-    const { layers, W: Wm, logStd } = byRole(spec, ws, theta);
-    // The direction by role: dW_l, db_l and (learned log-std) ds.
-    const { W: dWm, b: db, logStd: dsLearned } = byRole(spec, ws, v);
-    const ds = learnedStd(spec) ? dsLearned : undefined;
-    const widths = spec.widths;
-    const H = layerInputs(spec, ws, x, activations);
-    const O = ws.load(activations.at(-1)!, rows, widths.at(-1)!).data;
+  ): MlpSecondOrder =>
+    withMemory(floatsFor(spec, x.shape[0]), (ws) => {
+      const rows = x.shape[0];
+      const { layers, W: Wm, logStd } = byRole(spec, ws, theta);
+      // The direction by role: dW_l, db_l and (learned log-std) ds.
+      const { W: dWm, b: db, logStd: dsLearned } = byRole(spec, ws, v);
+      const ds = learnedStd(spec) ? dsLearned : undefined;
+      const widths = spec.widths;
+      const H = layerInputs(spec, ws, x, activations);
+      const O = ws.input(activations.at(-1)!, rows, widths.at(-1)!).data;
 
-    // forward tangents
-    const Hdot: (Matrix | undefined)[] = [undefined];
-    let Zdot = ws.matrix(rows, widths[1]!);
-    for (let l = 0; l < layers; l++) {
-      Zdot = mm(ws, H[l]!, dWm[l]!);
-      if (Hdot[l] !== undefined) mm(ws, Hdot[l]!, Wm[l]!, Zdot, true);
-      ex.addRow(Zdot.ptr, db[l]!.ptr, Zdot.rows, Zdot.cols);
-      if (l + 1 < layers) {
-        ex.mulSlope(Zdot.ptr, H[l + 1]!.ptr, Zdot.data.length, reluFlag(spec));
-        Hdot.push(Zdot);
+      // forward tangents
+      const Hdot: (Matrix | undefined)[] = [undefined];
+      let Zdot = ws.scratch(rows, widths[1]!);
+      for (let l = 0; l < layers; l++) {
+        Zdot = mm(ws, H[l]!, dWm[l]!);
+        if (Hdot[l] !== undefined) mm(ws, Hdot[l]!, Wm[l]!, Zdot, true);
+        ex.addRow(Zdot.ptr, db[l]!.ptr, Zdot.rows, Zdot.cols);
+        if (l + 1 < layers) {
+          ex.mulSlope(Zdot.ptr, H[l + 1]!.ptr, Zdot.rows * Zdot.cols, reluFlag(spec), Zdot.ptr);
+          Hdot.push(Zdot);
+        }
       }
-    }
-    const k = widths.at(-1)!;
-    let G = ws.matrix(rows, k);
-    let Gdot = ws.matrix(rows, k);
-    const jvp = new Float32Array(rows);
-    const { gsDot } = head(spec, O, k, rows, actionsOf(spec, ws, a, rows), ws.load(u, 1, rows).data, logStd, G.data, {
-      Odot: Zdot.data,
-      ds,
-      gDot: Gdot.data,
-      jvp,
+      const k = widths.at(-1)!;
+      let G = ws.scratch(rows, k);
+      let Gdot = ws.scratch(rows, k);
+      const jvp = new Float32Array(rows);
+      const { gsDot } = head(spec, O, k, rows, actionsOf(spec, ws, a, rows), ws.input(u, 1, rows).data, logStd, G.data, {
+        Odot: Zdot.data,
+        ds,
+        gDot: Gdot.data,
+        jvp,
     });
 
     // backward pass and its tangents
@@ -415,27 +410,29 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
       hvp[2 * l] = hw.data.slice();
       hvp[2 * l + 1] = columnSums(ws, Gdot);
       if (l === 0) break;
-      // G_l W_lᵀ: the vjp's at this θ and u (its cotangents run l = L−1 … 1).
-      const Gh = ws.load(cotangents[layers - 1 - l]!, rows, widths[l]!);
+      // G_l W_lᵀ: the vjp's at this θ and u (its cotangents run l = L−1 … 1), read where it is.
+      const Gh = ws.input(cotangents[layers - 1 - l]!, rows, widths[l]!);
       const GhDot = mmT(ws, Gdot, Wm[l]!);
       mmT(ws, G, dWm[l]!, GhDot, true);
-      ex.slopeTangent(Gh.ptr, GhDot.ptr, H[l]!.ptr, Hdot[l]!.ptr, Gh.data.length, reluFlag(spec));
-      G = Gh;
+      const next = ws.scratch(rows, widths[l]!);
+      ex.slopeTangent(Gh.ptr, GhDot.ptr, H[l]!.ptr, Hdot[l]!.ptr, rows * widths[l]!, reluFlag(spec), next.ptr);
+      G = next;
       Gdot = GhDot;
     }
     if (learnedStd(spec)) hvp.push(gsDot!);
     return { hvp: flat(hvp), jvp: tf.tensor1d(jvp) };
-  };
+    });
 
-  const outputVjp = (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, g: tf.Tensor2D): tf.Tensor1D => {
-    const rows = x.shape[0];
-    const ws = workspace(floatsFor(spec, rows));
-    const { W } = byRole(spec, ws, theta);
-    return flat(layersBackward(spec, ws, W, layerInputs(spec, ws, x, activations), ws.load(g, rows, spec.widths.at(-1)!)));
-  };
+  const outputVjp = (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, g: tf.Tensor2D): tf.Tensor1D =>
+    withMemory(floatsFor(spec, x.shape[0]), (ws) => {
+        const rows = x.shape[0];
+        const { W } = byRole(spec, ws, theta);
+        // G_O is read where it is: layersBackward writes only to its own scratch.
+        return flat(layersBackward(spec, ws, W, layerInputs(spec, ws, x, activations), ws.input(g, rows, spec.widths.at(-1)!)));
+    });
 
   const forward = (spec: MlpSpec, theta: tf.Tensor1D, x: tf.Tensor2D): tf.Tensor[] =>
-    forwardPass(spec, theta, x, workspace(floatsFor(spec, x.shape[0]))).activations;
+    withMemory(floatsFor(spec, x.shape[0]), (ws) => forwardPass(spec, theta, x, ws).results.map((m) => ws.adopt(m)));
 
   return { name: 'wasm', logProb, forward, outputVjp, vjp, secondOrder };
 };
