@@ -114,7 +114,8 @@ const backendHeap = (backend: WasmBackendInternals): KernelMemory => {
       const owned: number[] = [];
       const malloc = (bytes: number): number => {
         const ptr = backend.wasm._malloc(Math.max(bytes, 16));
-        if (ptr === 0) throw new RangeError(`the wasm backend could not allocate ${bytes} bytes for the fused MLP kernels`);
+        // Worded so that the trainer reports it as the batch being too large (iteration.ts memoryError).
+        if (ptr === 0) throw new RangeError(`the wasm backend is out of memory: ${bytes} bytes for the fused MLP kernels could not be allocated`);
         owned.push(ptr);
         return ptr;
       };
