@@ -116,13 +116,12 @@ export const sampleGroup = <Task>(opts: {
   }
   // The behaviour log-probabilities in one evaluation over [n, T] (rather than one per step): half the
   // network evaluations of sampling, and the same batch shape the surrogates evaluate log π on.
-  out.logProbs.set(
-    tf.tidy(() =>
-      policy
-        .logProb(params, tf.tensor3d(out.observations, [n, horizon, d]), discrete ? tf.tensor2d(out.actions, [n, horizon]) : tf.tensor3d(out.actions, [n, horizon, actionDim]))
-        .dataSync(),
-    ),
-  );
+  // Copied inside the scope (tidy walks whatever it returns, a typed array entry by entry).
+  tf.tidy(() => {
+    const observations = tf.tensor3d(out.observations, [n, horizon, d]);
+    const actions = discrete ? tf.tensor2d(out.actions, [n, horizon]) : tf.tensor3d(out.actions, [n, horizon, actionDim]);
+    out.logProbs.set(policy.logProb(params, observations, actions).dataSync());
+  });
   return { n, horizon, observationDim: d, actionDim, ...out };
 };
 

@@ -10,9 +10,16 @@
 import * as tf from '@tensorflow/tfjs';
 
 /** The values of tensors computed in `f`'s own tidy scope, copied out (everything `f` made is freed). */
-export const readOut = (f: () => readonly tf.Tensor[]): Float32Array[] =>
-  // Copied: a backend's readSync may hand back a view of memory the scope is about to free.
-  tf.tidy(() => f().map((t) => Float32Array.from(t.dataSync())));
+export const readOut = (f: () => readonly tf.Tensor[]): Float32Array[] => {
+  let values: Float32Array[] = [];
+  // Copied: a backend's readSync may hand back a view of memory the scope is about to free. Assigned,
+  // not returned from the tidy: tidy walks whatever it returns looking for tensors, and a Float32Array
+  // is walked entry by entry (measured: 2.4% of a ProMP iteration for the gradients' few thousand).
+  tf.tidy(() => {
+    values = f().map((t) => Float32Array.from(t.dataSync()));
+  });
+  return values;
+};
 
 /**
  * Σ_{i < count} of the arrays `term(i)` returns (the same number and lengths for every i), in float64,
