@@ -5,7 +5,7 @@
  * a dynamic import and a missing one is simply skipped.
  */
 import * as tf from '@tensorflow/tfjs';
-import { shareWasmIdentity } from './backend-kernels.ts';
+import { fastWasmSlices, shareWasmIdentity } from './backend-kernels.ts';
 
 /** A backend magicbox knows how to load, in order of preference. */
 export const backendNames = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -50,8 +50,12 @@ const tryLoad = async (name: BackendName): Promise<string | undefined> => {
     return `${loader.module} is not installed (${firstLine(e)})`;
   }
   try {
-    // The wasm backend's Identity copies; magicbox's shares the buffer (backend-kernels.ts).
-    if (name === 'wasm') shareWasmIdentity();
+    // The wasm backend's Identity copies, and its Slice and SplitV copy the whole input; magicbox's share
+    // the buffer and copy the slice alone (backend-kernels.ts).
+    if (name === 'wasm') {
+      shareWasmIdentity();
+      fastWasmSlices();
+    }
     const ok = await tf.setBackend(loader.tfjsName);
     if (!ok) return `tfjs could not initialise '${loader.tfjsName}'`;
     await tf.ready();

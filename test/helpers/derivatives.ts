@@ -9,7 +9,7 @@ import { seededUniform } from '../../src/random.ts';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import type { ExecutionContext } from 'ava';
-import { shareWasmIdentity } from '../../src/backend-kernels.ts';
+import { fastWasmSlices, shareWasmIdentity } from '../../src/backend-kernels.ts';
 
 export type Vec = readonly number[];
 
@@ -23,6 +23,7 @@ export const useBackend = async (name: Backend): Promise<void> => {
   tf.enableProdMode();
   // The kernels magicbox runs with (src/backend.ts registers the same when it selects wasm).
   shareWasmIdentity();
+  fastWasmSlices();
   if (!(await tf.setBackend(name))) throw new Error(`backend ${name} failed to initialise`);
   await tf.ready();
 };
