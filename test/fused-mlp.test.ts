@@ -157,6 +157,12 @@ test('on the wasm backend the kernels work in its heap, reading their inputs in 
   t.is(tf.memory().numTensors, before, 'every result handed over as a tensor is freed with it');
 });
 
+test('a kernel call larger than a 32-bit memory is refused as out of memory (which the trainer reports as the batch), not wrapped around', (t) => {
+  // 1.1e9 floats = 4.4e9 bytes: passed on as is, the allocator's 32-bit argument would wrap to ~105 MB.
+  t.throws(() => kernelMemory().open(1.1e9), { instanceOf: RangeError, message: /out of memory/ });
+  t.is(tf.tidy(() => tf.sum(tf.ones([10])).dataSync()[0]), 10);
+});
+
 test.serial('on another backend (cpu) the kernels copy in and out of a memory of their own, with the same numbers', async (t) => {
   await useBackend('cpu');
   try {

@@ -93,6 +93,19 @@ const matrixAt = (memory: WasmMemory, ptr: number, rows: number, cols: number): 
 
 const align16 = (bytes: number): number => Math.ceil(bytes / 16) * 16;
 
+/** The largest allocation a 32-bit WebAssembly memory can hold (4 GiB, less a page for the rest). */
+const maxBytes = 2 ** 32 - 65536;
+
+/**
+ * `bytes`, or an out-of-memory error past what a 32-bit memory can hold: a larger size would wrap
+ * around to a small one in the allocator's 32-bit argument. Worded so that the trainer reports it as
+ * the batch being too large (iteration.ts memoryError).
+ */
+const checkedBytes = (bytes: number): number => {
+  if (!(bytes <= maxBytes)) throw new RangeError(`the wasm backend is out of memory: the fused MLP kernels need ${bytes} bytes, more than a 32-bit WebAssembly memory holds`);
+  return bytes;
+};
+
 /** The kernels' memory in tfjs-wasm's heap, if that backend is in use; else one of their own. */
 export const kernelMemory = (): KernelMemory => {
   const backend = wasmBackendInternals();
@@ -113,8 +126,7 @@ const backendHeap = (backend: WasmBackendInternals): KernelMemory => {
     open: (floats) => {
       const owned: number[] = [];
       const malloc = (bytes: number): number => {
-        const ptr = backend.wasm._malloc(Math.max(bytes, 16));
-        // Worded so that the trainer reports it as the batch being too large (iteration.ts memoryError).
+        const ptr = backend.wasm._malloc(Math.max(checkedBytes(bytes), 16));
         if (ptr === 0) throw new RangeError(`the wasm backend is out of memory: ${bytes} bytes for the fused MLP kernels could not be allocated`);
         owned.push(ptr);
         return ptr;
@@ -162,8 +174,14 @@ const ownMemory = (): KernelMemory => {
     kind: 'own',
     open: (floats) => {
       // Results and scratch alike from one bump region, reserved up front so that no view goes stale.
-      const capacity = floats * 4 + 16 * 64;
-      if (memory.buffer.byteLength < capacity) memory.grow(Math.ceil((capacity - memory.buffer.byteLength) / 65536));
+      const capacity = checkedBytes(floats * 4 + 16 * 64);
+      if (memory.buffer.byteLength < capacity) {
+        try {
+          memory.grow(Math.ceil((capacity - memory.buffer.byteLength) / 65536));
+        } catch {
+          throw new RangeError(`the kernels' memory is out of memory: ${capacity} bytes for the fused MLP kernels could not be reserved`);
+        }
+      }
       let top = 0;
       const scratch = (rows: number, cols: number): Matrix => {
         const ptr = top;
