@@ -10,7 +10,7 @@ import { exp } from '../src/ops/index.ts';
 import { fusedMlpLogProb, FusedOrderError } from '../src/ops/mlp/log-prob-op.ts';
 import { fusedMlpOutput } from '../src/ops/mlp/output-op.ts';
 import { tfjsMlpKernels, type MlpKernels } from '../src/ops/mlp/kernels.ts';
-import { wasmMlpKernels } from '../src/ops/mlp/wasm-kernels.ts';
+import { wasmMlpForward, wasmMlpKernels } from '../src/ops/mlp/wasm-kernels.ts';
 import { kernelMemory } from '../src/ops/mlp/kernel-memory.ts';
 import { chosenMlpKernelBuild, fmaAvailable, mlpKernelBytes } from '../src/ops/mlp/wasm-module.ts';
 import { parameterShapes, type MlpSpec } from '../src/ops/mlp/spec.ts';
@@ -155,6 +155,32 @@ test('on the wasm backend the kernels work in its heap, reading their inputs in 
     t.true(relativeError(activations, referenceForward.activations) < 2e-6);
   });
   t.is(tf.memory().numTensors, before, 'every result handed over as a tensor is freed with it');
+});
+
+test("the sampler's forward kernel: two networks on one instance, called alternately with varying rows, each equal to the tfjs path", (t) => {
+  const forward = wasmMlpForward();
+  const nets = [specs[0]![1], specs[3]![1]].map((spec, k) => {
+    const c = makeCase(spec, 1, 20 + k);
+    const layers = spec.widths.length - 1;
+    const values = (i: number) => Float32Array.from(c.params[i]!.dataSync());
+    const f = forward(
+      spec.widths,
+      spec.activation,
+      Array.from({ length: layers }, (_, l) => values(2 * l)),
+      Array.from({ length: layers }, (_, l) => values(2 * l + 1)),
+    );
+    return { spec, c, f };
+  });
+  const u = seededUniform(5);
+  for (const rows of [3, 17, 1, 40, 17]) {
+    for (const { spec, c, f } of nets) {
+      const x = Float32Array.from({ length: rows * spec.widths[0]! }, () => 2 * u() - 1);
+      const expected = tf.tidy(() => generalOutput(spec, tf.tensor2d(x, [rows, spec.widths[0]!]))(c.params).dataSync());
+      const actual = f(x, rows);
+      t.is(actual.length, expected.length);
+      t.true(actual.every((v, i) => Math.abs(v - expected[i]!) <= 2e-6 * Math.max(1, Math.abs(expected[i]!))), `${rows} rows`);
+    }
+  }
 });
 
 test('a kernel call larger than a 32-bit memory is refused as out of memory (which the trainer reports as the batch), not wrapped around', (t) => {

@@ -57,42 +57,54 @@ const WasmMemoryOf = (globalThis as unknown as { readonly WebAssembly: { Memory:
 
 /**
  * The network's forward pass on plain arrays, for sampling (no tensors, no derivatives): a function of
- * the layer widths, activation and weights that maps n rows of observations to n rows of outputs. Each
- * call lays out the weights and rows afresh from offset 0 of its own instance's memory, so several
- * such functions may share one instance and be called in any order.
+ * the layer widths, activation and weights that maps n rows of observations to n rows of outputs.
+ * Several such functions may share one instance and be called in any order: the weights sit at the
+ * start of the instance's memory and are laid out again only when the previous call was another
+ * function's (a sampler calls one function once per environment step: its weights are copied once).
  */
 export const wasmMlpForward = (bytes: Uint8Array = mlpKernelsWasm()) => {
   const memory = new WasmMemoryOf({ initial: 1 });
   const ex = instantiate(bytes, memory);
-  return (widths: readonly number[], activation: 'tanh' | 'relu', weights: readonly Float32Array[], biases: readonly Float32Array[]) =>
-    (x: Float32Array, n: number): Float32Array => {
-      const align = (floats: number) => Math.ceil(floats / 4) * 4;
-      const widest = Math.max(...widths);
-      const weightFloats = weights.reduce((t, w, l) => t + align(w.length) + align(biases[l]!.length), 0);
-      reserve(memory, 4 * (weightFloats + align(n * widths[0]!) + 2 * align(n * widest)) + 64);
+  /** The function whose weights are in memory now. */
+  let resident: object | undefined;
+  const align = (floats: number) => Math.ceil(floats / 4) * 4;
+  return (widths: readonly number[], activation: 'tanh' | 'relu', weights: readonly Float32Array[], biases: readonly Float32Array[]) => {
+    const self = {};
+    const widest = Math.max(...widths);
+    const layers = widths.length - 1;
+    // Offsets (in floats) of each layer's weights and biases, then of the rows and the two buffers.
+    let top = 0;
+    const at = (floats: number): number => {
+      const ptr = top;
+      top += align(floats);
+      return ptr;
+    };
+    const w = weights.map((wl) => at(wl.length));
+    const b = biases.map((bl) => at(bl.length));
+    const rowsAt = top;
+    return (x: Float32Array, n: number): Float32Array => {
+      const input0 = rowsAt;
+      const buffers = [input0 + align(n * widths[0]!), input0 + align(n * widths[0]!) + align(n * widest)];
+      reserve(memory, 4 * (buffers[1]! + align(n * widest)) + 64);
       const f32 = new Float32Array(memory.buffer);
-      let top = 0;
-      const place = (values: ArrayLike<number>, floats = values.length): number => {
-        const ptr = top;
-        f32.set(values, ptr);
-        top += align(floats);
-        return ptr * 4;
-      };
-      const w = weights.map((wl) => place(wl));
-      const b = biases.map((bl) => place(bl));
-      let input = place(x.subarray(0, n * widths[0]!));
-      const buffers = [top * 4, (top + align(n * widest)) * 4];
-      const layers = widths.length - 1;
+      if (resident !== self) {
+        weights.forEach((wl, l) => f32.set(wl, w[l]!));
+        biases.forEach((bl, l) => f32.set(bl, b[l]!));
+        resident = self;
+      }
+      f32.set(x.subarray(0, n * widths[0]!), input0);
+      let input = input0 * 4;
       for (let l = 0; l < layers; l++) {
-        const out = buffers[l % 2]!;
-        ex.gemmNN(input, w[l]!, out, n, widths[l]!, widths[l + 1]!, 0);
-        if (l + 1 === layers) ex.addRow(out, b[l]!, n, widths[l + 1]!);
-        else if (activation === 'tanh') ex.biasTanh(out, b[l]!, out, n, widths[l + 1]!);
-        else ex.biasRelu(out, b[l]!, out, n, widths[l + 1]!);
+        const out = buffers[l % 2]! * 4;
+        ex.gemmNN(input, w[l]! * 4, out, n, widths[l]!, widths[l + 1]!, 0);
+        if (l + 1 === layers) ex.addRow(out, b[l]! * 4, n, widths[l + 1]!);
+        else if (activation === 'tanh') ex.biasTanh(out, b[l]! * 4, out, n, widths[l + 1]!);
+        else ex.biasRelu(out, b[l]! * 4, out, n, widths[l + 1]!);
         input = out;
       }
       return new Float32Array(memory.buffer, input, n * widths[layers]!).slice();
     };
+  };
 };
 
 /**
