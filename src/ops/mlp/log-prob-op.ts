@@ -75,8 +75,8 @@ export const fusedMlpLogProbPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.
   // secondOrder has two results (with respect to θ and to u) and a custom op one output: two taped ops
   // on the same inputs share one kernel call — the first computes both and hands the second its result
   // (so that each is on the tape, and a third derivative through either is refused). Measured: the
-  // single op's [P + B] output split by tf.split cost ~0.4 ms a call on the wasm backend (its Slice
-  // copies the whole input out of the heap), ~4% of a ProMP task term.
+  // single op's [P + B] output split by tf.split cost ~0.4 ms a call inside a ProMP iteration on the
+  // wasm backend (whose SplitV then copied the whole input per part), ~4% of a task term.
   const secondOrder = (inputs: readonly tf.Tensor[]): [tf.Tensor1D, tf.Tensor1D] => {
     let jvp: tf.Tensor | undefined;
     const hvpOp = custom((ins) => {
