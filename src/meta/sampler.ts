@@ -96,10 +96,11 @@ export const sampleGroup = <Task>(opts: {
     const alive = new Uint8Array(n).fill(1);
     for (let t = 0; t < horizon; t++) {
       const actions = draw(observations, n, random);
+      // Element by element: a subarray per row and step (a few numbers each) costs more than the copy.
       for (let i = 0; i < n; i++) {
         const row = i * horizon + t;
-        out.observations.set(observations.subarray(i * d, (i + 1) * d), row * d);
-        out.actions.set(actions.subarray(i * actionDim, (i + 1) * actionDim), row * actionDim);
+        for (let j = 0; j < d; j++) out.observations[row * d + j] = observations[i * d + j]!;
+        for (let j = 0; j < actionDim; j++) out.actions[row * actionDim + j] = actions[i * actionDim + j]!;
         out.mask[row] = alive[i]!;
       }
       // The environment gets the actions mapped onto its bounds when the policy acts in a normalised box.
