@@ -106,6 +106,24 @@ const checkedBytes = (bytes: number): number => {
   return bytes;
 };
 
+/** Scratch matrices handed out 16-byte aligned from `start` on, up to `end` (byte offsets). */
+const bumpAllocator = (memory: WasmMemory, start: number, end: number) => {
+  let top = align16(start);
+  return (rows: number, cols: number): Matrix => {
+    const ptr = top;
+    top += align16(rows * cols * 4);
+    if (top > end) throw new Error(`fused MLP kernels: scratch of ${end - start} bytes exceeded (a sizing bug)`);
+    return matrixAt(memory, ptr, rows, cols);
+  };
+};
+
+/** A tensor's values copied into a scratch matrix. */
+const copiedInput = (scratch: CallMemory['scratch'], t: tf.Tensor, rows: number, cols: number): Matrix => {
+  const m = scratch(rows, cols);
+  m.data.set(t.dataSync() as Float32Array);
+  return m;
+};
+
 /** The kernels' memory in tfjs-wasm's heap, if that backend is in use; else one of their own. */
 export const kernelMemory = (): KernelMemory => {
   const backend = wasmBackendInternals();
@@ -131,24 +149,14 @@ const backendHeap = (backend: WasmBackendInternals): KernelMemory => {
         owned.push(ptr);
         return ptr;
       };
-      // Scratch: one block, handed out 16-byte aligned.
+      // Scratch: one block.
       const block = malloc(floats * 4 + 16 * 64);
-      let top = align16(block);
-      const end = block + floats * 4 + 16 * 64;
-      const scratch = (rows: number, cols: number): Matrix => {
-        const ptr = top;
-        top += align16(rows * cols * 4);
-        if (top > end) throw new Error(`fused MLP kernels: scratch of ${floats} floats exceeded (a sizing bug)`);
-        return matrixAt(memory, ptr, rows, cols);
-      };
+      const scratch = bumpAllocator(memory, block, block + floats * 4 + 16 * 64);
       return {
         scratch,
         input: (t, rows, cols) => {
           const offset = resident(t);
-          if (offset !== undefined) return matrixAt(memory, offset, rows, cols);
-          const m = scratch(rows, cols);
-          m.data.set(t.dataSync() as Float32Array);
-          return m;
+          return offset !== undefined ? matrixAt(memory, offset, rows, cols) : copiedInput(scratch, t, rows, cols);
         },
         result: (rows, cols) => matrixAt(memory, malloc(rows * cols * 4), rows, cols),
         adopt: (m, shape = [m.rows, m.cols]) => {
@@ -182,20 +190,10 @@ const ownMemory = (): KernelMemory => {
           throw new RangeError(`the kernels' memory is out of memory: ${capacity} bytes for the fused MLP kernels could not be reserved`);
         }
       }
-      let top = 0;
-      const scratch = (rows: number, cols: number): Matrix => {
-        const ptr = top;
-        top += align16(rows * cols * 4);
-        if (top > capacity) throw new Error(`fused MLP kernels: workspace of ${capacity} bytes exceeded (a sizing bug)`);
-        return matrixAt(memory, ptr, rows, cols);
-      };
+      const scratch = bumpAllocator(memory, 0, capacity);
       return {
         scratch,
-        input: (t, rows, cols) => {
-          const m = scratch(rows, cols);
-          m.data.set(t.dataSync() as Float32Array);
-          return m;
-        },
+        input: (t, rows, cols) => copiedInput(scratch, t, rows, cols),
         result: scratch,
         // A copy: other backends may keep the array they are given by reference.
         adopt: (m, shape = [m.rows, m.cols]) => tf.tensor(m.data.slice(), [...shape], 'float32'),
