@@ -149,12 +149,8 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
   /** C = A·Bᵀ through an explicit transpose of B (a weight matrix: small). */
   const mmT = (ws: Workspace, a: Matrix, b: Matrix, into?: Matrix, accumulate = false) => mm(ws, a, transposed(ws, b), into, accumulate);
 
-  /** Column sums of a matrix (a copy out of the workspace). */
-  const columnSums = (ws: Workspace, g: Matrix): Float32Array => {
-    const out = ws.scratch(1, g.cols);
-    ex.columnSums(g.ptr, out.ptr, g.rows, g.cols);
-    return out.data.slice();
-  };
+  /** out = the column sums of g (out: 1 × g.cols). */
+  const columnSums = (g: Matrix, out: Matrix): void => ex.columnSums(g.ptr, out.ptr, g.rows, g.cols);
   const reluFlag = (spec: MlpSpec): number => (spec.activation === 'relu' ? 1 : 0);
 
   /** Rows × cols of `m`'s values from entry `offset` on, as a matrix of its own (no copy). */
@@ -168,6 +164,24 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
   });
 
   /**
+   * Where each layer's W_l [in, out] and b_l [1, out] sit in a flat vector in the op's order (θ, a
+   * direction, a gradient), as matrices over `flat`; `layers` is the entries they take (the log-std's,
+   * if any, follow).
+   */
+  const layout = (spec: MlpSpec, flat: Matrix) => {
+    const W: Matrix[] = [];
+    const b: Matrix[] = [];
+    let offset = 0;
+    for (let l = 0; l < layerCount(spec); l++) {
+      const [n, m] = [spec.widths[l]!, spec.widths[l + 1]!];
+      W.push(part(flat, offset, n, m));
+      b.push(part(flat, offset + n * m, 1, m));
+      offset += n * m + m;
+    }
+    return { W, b, layers: offset };
+  };
+
+  /**
    * A flat vector in the op's order (θ, or a direction along it) as matrices by role, laid over one
    * copy of it in `ws`: W_l [in, out] and b_l [1, out] per layer, then the log-std's values when the
    * vector has them (the output op's θ may stop after the layers).
@@ -175,15 +189,7 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
   const byRole = (spec: MlpSpec, ws: Workspace, flat: tf.Tensor) => {
     const layers = layerCount(spec);
     const all = ws.input(flat, 1, flat.size);
-    const W: Matrix[] = [];
-    const b: Matrix[] = [];
-    let offset = 0;
-    for (let l = 0; l < layers; l++) {
-      const [n, m] = [spec.widths[l]!, spec.widths[l + 1]!];
-      W.push(part(all, offset, n, m));
-      b.push(part(all, offset + n * m, 1, m));
-      offset += n * m + m;
-    }
+    const { W, b, layers: offset } = layout(spec, all);
     const out = spec.widths.at(-1)!;
     const logStd =
       spec.head.kind !== 'gaussian'
@@ -335,16 +341,16 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
   const learnedStd = (spec: MlpSpec) => spec.head.kind === 'gaussian' && spec.head.logStd === 'learned';
 
   /**
-   * Backward through the layers from the output cotangent G_O: [gW_0, gb_0, …] (copied out); with
-   * `preSlope` (result matrices, l = L−1 … 1), each hidden layer's G_l W_lᵀ before the slope is written
-   * there and kept.
+   * Backward through the layers from the output cotangent G_O, writing gW_0, gb_0, … into `grad` (a flat
+   * vector in the op's order); with `preSlope` (result matrices, l = L−1 … 1), each hidden layer's
+   * G_l W_lᵀ before the slope is written there and kept.
    */
-  const layersBackward = (spec: MlpSpec, ws: Workspace, W: readonly Matrix[], H: readonly Matrix[], GO: Matrix, preSlope?: readonly Matrix[]): Float32Array[] => {
-    const grads: Float32Array[] = [];
+  const layersBackward = (spec: MlpSpec, ws: Workspace, W: readonly Matrix[], H: readonly Matrix[], GO: Matrix, grad: Matrix, preSlope?: readonly Matrix[]): void => {
+    const into = layout(spec, grad);
     let G = GO;
     for (let l = W.length - 1; l >= 0; l--) {
-      grads[2 * l] = tMm(ws, H[l]!, G).data.slice();
-      grads[2 * l + 1] = columnSums(ws, G);
+      tMm(ws, H[l]!, G, into.W[l]);
+      columnSums(G, into.b[l]!);
       if (l === 0) break;
       const kept = preSlope?.[W.length - 1 - l];
       const Gh = mmT(ws, G, W[l]!, kept);
@@ -352,7 +358,6 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
       ex.mulSlope(Gh.ptr, H[l]!.ptr, Gh.rows * Gh.cols, reluFlag(spec), next.ptr);
       G = next;
     }
-    return grads;
   };
 
   const vjp = (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D): MlpVjp =>
@@ -360,15 +365,16 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
       const rows = x.shape[0];
       // The cotangents G_l W_lᵀ (l = L−1 … 1) are results: allocated before any view is taken.
       const kept = spec.widths.slice(1, -1).reverse().map((width) => ws.result(rows, width));
+      const grad = ws.result(1, parameterSizes(spec).total);
       const { W, logStd } = byRole(spec, ws, theta);
       const H = layerInputs(spec, ws, x, activations);
       const k = spec.widths.at(-1)!;
       const O = ws.input(activations.at(-1)!, rows, k).data;
       const G = ws.scratch(rows, k);
       const { gs } = head(spec, O, k, rows, actionsOf(spec, ws, a, rows), ws.input(u, 1, rows).data, logStd, G.data);
-      const grads = layersBackward(spec, ws, W, H, G, kept);
-      if (learnedStd(spec)) grads.push(gs!);
-      return { value: flat(grads), cotangents: kept.map((m) => ws.adopt(m)) };
+      layersBackward(spec, ws, W, H, G, grad, kept);
+      if (learnedStd(spec)) grad.data.set(gs!, layout(spec, grad).layers);
+      return { value: ws.adopt(grad, [grad.cols]) as tf.Tensor1D, cotangents: kept.map((m) => ws.adopt(m)) };
     });
 
   const secondOrder = (
@@ -383,6 +389,9 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
   ): MlpSecondOrder =>
     withMemory(floatsFor(spec, x.shape[0]), (ws) => {
       const rows = x.shape[0];
+      // The results first (before any view is taken): Σ_b u_b ∇²ℓ_b·v and ∇ℓ_b·v.
+      const hvp = ws.result(1, parameterSizes(spec).total);
+      const jvp = ws.result(1, rows);
       const { layers, W: Wm, logStd } = byRole(spec, ws, theta);
       // The direction by role: dW_l, db_l and (learned log-std) ds.
       const { W: dWm, b: db, logStd: dsLearned } = byRole(spec, ws, v);
@@ -406,55 +415,45 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
       const k = widths.at(-1)!;
       let G = ws.scratch(rows, k);
       let Gdot = ws.scratch(rows, k);
-      const jvp = new Float32Array(rows);
       const { gsDot } = head(spec, O, k, rows, actionsOf(spec, ws, a, rows), ws.input(u, 1, rows).data, logStd, G.data, {
         Odot: Zdot.data,
         ds,
         gDot: Gdot.data,
-        jvp,
-    });
+        jvp: jvp.data,
+      });
 
-    // backward pass and its tangents
-    const hvp: Float32Array[] = [];
-    for (let l = layers - 1; l >= 0; l--) {
-      const hw = tMm(ws, H[l]!, Gdot);
-      if (Hdot[l] !== undefined) tMm(ws, Hdot[l]!, G, hw, true);
-      hvp[2 * l] = hw.data.slice();
-      hvp[2 * l + 1] = columnSums(ws, Gdot);
-      if (l === 0) break;
-      // G_l W_lᵀ: the vjp's at this θ and u (its cotangents run l = L−1 … 1), read where it is.
-      const Gh = ws.input(cotangents[layers - 1 - l]!, rows, widths[l]!);
-      const GhDot = mmT(ws, Gdot, Wm[l]!);
-      mmT(ws, G, dWm[l]!, GhDot, true);
-      const next = ws.scratch(rows, widths[l]!);
-      ex.slopeTangent(Gh.ptr, GhDot.ptr, H[l]!.ptr, Hdot[l]!.ptr, rows * widths[l]!, reluFlag(spec), next.ptr);
-      G = next;
-      Gdot = GhDot;
-    }
-    if (learnedStd(spec)) hvp.push(gsDot!);
-    return { hvp: flat(hvp), jvp: tf.tensor1d(jvp) };
+      // backward pass and its tangents, written into hvp
+      const into = layout(spec, hvp);
+      for (let l = layers - 1; l >= 0; l--) {
+        tMm(ws, H[l]!, Gdot, into.W[l]);
+        if (Hdot[l] !== undefined) tMm(ws, Hdot[l]!, G, into.W[l], true);
+        columnSums(Gdot, into.b[l]!);
+        if (l === 0) break;
+        // G_l W_lᵀ: the vjp's at this θ and u (its cotangents run l = L−1 … 1), read where it is.
+        const Gh = ws.input(cotangents[layers - 1 - l]!, rows, widths[l]!);
+        const GhDot = mmT(ws, Gdot, Wm[l]!);
+        mmT(ws, G, dWm[l]!, GhDot, true);
+        const next = ws.scratch(rows, widths[l]!);
+        ex.slopeTangent(Gh.ptr, GhDot.ptr, H[l]!.ptr, Hdot[l]!.ptr, rows * widths[l]!, reluFlag(spec), next.ptr);
+        G = next;
+        Gdot = GhDot;
+      }
+      if (learnedStd(spec)) hvp.data.set(gsDot!, into.layers);
+      return { hvp: ws.adopt(hvp, [hvp.cols]) as tf.Tensor1D, jvp: ws.adopt(jvp, [rows]) as tf.Tensor1D };
     });
 
   const outputVjp = (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, g: tf.Tensor2D): tf.Tensor1D =>
     withMemory(floatsFor(spec, x.shape[0]), (ws) => {
-        const rows = x.shape[0];
-        const { W } = byRole(spec, ws, theta);
-        // G_O is read where it is: layersBackward writes only to its own scratch.
-        return flat(layersBackward(spec, ws, W, layerInputs(spec, ws, x, activations), ws.input(g, rows, spec.widths.at(-1)!)));
+      const rows = x.shape[0];
+      const grad = ws.result(1, parameterSizes(spec).total - (learnedStd(spec) ? spec.widths.at(-1)! : 0));
+      const { W } = byRole(spec, ws, theta);
+      // G_O is read where it is: layersBackward writes only to its own scratch and `grad`.
+      layersBackward(spec, ws, W, layerInputs(spec, ws, x, activations), ws.input(g, rows, spec.widths.at(-1)!), grad);
+      return ws.adopt(grad, [grad.cols]) as tf.Tensor1D;
     });
 
   const forward = (spec: MlpSpec, theta: tf.Tensor1D, x: tf.Tensor2D): tf.Tensor[] =>
     withMemory(floatsFor(spec, x.shape[0]), (ws) => forwardPass(spec, theta, x, ws).results.map((m) => ws.adopt(m)));
 
   return { name: 'wasm', logProb, forward, outputVjp, vjp, secondOrder };
-};
-
-const flat = (parts: readonly Float32Array[]): tf.Tensor1D => {
-  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return tf.tensor1d(out);
 };
