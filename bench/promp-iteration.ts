@@ -2,7 +2,9 @@
  * One ProMP iteration's wall time, split as `runIteration` measures it (IterationStats): sampling (all
  * adaptation levels' trajectories and their batches), inner adaptation (the inner steps that give each
  * level's sampling parameters) and the outer steps (the meta-objective before, then N = 5 Adam steps on
- * the clipped LVC objective − η·KL, each recomputing θ'(θ) through every inner step), plus the
+ * the clipped LVC objective − η·KL, each recomputing θ'(θ) through every inner step, then what they
+ * reached: each task's objective, KL and clipped fraction at the final θ, which the PyTorch reference
+ * computes too), plus the
  * environment steps per second of sampling (timesteps / samplingSeconds).
  *
  * Environment point-corners (2D point, sparse reward), policy MLP (64, 64) tanh, Gaussian with learned

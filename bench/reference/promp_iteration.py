@@ -13,7 +13,10 @@ It computes what src/meta/iteration.ts computes for `--algo promp`, with the sam
   * the inner step θ' = θ + α∇J^LR, J^LR = Σ exp(log π_θ − log π_behaviour)·A / steps (k = 3 steps, a
     new batch sampled after each);
   * the outer step: N = 5 Adam steps (1e-3) on mean_i [−J^CLIP_i(θ'_i(θ)) + η·KL(π_θo ‖ π_θ) on D_0],
-    θ'_i(θ) recomputed through every inner step with create_graph, one task's graph at a time.
+    θ'_i(θ) recomputed through every inner step with create_graph, one task's graph at a time; then
+    what it reached, per task at the final θ (magicbox's prompTaskDiagnostics; the released ProMP
+    optimizer's compute_stats, logged as LossAfter / KL): J^CLIP − η·KL, the KL and the fraction of
+    post-update steps whose ratio is outside [1 − ε, 1 + ε].
 The random numbers differ from magicbox's (NumPy's generator), so the trajectories do too; the work
 done is the same. `check` evaluates the outer loss and its gradient on a batch magicbox wrote, in
 float64, so that the two implementations can be compared number for number.
@@ -157,6 +160,19 @@ def task_loss(theta, theta_old, pre, post):
     return -objective + KL_PENALTY * penalty
 
 
+def task_stats(theta, theta_old, pre, post):
+    """[J^CLIP − η·KL, KL, clipped fraction] of one task at θ (values only: no graph is kept)."""
+    p = {k: v.detach().clone().requires_grad_(True) for k, v in theta.items()}
+    for data in pre:
+        p = inner_step(p, data, create_graph=False)
+    with torch.no_grad():
+        ratio = torch.exp(log_prob(p, post["obs"], post["act"]) - post["behaviour"])
+        clipped = torch.minimum(ratio * post["adv"], torch.clamp(ratio, 1 - CLIP, 1 + CLIP) * post["adv"])
+        penalty = kl(theta_old, theta, pre[0]["obs"]).mean()
+        outside = ((ratio - 1).abs() > CLIP).double().mean()
+        return [clipped.sum().item() / post["adv"].numel() - KL_PENALTY * penalty.item(), penalty.item(), outside.item()]
+
+
 def loss_and_grads(theta, theta_old, tasks):
     """Σ_i loss_i / count with its gradient, one task's graph at a time."""
     leaves = {k: v.detach().clone().requires_grad_(True) for k, v in theta.items()}
@@ -216,6 +232,7 @@ class Reference:
             _, grads = loss_and_grads(current, theta_old, tasks)
             current = self.adam(current, grads)
         self.params = {k: v.detach() for k, v in current.items()}
+        after = np.mean([task_stats(self.params, theta_old, pre, post) for pre, post in tasks], axis=0)
         outer = time.perf_counter() - o0
         outer_cpu = time.process_time() - outer_cpu_started
         return {
@@ -225,6 +242,7 @@ class Reference:
             "adaptation": adaptation,
             "outer": outer,
             "total": time.perf_counter() - started,
+            "after": {"objective": float(after[0]), "kl": float(after[1]), "clipFraction": float(after[2])},
             "maxRssMb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
 
