@@ -15,6 +15,7 @@ import { resolveConfig } from '../src/meta/config.ts';
 import { disposeLevels, makeTrainer, outerTaskTerms, prompKl, sampleLevels, withSamplingDistributions } from '../src/meta/iteration.ts';
 import type { LevelData } from '../src/meta/meta-objective.ts';
 import { mlpPolicyFor } from '../src/meta/policy.ts';
+import { evaluateGraph } from '../src/surrogates/evaluate.ts';
 import type { Params } from '../src/surrogates/batch.ts';
 
 test.before(async () => {
@@ -132,3 +133,27 @@ for (const engine of ['fused', 'tfjs'] as const) {
     }
   });
 }
+
+test.serial("on the fused engine the behaviour log-probabilities are the graph's log π at the sampling parameters, bit for bit (a likelihood ratio of exactly 1)", async (t) => {
+  const trainer = makeTrainer(
+    resolveConfig({ algo: 'promp', env: 'point-corners', seed: 5, tasksPerIteration: 2, trajectoriesPerTask: 3, horizon: 12, adaptationSteps: 1, actionNormalization: 'raw' }),
+    pointCorners,
+    policy,
+  );
+  const start = policy.init(6);
+  const sampled = await sampleLevels(trainer, start, 0);
+  try {
+    for (let j = 0; j < sampled.levels.length; j++) {
+      sampled.levels[j]!.forEach((level, i) => {
+        const behaviour = level.batch.behaviour!.a!.dataSync();
+        const logProb = tf.tidy(() =>
+          Array.from([...evaluateGraph(trainer.graph, trainer.parameters.toGraph(sampled.levelParams[j]![i]!), level.batch).logProbs.values()].find((lp) => lp.rank === 2)!.dataSync()),
+        );
+        t.deepEqual(Array.from(behaviour), logProb, `level ${j} task ${i}`);
+      });
+    }
+  } finally {
+    disposeLevels(sampled);
+    disposeParams(start);
+  }
+});

@@ -101,7 +101,7 @@ export interface PackedPolicy {
 }
 
 /** What sampling needs of a policy: its action space, a draw per row, and the log-probability of a draw. */
-export type SamplingPolicy = Pick<Policy, 'action' | 'sample' | 'logProb'> & Partial<Pick<Policy, 'sampler'>>;
+export type SamplingPolicy = Pick<Policy, 'action' | 'sample' | 'logProb'> & Partial<Pick<Policy, 'sampler' | 'fusedLogProb'>>;
 
 export class PolicyError extends Error {
   override readonly name = 'PolicyError';

@@ -117,11 +117,14 @@ export const sampleGroup = <Task>(opts: {
   }
   // The behaviour log-probabilities in one evaluation over [n, T] (rather than one per step): half the
   // network evaluations of sampling, and the same batch shape the surrogates evaluate log π on.
-  // Copied inside the scope (tidy walks whatever it returns, a typed array entry by entry).
+  // Through the fused op where the policy has one: the kernels the fused engine's surrogates evaluate
+  // log π with (so that their likelihood ratio is 1 at the sampling parameters to the last bit), and
+  // faster than the general path. Copied inside the scope (tidy walks whatever it returns, a typed
+  // array entry by entry).
   tf.tidy(() => {
     const observations = tf.tensor3d(out.observations, [n, horizon, d]);
     const actions = discrete ? tf.tensor2d(out.actions, [n, horizon]) : tf.tensor3d(out.actions, [n, horizon, actionDim]);
-    out.logProbs.set(policy.logProb(params, observations, actions).dataSync());
+    out.logProbs.set((policy.fusedLogProb ?? policy.logProb)(params, observations, actions).dataSync());
   });
   return { n, horizon, observationDim: d, actionDim, ...out };
 };
