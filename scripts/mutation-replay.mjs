@@ -35,7 +35,8 @@ const report = JSON.parse(readFileSync(`reports/mutation/${name}.json`, 'utf8'))
 const equivalents = JSON.parse(readFileSync(new URL('mutation-equivalent.json', import.meta.url), 'utf8'));
 const scratch = mkdtempSync(join(tmpdir(), 'mutation-replay-'));
 execSync(`git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C ${scratch}`);
-symlinkSync(realpathSync('node_modules'), join(scratch, 'node_modules'));
+// (A checkout whose node_modules is itself a symlink, e.g. a git worktree's, has it copied already.)
+if (!existsSync(join(scratch, 'node_modules'))) symlinkSync(realpathSync('node_modules'), join(scratch, 'node_modules'));
 const results = [];
 try {
   for (const [path, f] of Object.entries(report.files)) {
