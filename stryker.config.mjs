@@ -17,7 +17,7 @@ const groups = {
   // query's lag sets made tensors, and their tests are the influence tests.
   surrogates: {
     mutate: ['src/surrogates/**/*.ts', '!src/surrogates/time-operator.ts'],
-    tests: ['test/compile.test.ts', 'test/per-sample-credit.test.ts', 'test/compile-ingredients.test.ts'],
+    tests: ['test/compile.test.ts', 'test/per-sample-credit.test.ts', 'test/compile-ingredients.test.ts', 'test/estimator-kit.test.ts', 'test/evaluate.test.ts', 'test/batch.test.ts'],
   },
   influence: {
     mutate: ['src/scg/influence.ts', 'src/surrogates/time-operator.ts'],

@@ -57,7 +57,11 @@ try {
         console.log(`argued   ${path}:${m.location.start.line}:${m.location.start.column} ${m.mutatorName} → ${m.replacement.replace(/\s+/g, ' ').slice(0, 50)}: not replayed`);
         continue;
       }
-      const mutated = current.slice(0, at(m.location.start)) + m.replacement + current.slice(at(m.location.end));
+      // Stryker edits the syntax tree, so a replacement keeps its place in the expression around it; as
+      // text it needs parentheses (`a && b` → `a || b` inside `a && b && c` is `(a || b) && c`). Not a
+      // block or a switch case, which are statements.
+      const statement = m.mutatorName === 'BlockStatement' || /^(case\b|default\b)/.test(m.replacement);
+      const mutated = current.slice(0, at(m.location.start)) + (statement ? m.replacement : `(${m.replacement})`) + current.slice(at(m.location.end));
       writeFileSync(join(scratch, path), mutated);
       const started = Date.now();
       const run = spawnSync('sh', ['-c', command], { cwd: scratch, encoding: 'utf8', timeout: 120_000 });
