@@ -100,6 +100,12 @@ test('topologicalOrder: every node once, each after its same-step parents, whate
       for (const p of parentsOf(n)) if (p.lag === 0) t.true(at.get(p.node)! < at.get(n.name)!, `${p.node} before ${n.name}`);
     }
   }
+  // a same-step cycle (which validation refuses) is named, not followed for ever
+  const cycle = [
+    { name: 'p', kind: 'deterministic' as const, parents: [{ node: 'q', lag: 0 }] },
+    { name: 'q', kind: 'deterministic' as const, parents: [{ node: 'p', lag: 0 }] },
+  ];
+  t.throws(() => topologicalOrder(cycle), { instanceOf: EvaluationError, message: "cycle through 'p' in same-step edges" });
 });
 
 test('evaluateGraph: values, a lagged parent shifted in time, a per-sample parent broadcast over steps, a parameter parent as it is, and each function told its step', (t) => {
@@ -240,4 +246,26 @@ test('evaluateGraph skips a stochastic node without a family (validation reports
     t.deepEqual([...ev.logProbs.keys()], ['g']);
     t.is(ev.distributionOf('z'), undefined);
   });
+});
+
+test('evaluateGraph refuses what does not fit its node, naming it: a family’s parameters, a parameter’s shape, a function of the wrong kind', (t) => {
+  const swap = (name: string, impl: NodeImpl | undefined): Graph => {
+    const impls = new Map(graph.impls);
+    if (impl === undefined) impls.delete(name);
+    else impls.set(name, impl);
+    return { ...graph, impls };
+  };
+  const refuse = (g: Graph, message: string, p: Record<string, tf.Tensor> = params()) =>
+    tf.tidy(() => {
+      t.throws(() => evaluateGraph(g, p, batch()), { instanceOf: EvaluationError, message });
+    });
+  const gaussianParams = { mean: tf.zeros([1]), logStd: tf.zeros([1]) };
+  refuse(swap('z', { kind: 'distribution', fn: () => gaussianParams }), "stochastic node 'z' is categorical: its distribution must return { logits }");
+  refuse(swap('g', { kind: 'distribution', fn: () => ({ logits: tf.zeros([2]) }) }), "stochastic node 'g' is Gaussian: its distribution must return { mean, logStd }");
+  refuse(swap('z', undefined), "stochastic node 'z' has no distribution function");
+  refuse(swap('z', { kind: 'value', fn: () => tf.zeros([2]) }), "stochastic node 'z' has no distribution function");
+  refuse(swap('h', { kind: 'distribution', fn: () => gaussianParams }), "node 'h' has a distribution but is deterministic");
+  refuse(graph, "parameter 'theta' has shape [1, 2] but is declared [2]", { theta: tf.tensor2d([theta]) });
+  refuse(graph, "parameter 'theta' has shape [3] but is declared [2]", { theta: tf.tensor1d([...theta, 0]) });
+  refuse(graph, "no value for parameter 'theta'", {});
 });
