@@ -267,5 +267,6 @@ test('evaluateGraph refuses what does not fit its node, naming it: a family’s 
   refuse(swap('h', { kind: 'distribution', fn: () => gaussianParams }), "node 'h' has a distribution but is deterministic");
   refuse(graph, "parameter 'theta' has shape [1, 2] but is declared [2]", { theta: tf.tensor2d([theta]) });
   refuse(graph, "parameter 'theta' has shape [3] but is declared [2]", { theta: tf.tensor1d([...theta, 0]) });
+  refuse(graph, "parameter 'theta' has shape [] but is declared [2]", { theta: tf.scalar(theta[0]!) });
   refuse(graph, "no value for parameter 'theta'", {});
 });
