@@ -9,15 +9,16 @@
 import { fileURLToPath } from 'node:url';
 
 const groups = {
+  // The fused MLP op (src/ops/mlp) is checked against the general tfjs path by the fused-mlp suites.
   ops: {
     mutate: ['src/ops/**/*.ts'],
-    tests: ['test/ops.test.ts', 'test/ops-edges.test.ts'],
+    tests: ['test/ops.test.ts', 'test/ops-edges.test.ts', 'test/fused-mlp.test.ts', 'test/fused-mlp-packed.test.ts'],
   },
   // src/surrogates and the influence query, in two groups: the time operators are the influence
   // query's lag sets made tensors, and their tests are the influence tests.
   surrogates: {
     mutate: ['src/surrogates/**/*.ts', '!src/surrogates/time-operator.ts'],
-    tests: ['test/compile.test.ts', 'test/per-sample-credit.test.ts', 'test/compile-ingredients.test.ts'],
+    tests: ['test/compile.test.ts', 'test/per-sample-credit.test.ts', 'test/compile-ingredients.test.ts', 'test/estimator-kit.test.ts', 'test/evaluate.test.ts', 'test/batch.test.ts'],
   },
   influence: {
     mutate: ['src/scg/influence.ts', 'src/surrogates/time-operator.ts'],

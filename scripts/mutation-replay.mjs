@@ -35,7 +35,8 @@ const report = JSON.parse(readFileSync(`reports/mutation/${name}.json`, 'utf8'))
 const equivalents = JSON.parse(readFileSync(new URL('mutation-equivalent.json', import.meta.url), 'utf8'));
 const scratch = mkdtempSync(join(tmpdir(), 'mutation-replay-'));
 execSync(`git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C ${scratch}`);
-symlinkSync(realpathSync('node_modules'), join(scratch, 'node_modules'));
+// (A checkout whose node_modules is itself a symlink, e.g. a git worktree's, has it copied already.)
+if (!existsSync(join(scratch, 'node_modules'))) symlinkSync(realpathSync('node_modules'), join(scratch, 'node_modules'));
 const results = [];
 try {
   for (const [path, f] of Object.entries(report.files)) {
@@ -56,7 +57,11 @@ try {
         console.log(`argued   ${path}:${m.location.start.line}:${m.location.start.column} ${m.mutatorName} → ${m.replacement.replace(/\s+/g, ' ').slice(0, 50)}: not replayed`);
         continue;
       }
-      const mutated = current.slice(0, at(m.location.start)) + m.replacement + current.slice(at(m.location.end));
+      // Stryker edits the syntax tree, so a replacement keeps its place in the expression around it; as
+      // text it needs parentheses (`a && b` → `a || b` inside `a && b && c` is `(a || b) && c`). Not a
+      // block or a switch case, which are statements.
+      const statement = m.mutatorName === 'BlockStatement' || /^(case\b|default\b)/.test(m.replacement);
+      const mutated = current.slice(0, at(m.location.start)) + (statement ? m.replacement : `(${m.replacement})`) + current.slice(at(m.location.end));
       writeFileSync(join(scratch, path), mutated);
       const started = Date.now();
       const run = spawnSync('sh', ['-c', command], { cwd: scratch, encoding: 'utf8', timeout: 120_000 });

@@ -9,9 +9,9 @@
 import * as tf from '@tensorflow/tfjs';
 import test from 'ava';
 import { selectBackend } from '../src/backend.ts';
-import { lag, scg } from '../src/scg/builder.ts';
+import { lag, scg, type Graph, type NodeImpl } from '../src/scg/builder.ts';
 import { BatchError, type Batch } from '../src/surrogates/batch.ts';
-import { compile } from '../src/surrogates/compile.ts';
+import { assertCompilable, compile, GraphError } from '../src/surrogates/compile.ts';
 import { meanKl } from '../src/surrogates/divergence.ts';
 import { estimators, estimatorName, type Estimator } from '../src/surrogates/estimators.ts';
 import { batchOf, randomTrajectories, rlChain } from './helpers/rl-chain.ts';
@@ -320,4 +320,53 @@ test('meanKl of a per-sample node is the mean over samples, mask or not; of a pe
   const wantChain = tr.s.flat().map(klState).reduce((a, b) => a + b, 0) / 6;
   const gotChain = tf.tidy(() => meanKl(rlChain(), { theta: tf.tensor2d(t1) }, { theta: tf.tensor2d(t2) }, batchOf(tr)).dataSync()[0]!);
   t.true(Math.abs(gotChain - wantChain) < 1e-5, `RL chain, no mask: ${gotChain} vs ${wantChain}`);
+});
+
+test('assertCompilable lists every node whose function does not fit it, in declaration order, then functions for no node', (t) => {
+  const graph = scg({ name: 'checked' })
+    .parameter('phi', { shape: [2] })
+    .input('x')
+    .stochastic('z', { family: { type: 'categorical', categories: 2 }, parents: ['phi'], distribution: ({ phi }) => ({ logits: phi }) })
+    .stochastic('e', { family: { type: 'external' }, parents: ['x'] })
+    .cost('r', { parents: ['z', 'e'] })
+    .build();
+  const value: NodeImpl = { kind: 'value', fn: () => tf.scalar(0) };
+  const withImpls = (change: (impls: Map<string, NodeImpl>) => void, name = true): Graph => {
+    const impls = new Map(graph.impls);
+    change(impls);
+    const { name: _name, ...unnamed } = graph.spec;
+    return { spec: name ? graph.spec : unnamed, impls };
+  };
+  const problemsOf = (g: Graph): readonly string[] => {
+    try {
+      assertCompilable(g);
+      return [];
+    } catch (e) {
+      if (!(e instanceof GraphError)) throw e;
+      t.is(e.message, `the graph${g.spec.name ? " 'checked'" : ''} cannot be compiled:\n  ${e.problems.join('\n  ')}`);
+      return e.problems;
+    }
+  };
+  t.deepEqual(problemsOf(graph), [], 'an external node needs no function');
+  t.deepEqual(problemsOf(withImpls((m) => m.delete('z'))), ["stochastic node 'z' (categorical) has no distribution function"]);
+  t.deepEqual(problemsOf(withImpls((m) => m.set('z', value))), ["stochastic node 'z' (categorical) has no distribution function"]);
+  t.deepEqual(problemsOf(withImpls((m) => m.set('phi', value))), ["parameter node 'phi' cannot have a function"]);
+  t.deepEqual(problemsOf(withImpls((m) => m.set('x', value))), ["input node 'x' cannot have a function"]);
+  t.deepEqual(problemsOf(withImpls((m) => m.set('e', value))), [], 'an external node may have one (its value is read from the batch)');
+  t.deepEqual(
+    problemsOf(
+      withImpls((m) => {
+        m.set('ghost', value);
+        m.set('x', value);
+        m.delete('z');
+        m.set('phi', value);
+      }, false),
+    ),
+    ["parameter node 'phi' cannot have a function", "input node 'x' cannot have a function", "stochastic node 'z' (categorical) has no distribution function", "a function is given for 'ghost', which is not a node"],
+  );
+  t.throws(() => compile(withImpls((m) => m.delete('z')), estimators.dice()), { instanceOf: GraphError });
+  // a stochastic node without a family is validation's problem to report, listed with the others (not a TypeError)
+  const noFamily: Graph = { ...graph, spec: { ...graph.spec, nodes: graph.spec.nodes.map((n) => (n.name === 'e' ? { ...n, family: undefined } : n)) } };
+  const problems = problemsOf(noFamily);
+  t.true(problems.length > 0 && problems.some((p) => /['"]e['"]/.test(p) && p.includes('family')), `problems: ${problems.join('; ')}`);
 });

@@ -3,7 +3,8 @@
  * mutation survivor of src/meta/iteration.ts: evaluateParams's returns at every adaptation level
  * against the independent float64 model of the linear Gaussian policy (two inner steps, so the level
  * loop and its parameter hand-over are exercised), and an iteration of every optimiser leaving no
- * tensor behind (what it returns aside).
+ * tensor behind (what it returns aside); a NaN meta-gradient under a finite objective, and TRPO's
+ * invariance to a constant added to the objective (its line search's f(x₀)).
  */
 import * as tf from '@tensorflow/tfjs';
 import test from 'ava';
@@ -12,7 +13,7 @@ import { point1d, POINT_1D } from '../src/envs/index.ts';
 import { disposeParams } from '../src/meta/algorithms.ts';
 import type { AlgorithmName } from '../src/meta/algorithm-names.ts';
 import { resolveConfig, type TrainConfig } from '../src/meta/config.ts';
-import { evaluateParams, levelData, makeTrainer, outerTaskTerms, runIteration, sampleLevels, disposeLevels, TrainingError } from '../src/meta/iteration.ts';
+import { evaluateParams, levelData, makeTrainer, memoryError, outerTaskTerms, runIteration, sampleLevels, disposeLevels, TrainingError } from '../src/meta/iteration.ts';
 import type { OuterWorkers } from '../src/meta/outer-workers.ts';
 import { gae } from '../src/meta/advantages.ts';
 import { fitLinearBaseline } from '../src/meta/baseline.ts';
@@ -269,4 +270,121 @@ test.serial('with outer workers, ProMP takes every step’s terms from them and 
     }
     disposeParams(params);
   }
+});
+
+test.serial('a finite meta-objective with a NaN meta-gradient stops the iteration before the parameters, naming the gradient', async (t) => {
+  // The terms come from (in-thread) outer workers whose task-0 gradient of W0 is NaN while the
+  // objective stays finite: only the gradients' own finiteness check can stop it.
+  const base = makeTrainer(configFor('maml-vpg', 1), point1d, policy);
+  const { workers } = countingWorkers(base);
+  const poisoned: OuterWorkers = {
+    ...workers,
+    terms: async (start, at) => {
+      const terms = await workers.terms(start, at);
+      return terms.map((values, i) => (i === 0 ? values.map((v, k) => (k === 1 ? v.map(() => Number.NaN) : v)) : values));
+    },
+  };
+  const params = paramsOf(theta0);
+  const before = tf.memory().numTensors;
+  await t.throwsAsync(runIteration({ ...base, outerWorkers: poisoned }, params, undefined, 1), {
+    instanceOf: TrainingError,
+    message: /^iteration 1: the meta-gradient of W0 \(task 0\) is NaN/,
+  });
+  t.is(tf.memory().numTensors, before);
+  t.false(params.W0!.isDisposed);
+  disposeParams(params);
+});
+
+test.serial('TRPO is unchanged by a constant added to the meta-objective: the line search compares −f(x) with −f(x₀), whatever f(x₀)’s sign', async (t) => {
+  // A constant c added to the surrogate moves f(x₀) and every f(x) alike, so each trial step is
+  // accepted or refused as before and the same parameters come out, for c = −5 and c = +5 (both far
+  // from the unshifted f(x₀)): a line search that compared −f(x) with +f(x₀) would refuse every step
+  // at c = −5. The gradient, the natural direction and the KL are those of the unshifted surrogate.
+  const run = async (shift: number) => {
+    const base = makeTrainer(configFor('maml-trpo', 1), point1d, policy);
+    const meta = { ...base.meta, surrogate: (...args: Parameters<typeof base.meta.surrogate>) => tf.add(base.meta.surrogate(...args), shift) as tf.Scalar };
+    const params = paramsOf(theta0);
+    const result = await runIteration({ ...base, meta }, params, undefined, 1);
+    const out = { W0: result.params.W0!.dataSync()[0]!, b0: result.params.b0!.dataSync()[0]!, objective: result.stats.objective, lineSearch: result.stats.lineSearch };
+    disposeParams(result.params);
+    disposeParams(params);
+    return out;
+  };
+  const plain = await run(0);
+  t.true(Math.abs(plain.W0 - theta0[0]) + Math.abs(plain.b0 - theta0[1]) > 1e-4, `the unshifted run steps: ${JSON.stringify(plain)}`);
+  for (const shift of [-5, 5]) {
+    const shifted = await run(shift);
+    t.true(Math.abs(shifted.objective - (plain.objective + shift)) <= 1e-5 * Math.abs(shift), `c = ${shift}: f(x₀) = ${shifted.objective} vs ${plain.objective} + c`);
+    t.is(shifted.lineSearch, plain.lineSearch, `c = ${shift}: the line search`);
+    t.true(Math.abs(shifted.W0 - plain.W0) <= 1e-6 && Math.abs(shifted.b0 - plain.b0) <= 1e-6, `c = ${shift}: θ = (${shifted.W0}, ${shifted.b0}) vs (${plain.W0}, ${plain.b0})`);
+  }
+});
+
+/** The in-process sampler, but throwing `error` when sampling level `level`. */
+const throwingSampler = (level: number, error: unknown): Sampler => {
+  const real = inProcessSampler(point1d, policy);
+  let calls = 0;
+  return {
+    ...real,
+    sample: async (request) => {
+      if (calls++ === level) throw error;
+      return real.sample(request);
+    },
+  };
+};
+
+test.serial('a sampling failure with a non-finite action says the policy (level 0) or the adapted policy (level 1) has diverged; any other says nothing more', async (t) => {
+  const cases: Array<[number, unknown, string]> = [
+    [0, new Error('action NaN at step 3'), 'iteration 2: sampling at adaptation level 0 failed — the policy has diverged? (action NaN at step 3)'],
+    [1, new Error('action -Infinity in dimension 0'), 'iteration 2: sampling at adaptation level 1 failed — the adapted policy has diverged? (action -Infinity in dimension 0)'],
+    [0, 'action Infinity', 'iteration 2: sampling at adaptation level 0 failed — the policy has diverged? (action Infinity)'],
+    [0, new Error('action 0.5 is out of range'), 'iteration 2: sampling at adaptation level 0 failed (action 0.5 is out of range)'],
+  ];
+  for (const [level, error, message] of cases) {
+    const trainer = makeTrainer(configFor('maml-vpg', 1), point1d, policy, throwingSampler(level, error));
+    const params = paramsOf(theta0);
+    const before = tf.memory().numTensors;
+    await t.throwsAsync(sampleLevels(trainer, params, 2), { instanceOf: TrainingError, message });
+    t.is(tf.memory().numTensors, before);
+    disposeParams(params);
+  }
+});
+
+test.serial('memoryError: each way a backend reports an exhausted heap is a training error naming the batch; any other error is not', (t) => {
+  const trainer = makeTrainer(configFor('maml-vpg', 1), point1d, policy);
+  const expected = `iteration 4: the ${tf.getBackend()} backend ran out of memory with 2 tasks × 3 trajectories × horizon 5 (1 adaptation step(s), policy linear); lower --trajectories (or --horizon, or the hidden widths), or use a node backend, then resume from the last checkpoint`;
+  const runtime = (message: string) => Object.assign(new Error(message), { name: 'RuntimeError' });
+  const memory: unknown[] = [
+    new Error('Aborted(). Build with -sASSERTIONS for more info.'),
+    new Error('Cannot enlarge memory arrays to size 4294967296 bytes'),
+    new Error('Out of memory'),
+    new Error('wasm: out of memory in malloc'),
+    new Error('memory access out of bounds'),
+    new RangeError('Array buffer allocation failed'),
+    runtime('abort(OOM)'),
+    runtime('ABORT: called'),
+    'Out of memory',
+  ];
+  for (const e of memory) {
+    const error = memoryError(trainer, 4, e);
+    t.true(error instanceof TrainingError, String(e));
+    t.is(error?.message, expected, String(e));
+  }
+  for (const e of [new Error('worker crashed'), runtime('unreachable executed'), new Error('the request was aborted'), 'a string', undefined]) {
+    t.is(memoryError(trainer, 4, e), undefined, String(e));
+  }
+});
+
+test.serial('runIteration reports an exhausted heap as the training error that names the batch, and passes any other error on as it is', async (t) => {
+  const run = async (error: Error) => {
+    const trainer = makeTrainer(configFor('maml-vpg', 1), point1d, policy, throwingSampler(0, error));
+    const params = paramsOf(theta0);
+    try {
+      return await t.throwsAsync(runIteration(trainer, params, undefined, 1), { instanceOf: TrainingError });
+    } finally {
+      disposeParams(params);
+    }
+  };
+  t.regex((await run(new Error('Cannot enlarge memory arrays')))!.message, /^iteration 1: the \w+ backend ran out of memory with 2 tasks × 3 trajectories × horizon 5 /);
+  t.is((await run(new Error('worker crashed')))!.message, 'iteration 1: sampling at adaptation level 0 failed (worker crashed)');
 });

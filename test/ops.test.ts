@@ -18,6 +18,7 @@ import {
   logSoftmax,
   logSumExp,
   magicBox,
+  matMul,
   sigmoid,
   softmax,
   softplus,
@@ -142,6 +143,9 @@ const gaussianKlTheta = [
   ...uniform(6, 45, -1, 1), // meanQ [2, 3]
   ...uniform(3, 46, -0.5, 0.5), // logStdQ [3], broadcast over the batch
 ];
+
+const matMulTheta = uniform(12, 57, -1, 1);
+const cMatMul = weights(4, 58);
 
 const cases: readonly Case[] = [
   elementwiseCase('exp', exp, [-1.2, 0.4, 1.5, 2.3], (_k, x) => Math.exp(x)),
@@ -319,6 +323,22 @@ const cases: readonly Case[] = [
         }, 0),
       );
       return dot(c2, perRow);
+    },
+  ),
+  fdCase(
+    'matMul (both operands; Σ c ⊙ (A·B)², degree 4 in θ)',
+    [12],
+    matMulTheta,
+    (t) => weighted(tf.square(matMul(part(t, 0, [2, 3]), part(t, 6, [3, 2]))), cMatMul),
+    (t) => {
+      let acc = 0;
+      for (let i = 0; i < 2; i++) {
+        for (let j = 0; j < 2; j++) {
+          const ab = [0, 1, 2].reduce((s, k) => s + t[3 * i + k]! * t[6 + 2 * k + j]!, 0);
+          acc += cMatMul[2 * i + j]! * ab ** 2;
+        }
+      }
+      return acc;
     },
   ),
 ];
@@ -522,3 +542,12 @@ for (const backend of backends) {
     }
   });
 }
+
+test.serial('tanh [cpu] keeps its relative precision near 0 (the cpu backend’s tanh, not 2σ(2x) − 1, which loses it)', async (t) => {
+  await useBackend('cpu');
+  // In float32, 2σ(2x) − 1 near 0 is a difference of numbers near 1: absolute error ~1e-7, i.e. a relative
+  // error of ~1e-3 at x = 1e-4. The cpu backend's tanh is accurate to float32's relative precision there.
+  const x = [1e-4, -3e-5, 2e-3];
+  const got = Array.from(tanh(tf.tensor1d(x)).dataSync());
+  got.forEach((v, i) => t.true(Math.abs(v - Math.tanh(x[i]!)) <= 1e-6 * Math.abs(Math.tanh(x[i]!)), `tanh(${x[i]}) = ${v} vs ${Math.tanh(x[i]!)}`));
+});
