@@ -6,7 +6,7 @@
  *   keeps them, scratch space and results are allocated with the backend's allocator, and a result is
  *   handed to tfjs as a tensor over the memory it was computed in. No copy either way. (Measured before:
  *   copying the inputs into a memory of the kernels' own and the results back out was ~5% of a ProMP
- *   iteration, and the garbage it made a few more.)
+ *   iteration's CPU profile.)
  * - **a memory of the kernels' own**, on every other backend (cpu; and the native ones, should their
  *   kernels ever be chosen): values copied in through `dataSync()` and results out through `tf.tensor`.
  *
