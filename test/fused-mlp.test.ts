@@ -183,6 +183,54 @@ test("the sampler's forward kernel: two networks on one instance, called alterna
   }
 });
 
+/** The wasm backend's record of where a tensor's values sit in its heap. */
+const heapOffset = (t: tf.Tensor): number =>
+  (tf.backend() as unknown as { dataIdMap: { get: (d: object) => { memoryOffset: number } } }).dataIdMap.get(t.dataId as object).memoryOffset;
+
+test('kernel memory on the wasm backend: inputs read where tfjs keeps them, results handed over where they were computed, everything else freed', (t) => {
+  const heap = kernelMemory();
+  const x = tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2]);
+  const call = heap.open(64);
+  try {
+    const m = call.input(x, 3, 2);
+    t.is(m.ptr, heapOffset(x), 'in place');
+    t.deepEqual(Array.from(m.data), [1, 2, 3, 4, 5, 6]);
+    // A tensor that is not float32 is copied (converted), never read as float32 in place.
+    const ints = tf.tensor1d([7, -8, 9], 'int32');
+    const c = call.input(ints, 1, 3);
+    t.not(c.ptr, heapOffset(ints));
+    t.deepEqual(Array.from(c.data), [7, -8, 9]);
+    ints.dispose();
+    const r = call.result(2, 2);
+    r.data.set([0.5, 1.5, 2.5, 3.5]);
+    const adopted = call.adopt(r, [4]);
+    t.is(heapOffset(adopted), r.ptr, 'no copy out');
+    t.deepEqual(adopted.shape, [4]);
+    t.deepEqual(Array.from(adopted.dataSync()), [0.5, 1.5, 2.5, 3.5]);
+    adopted.dispose();
+  } finally {
+    call.close();
+    x.dispose();
+  }
+  // Scratch and results not adopted are freed at close: 200 calls of 16 MB each leave the heap as it was.
+  const memory = heap.memory;
+  const warm = heap.open(4e6);
+  warm.result(1000, 1000);
+  warm.close();
+  const size = memory.buffer.byteLength;
+  for (let k = 0; k < 200; k++) {
+    const call2 = heap.open(4e6);
+    call2.result(1000, 1000);
+    call2.close();
+  }
+  t.is(memory.buffer.byteLength, size);
+});
+
+test('kernel memory: the largest call a 32-bit memory can hold is the limit, not a size that wraps around', (t) => {
+  // 2^32 + 224 bytes: past the limit (2^32 − 64 KiB) by less than a page, and would wrap to 224 bytes.
+  t.throws(() => kernelMemory().open(2 ** 30 - 200), { instanceOf: RangeError, message: /out of memory/ });
+});
+
 test('a kernel call larger than a 32-bit memory is refused as out of memory (which the trainer reports as the batch), not wrapped around', (t) => {
   // 1.1e9 floats = 4.4e9 bytes: passed on as is, the allocator's 32-bit argument would wrap to ~105 MB.
   t.throws(() => kernelMemory().open(1.1e9), { instanceOf: RangeError, message: /out of memory/ });
@@ -197,7 +245,8 @@ test.serial('on another backend (cpu) the kernels copy in and out of a memory of
     const before = tf.memory().numTensors;
     tf.tidy(() => {
       const spec = specs[0]![1];
-      const c = makeCase(spec, 37, 12);
+      // 600 rows: more than the own memory's first page holds, so it must grow.
+      const c = makeCase(spec, 600, 12);
       const fused = objective(fusedMlpLogProb(spec, kernels, c.x, c.a), c.weights);
       const general = objective(generalLogProb(spec, c.x, c.a), c.weights);
       t.true(relativeError(gradient(fused, c.params), gradient(general, c.params)) < 2e-5, 'gradient');

@@ -114,8 +114,8 @@ export const fusedMlpLogProbPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.
     save([theta, ...activations, x, a]);
     return {
       value,
-      // dℓ has ℓ's shape, [rows]: a reshape would be one more taped op (and its saved clone) for nothing.
-      gradFunc: (dl, saved) => [vjp(...saved, dl.rank === 1 ? dl : tf.reshape(dl, [-1])), ...unreachable(saved.slice(-2))],
+      // dℓ has ℓ's shape, [rows] (tfjs checks it), as vjp's u needs: no reshape (a taped op and its clone).
+      gradFunc: (dl, saved) => [vjp(...saved, dl), ...unreachable(saved.slice(-2))],
     };
   });
 
