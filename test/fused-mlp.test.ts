@@ -251,6 +251,11 @@ test.serial('on another backend (cpu) the kernels copy in and out of a memory of
       const general = objective(generalLogProb(spec, c.x, c.a), c.weights);
       t.true(relativeError(gradient(fused, c.params), gradient(general, c.params)) < 2e-5, 'gradient');
       t.true(relativeError(hvp(fused, c.params, c.direction), hvp(general, c.params, c.direction)) < 2e-4, 'Hessian-vector product');
+      // Then a call far smaller than the memory has grown to: it must leave the memory as it is.
+      const small = makeCase(spec, 3, 13);
+      const smallFused = objective(fusedMlpLogProb(spec, kernels, small.x, small.a), small.weights);
+      const smallGeneral = objective(generalLogProb(spec, small.x, small.a), small.weights);
+      t.true(relativeError(gradient(smallFused, small.params), gradient(smallGeneral, small.params)) < 2e-5, 'a small call after large ones');
     });
     t.is(tf.memory().numTensors, before);
   } finally {
