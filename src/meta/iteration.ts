@@ -435,7 +435,7 @@ export const outerTaskTerms = (trainer: Trainer, start: Params, pre: readonly Le
   if (!packed) return readOut(() => valueAndGradients(names, outerTaskLoss(trainer, start, pre, post), at));
   // On the packed θ the gradient is taken with respect to θ itself and cut into the named parameters
   // here, in arrays: packing θ on the tape would add a concat, whose gradient is a split (a Slice per
-  // parameter, each copying θ out of the wasm heap).
+  // parameter, and tapes and clones for each).
   const [value, gradient] = readOut(() => {
     const theta = toGraph(at)[packedParameter]!;
     const loss = outerTaskLossOfGraph(trainer, toGraph(start), pre, post);

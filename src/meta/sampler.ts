@@ -96,7 +96,7 @@ export const sampleGroup = <Task>(opts: {
     const alive = new Uint8Array(n).fill(1);
     for (let t = 0; t < horizon; t++) {
       const actions = draw(observations, n, random);
-      // Element by element: a subarray per row and step (a few numbers each) costs more than the copy.
+      // Element by element, not through a subarray per row and step: two short-lived objects for a few numbers.
       for (let i = 0; i < n; i++) {
         const row = i * horizon + t;
         for (let j = 0; j < d; j++) out.observations[row * d + j] = observations[i * d + j]!;
