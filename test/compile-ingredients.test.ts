@@ -15,18 +15,14 @@ import { assertCompilable, compile, GraphError } from '../src/surrogates/compile
 import { meanKl } from '../src/surrogates/divergence.ts';
 import { estimators, estimatorName, type Estimator } from '../src/surrogates/estimators.ts';
 import { batchOf, randomTrajectories, rlChain } from './helpers/rl-chain.ts';
+import { softmax, softmaxScore } from './helpers/softmax.ts';
 
 test.before(async () => {
   await selectBackend();
 });
 
 const phi0 = [0.4, -0.7];
-const softmax = (row: readonly number[]) => {
-  const e = row.map((x) => Math.exp(x));
-  const s = e.reduce((a, b) => a + b, 0);
-  return e.map((x) => x / s);
-};
-const scoreOf = (z: number) => softmax(phi0).map((p, k) => (k === z ? 1 : 0) - p);
+const scoreOf = (z: number) => softmaxScore(phi0, z);
 const zs = [0, 1, 1, 0];
 
 /** Per-sample values and gradients (row i: ∂ surrogate_i / ∂φ) of a compiled graph at φ0. */

@@ -15,19 +15,15 @@ import { BatchError, type Batch } from '../src/surrogates/batch.ts';
 import { compile, GraphError } from '../src/surrogates/compile.ts';
 import { estimators, type EstimatorKit } from '../src/surrogates/estimators.ts';
 import { actions, batchOf, randomTrajectories, rlChain, states } from './helpers/rl-chain.ts';
+import { softmax, softmaxScore } from './helpers/softmax.ts';
 
 test.before(async () => {
   await selectBackend();
 });
 
 const phi0 = [0.4, -0.7];
-const softmax = (row: readonly number[]) => {
-  const e = row.map((x) => Math.exp(x));
-  const s = e.reduce((a, b) => a + b, 0);
-  return e.map((x) => x / s);
-};
 const logSoftmax = (row: readonly number[]) => softmax(row).map(Math.log);
-const scoreOf = (z: number) => softmax(phi0).map((p, k) => (k === z ? 1 : 0) - p);
+const scoreOf = (z: number) => softmaxScore(phi0, z);
 const zs = [0, 1, 1, 0];
 const r = [1.5, -0.5, 2, 0.25];
 const b = [0.5, 0.25, -1, 1];

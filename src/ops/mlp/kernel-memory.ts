@@ -24,6 +24,9 @@ export interface WasmMemory {
 }
 const wasmApi = (globalThis as unknown as { readonly WebAssembly: { Memory: new (d: { initial: number }) => WasmMemory } }).WebAssembly;
 
+/** A fresh memory of one page, for a kernel module of its own (it grows on demand). */
+export const newWasmMemory = (): WasmMemory => new wasmApi.Memory({ initial: 1 });
+
 /** A matrix in the memory: its byte offset, its shape, and a fresh view of its values at each read. */
 export interface Matrix {
   readonly ptr: number;
@@ -176,7 +179,7 @@ const backendHeap = (backend: WasmBackendInternals): KernelMemory => {
 
 /** A memory of the kernels' own: each call lays out everything from offset 0 (see the module comment). */
 const ownMemory = (): KernelMemory => {
-  const memory = new wasmApi.Memory({ initial: 1 });
+  const memory = newWasmMemory();
   return {
     memory,
     kind: 'own',

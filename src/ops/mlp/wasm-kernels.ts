@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { MlpForward, MlpKernels, MlpSecondOrder, MlpVjp } from './kernels.ts';
 import { layerCount, parameterSizes, type MlpSpec } from './spec.ts';
-import { kernelMemory, type CallMemory, type Matrix, type WasmMemory } from './kernel-memory.ts';
+import { kernelMemory, newWasmMemory, type CallMemory, type Matrix, type WasmMemory } from './kernel-memory.ts';
 import { chosenMlpKernelBuild, mlpKernelBytes } from './wasm-module.ts';
 
 /** The WebAssembly API's few members used here (the project's TypeScript libraries do not declare it). */
@@ -53,8 +53,6 @@ const reserve = (memory: WasmMemory, bytes: number): void => {
   if (memory.buffer.byteLength < bytes) memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / 65536));
 };
 
-const WasmMemoryOf = (globalThis as unknown as { readonly WebAssembly: { Memory: new (d: { initial: number }) => WasmMemory } }).WebAssembly.Memory;
-
 /**
  * The network's forward pass on plain arrays, for sampling (no tensors, no derivatives): a function of
  * the layer widths, activation and weights that maps n rows of observations to n rows of outputs.
@@ -63,7 +61,7 @@ const WasmMemoryOf = (globalThis as unknown as { readonly WebAssembly: { Memory:
  * function's (a sampler calls one function once per environment step: its weights are copied once).
  */
 export const wasmMlpForward = (bytes: Uint8Array = mlpKernelsWasm()) => {
-  const memory = new WasmMemoryOf({ initial: 1 });
+  const memory = newWasmMemory();
   const ex = instantiate(bytes, memory);
   /** The function whose weights are in memory now. */
   let resident: object | undefined;
