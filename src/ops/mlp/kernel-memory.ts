@@ -40,6 +40,12 @@ export interface Matrix {
 export interface CallMemory {
   /** A scratch matrix (contents undefined). */
   readonly scratch: (rows: number, cols: number) => Matrix;
+  /**
+   * `body`'s value, the scratch it took given back afterwards (a kernel's blocks reuse one block's
+   * scratch). Take inputs and results before: on a memory of the kernels' own they come from the same
+   * region and would be given back too.
+   */
+  readonly scoped: <T>(body: () => T) => T;
   /** A tensor's values as a matrix: in place where they are in this memory, else a copy. */
   readonly input: (t: tf.Tensor, rows: number, cols: number) => Matrix;
   /** A result matrix that `adopt` will turn into a tensor (allocate every result before the first view). */
@@ -112,12 +118,21 @@ const checkedBytes = (bytes: number): number => {
 /** Scratch matrices handed out 16-byte aligned from `start` on, up to `end` (byte offsets). */
 const bumpAllocator = (memory: WasmMemory, start: number, end: number) => {
   let top = align16(start);
-  return (rows: number, cols: number): Matrix => {
+  const scratch = (rows: number, cols: number): Matrix => {
     const ptr = top;
     top += align16(rows * cols * 4);
     if (top > end) throw new Error(`fused MLP kernels: scratch of ${end - start} bytes exceeded (a sizing bug)`);
     return matrixAt(memory, ptr, rows, cols);
   };
+  const scoped = <T>(body: () => T): T => {
+    const mark = top;
+    try {
+      return body();
+    } finally {
+      top = mark;
+    }
+  };
+  return { scratch, scoped };
 };
 
 /** A tensor's values copied into a scratch matrix. */
@@ -154,9 +169,10 @@ const backendHeap = (backend: WasmBackendInternals): KernelMemory => {
       };
       // Scratch: one block.
       const block = malloc(floats * 4 + 16 * 64);
-      const scratch = bumpAllocator(memory, block, block + floats * 4 + 16 * 64);
+      const { scratch, scoped } = bumpAllocator(memory, block, block + floats * 4 + 16 * 64);
       return {
         scratch,
+        scoped,
         input: (t, rows, cols) => {
           const offset = resident(t);
           return offset !== undefined ? matrixAt(memory, offset, rows, cols) : copiedInput(scratch, t, rows, cols);
@@ -193,9 +209,10 @@ const ownMemory = (): KernelMemory => {
           throw new RangeError(`the kernels' memory is out of memory: ${capacity} bytes for the fused MLP kernels could not be reserved`);
         }
       }
-      const scratch = bumpAllocator(memory, 0, capacity);
+      const { scratch, scoped } = bumpAllocator(memory, 0, capacity);
       return {
         scratch,
+        scoped,
         input: (t, rows, cols) => copiedInput(scratch, t, rows, cols),
         result: scratch,
         // A copy: other backends may keep the array they are given by reference.

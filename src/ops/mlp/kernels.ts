@@ -8,6 +8,11 @@
  *   vjp          Σ_b u_b ∇_θ ℓ_b                                             → [P] (flat, op order)
  *   secondOrder  hvp = Σ_b u_b ∇²_θ ℓ_b · v  → [P],  jvp = ∇_θ ℓ_b · v  → [B]
  *
+ * θ may also be [K, P]: K parameter settings (blocks), block k applying to the rows k·B/K … (k+1)·B/K − 1
+ * (K tasks' batches stacked, each with its own parameters). Derivatives with respect to θ (and v) then
+ * have θ's shape, row k that of block k's rows alone: one call does what K calls would, with the tfjs
+ * bookkeeping of one (the outer step stacks tasks this way: iteration.ts).
+ *
  * `vjp` also returns its backward pass's cotangents before each hidden layer's activation slope,
  * G_l W_lᵀ for l = L−1 … 1 ([B, width_l] each): `secondOrder` at the same θ and u needs exactly these
  * (its backward pass is the vjp's and its tangent), so it takes them instead of recomputing them — one
@@ -44,40 +49,44 @@ export interface MlpForward {
   readonly activations: readonly tf.Tensor[];
 }
 
-/** Σ_b u_b ∇ℓ_b and the backward pass's pre-slope cotangents G_l W_lᵀ, l = L−1 … 1 (see the module comment). */
+/** Σ_b u_b ∇ℓ_b (θ's shape) and the backward pass's pre-slope cotangents G_l W_lᵀ, l = L−1 … 1 (see the module comment). */
 export interface MlpVjp {
-  readonly value: tf.Tensor1D;
+  readonly value: tf.Tensor;
   readonly cotangents: readonly tf.Tensor[];
 }
 
 /** `secondOrder`'s two results: the derivative of `vjp` along v with respect to θ, and with respect to u. */
 export interface MlpSecondOrder {
-  readonly hvp: tf.Tensor1D;
+  /** θ's shape. */
+  readonly hvp: tf.Tensor;
   readonly jvp: tf.Tensor1D;
 }
 
 /** The computations behind a fused MLP op; each runs off the tape and returns new tensors. */
 export interface MlpKernels {
   readonly name: string;
-  readonly logProb: (spec: MlpSpec, theta: tf.Tensor1D, x: tf.Tensor2D, a: tf.Tensor) => MlpForward;
+  /** θ: [P], or [K, P] (blocks: see the module comment); likewise below. */
+  readonly logProb: (spec: MlpSpec, theta: tf.Tensor, x: tf.Tensor2D, a: tf.Tensor) => MlpForward;
   /** The forward pass alone: H_1 … H_{L−1} and the output O (the last), for the output op. */
-  readonly forward: (spec: MlpSpec, theta: tf.Tensor1D, x: tf.Tensor2D) => tf.Tensor[];
+  readonly forward: (spec: MlpSpec, theta: tf.Tensor, x: tf.Tensor2D) => tf.Tensor[];
   /**
    * Σ_{b,j} g_bj ∂O_bj/∂θ for the layer parameters (W0, b0, …; no log-std) as one flat vector: the
-   * gradient of the network's output, for divergences (the KL penalty) that need its first order only.
+   * gradient of the network's output, for divergences (the KL penalty) that need its first order only
+   * ([layer entries], or [K, layer entries] for a θ of K blocks).
    */
-  readonly outputVjp: (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, g: tf.Tensor2D) => tf.Tensor1D;
-  readonly vjp: (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D) => MlpVjp;
+  readonly outputVjp: (spec: MlpSpec, theta: tf.Tensor, activations: readonly tf.Tensor[], x: tf.Tensor2D, g: tf.Tensor2D) => tf.Tensor;
+  readonly vjp: (spec: MlpSpec, theta: tf.Tensor, activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D) => MlpVjp;
   readonly secondOrder: (
     spec: MlpSpec,
-    theta: tf.Tensor1D,
+    theta: tf.Tensor,
     activations: readonly tf.Tensor[],
     /** `vjp`'s cotangents at the same θ and u. */
     cotangents: readonly tf.Tensor[],
     x: tf.Tensor2D,
     a: tf.Tensor,
     u: tf.Tensor1D,
-    v: tf.Tensor1D,
+    /** θ's shape. */
+    v: tf.Tensor,
   ) => MlpSecondOrder;
 }
 
@@ -159,7 +168,74 @@ const layersVjp = (spec: MlpSpec, W: readonly tf.Tensor[], H: readonly tf.Tensor
 const flat = (parts: readonly tf.Tensor[]): tf.Tensor1D => tf.concat(parts.map((p) => tf.reshape(p, [-1]))) as tf.Tensor1D;
 
 
-export const tfjsMlpKernels: MlpKernels = {
+/**
+ * Kernels that take θ of K blocks ([K, P]) by running `single` (one block's θ, [P]) on each block's rows
+ * and joining the results: the blocks' semantics (see the module comment) stated as plainly as it can
+ * be, for the tfjs implementation (the oracle) — the WebAssembly kernels loop over blocks inside.
+ */
+export const blockwise = (single: MlpKernels): MlpKernels => {
+  /** Row k of θ-shaped tensors and block k of the per-row ones, per block, with `f`'s results per block. */
+  const perBlock = <T>(theta: tf.Tensor, rows: number, f: (k: number, row: (t: tf.Tensor) => tf.Tensor, rowsOf: <R extends tf.Tensor>(t: R) => R) => T): T[] => {
+    const count = theta.shape[0]!;
+    const size = rows / count;
+    return Array.from({ length: count }, (_, k) =>
+      f(
+        k,
+        (t) => tf.reshape(tf.slice(t, [k, 0], [1, t.shape[1]!]), [t.shape[1]!]),
+        <R extends tf.Tensor>(t: R) => tf.slice(t, [k * size, ...t.shape.slice(1).map(() => 0)], [size, ...t.shape.slice(1)]) as R,
+      ),
+    );
+  };
+  const joinRows = (parts: readonly tf.Tensor[]): tf.Tensor => tf.concat(parts as tf.Tensor[], 0);
+  const stackRows = (parts: readonly tf.Tensor[]): tf.Tensor => tf.stack(parts as tf.Tensor[]);
+  return {
+    name: single.name,
+    logProb: (spec, theta, x, a) => {
+      if (theta.rank === 1) return single.logProb(spec, theta, x, a);
+      return tf.tidy(() => {
+        const parts = perBlock(theta, x.shape[0], (_, row, rowsOf) => single.logProb(spec, row(theta), rowsOf(x), rowsOf(a)));
+        return {
+          value: joinRows(parts.map((p) => p.value)) as tf.Tensor1D,
+          activations: parts[0]!.activations.map((_, l) => joinRows(parts.map((p) => p.activations[l]!))),
+        };
+      });
+    },
+    forward: (spec, theta, x) => {
+      if (theta.rank === 1) return single.forward(spec, theta, x);
+      return tf.tidy(() => {
+        const parts = perBlock(theta, x.shape[0], (_, row, rowsOf) => single.forward(spec, row(theta), rowsOf(x)));
+        return parts[0]!.map((_, l) => joinRows(parts.map((p) => p[l]!)));
+      });
+    },
+    outputVjp: (spec, theta, activations, x, g) => {
+      if (theta.rank === 1) return single.outputVjp(spec, theta, activations, x, g);
+      return tf.tidy(() =>
+        stackRows(perBlock(theta, x.shape[0], (_, row, rowsOf) => single.outputVjp(spec, row(theta), activations.map(rowsOf), rowsOf(x), rowsOf(g)))),
+      );
+    },
+    vjp: (spec, theta, activations, x, a, u) => {
+      if (theta.rank === 1) return single.vjp(spec, theta, activations, x, a, u);
+      return tf.tidy(() => {
+        const parts = perBlock(theta, x.shape[0], (_, row, rowsOf) => single.vjp(spec, row(theta), activations.map(rowsOf), rowsOf(x), rowsOf(a), rowsOf(u)));
+        return {
+          value: stackRows(parts.map((p) => p.value)),
+          cotangents: parts[0]!.cotangents.map((_, l) => joinRows(parts.map((p) => p.cotangents[l]!))),
+        };
+      });
+    },
+    secondOrder: (spec, theta, activations, cotangents, x, a, u, v) => {
+      if (theta.rank === 1) return single.secondOrder(spec, theta, activations, cotangents, x, a, u, v);
+      return tf.tidy(() => {
+        const parts = perBlock(theta, x.shape[0], (_, row, rowsOf) =>
+          single.secondOrder(spec, row(theta), activations.map(rowsOf), cotangents.map(rowsOf), rowsOf(x), rowsOf(a), rowsOf(u), row(v)),
+        );
+        return { hvp: stackRows(parts.map((p) => p.hvp)), jvp: joinRows(parts.map((p) => p.jvp)) as tf.Tensor1D };
+      });
+    },
+  };
+};
+
+const oneBlockTfjsKernels: MlpKernels = {
   name: 'tfjs',
   logProb: (spec, theta, x, a) =>
     tf.tidy(() => {
@@ -268,3 +344,6 @@ export const tfjsMlpKernels: MlpKernels = {
       return { hvp: flat(hvp), jvp: tf.reshape(jvp, [-1]) as tf.Tensor1D };
     }),
 };
+
+/** The kernels as tfjs ops, on every backend: the oracle the WebAssembly ones are tested against. */
+export const tfjsMlpKernels: MlpKernels = blockwise(oneBlockTfjsKernels);

@@ -31,6 +31,22 @@ const custom = (
   return (...inputs) => op(...inputs);
 };
 
+/**
+ * θ as the fused ops take it: a vector of one of `sizes` entries, or K such rows ([K, P]: K blocks, each
+ * applying to its share of the `rows` rows — kernels.ts), K dividing the rows; else a RangeError naming
+ * the shape.
+ */
+export const checkBlocks = (op: string, theta: tf.Tensor, sizes: readonly number[], rows: number): void => {
+  const entries = theta.shape.at(-1)!;
+  const blocks = theta.rank === 2 ? theta.shape[0]! : 1;
+  const fits = (theta.rank === 1 || theta.rank === 2) && sizes.includes(entries) && blocks > 0 && rows % blocks === 0;
+  if (!fits) {
+    throw new RangeError(
+      `${op}: θ of ${sizes.join(' or ')} entries expected (a vector, or one row per block of the ${rows} rows), got shape [${theta.shape.join(', ')}]`,
+    );
+  }
+};
+
 /** The parameters, in the op's order, as one flat [P] vector (differentiable: reshapes and a concat). */
 export const packParams = (params: readonly tf.Tensor[]): tf.Tensor1D => tf.concat(params.map((p) => tf.reshape(p, [-1]))) as tf.Tensor1D;
 
@@ -38,7 +54,8 @@ export const packParams = (params: readonly tf.Tensor[]): tf.Tensor1D => tf.conc
  * ℓ [rows] for observations x [rows, in] and actions a (Gaussian [rows, out]; categorical [rows]), from
  * the parameters as one flat θ [P] in the op's order (spec.ts). The op's derivatives are flat vectors
  * too, so an inner step θ′ = θ + α∇ℓ-weighted is one add on one tensor: no split, reshape or per-
- * parameter op on the tape.
+ * parameter op on the tape. θ may be K rows ([K, P]), block k applying to its share of the rows
+ * (kernels.ts); its derivatives then have θ's shape.
  */
 export const fusedMlpLogProbPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor2D, a: tf.Tensor) => {
   const { total } = parameterSizes(spec);
@@ -120,7 +137,7 @@ export const fusedMlpLogProbPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.
   });
 
   return (theta: tf.Tensor): tf.Tensor1D => {
-    if (theta.rank !== 1 || theta.size !== total) throw new RangeError(`fusedMlpLogProb: θ of ${total} entries expected, got shape [${theta.shape.join(', ')}]`);
+    checkBlocks('fusedMlpLogProb', theta, [total], x.shape[0]);
     return logProb(theta, x, a) as tf.Tensor1D;
   };
 };

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { MlpKernels } from './kernels.ts';
-import { FusedOrderError, packParams } from './log-prob-op.ts';
+import { checkBlocks, FusedOrderError, packParams } from './log-prob-op.ts';
 import { layerCount, parameterShapes, parameterSizes, type MlpSpec } from './spec.ts';
 
 const custom = (
@@ -18,7 +18,8 @@ const custom = (
 
 /**
  * O [rows, out] for observations x [rows, in], from the parameters as one flat θ in the op's order
- * (spec.ts): all of them, or the layers' alone (a prefix). A log-std in θ gets a zero gradient: the
+ * (spec.ts): all of them, or the layers' alone (a prefix); or from K such rows ([K, P]), block k
+ * applying to its share of the rows (kernels.ts). A log-std in θ gets a zero gradient: the
  * output does not depend on it.
  */
 export const fusedMlpOutputPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor2D) => {
@@ -50,16 +51,16 @@ export const fusedMlpOutputPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.T
         const [th, ...rest] = saved;
         const acts = rest.slice(0, layers);
         const flat = outputVjp(th!, ...acts, rest[layers]!, dO);
-        const grad = th!.size === layerSize ? flat : tf.concat([flat, tf.zeros([th!.size - layerSize])]);
+        // A log-std in θ (the last entries of each row) gets zeros.
+        const entries = th!.shape.at(-1)!;
+        const grad = entries === layerSize ? flat : tf.concat([flat, tf.zeros([...th!.shape.slice(0, -1), entries - layerSize])], th!.rank - 1);
         return [grad, tf.zerosLike(rest[layers]!)];
       },
     };
   });
 
   return (theta: tf.Tensor): tf.Tensor2D => {
-    if (theta.rank !== 1 || (theta.size !== layerSize && theta.size !== total)) {
-      throw new RangeError(`fusedMlpOutput: θ of ${layerSize} (layers) or ${total} entries expected, got shape [${theta.shape.join(', ')}]`);
-    }
+    checkBlocks('fusedMlpOutput', theta, [layerSize, total], x.shape[0]);
     return output(theta, x) as tf.Tensor2D;
   };
 };

@@ -180,13 +180,12 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
   };
 
   /**
-   * A flat vector in the op's order (θ, or a direction along it) as matrices by role, laid over one
-   * copy of it in `ws`: W_l [in, out] and b_l [1, out] per layer, then the log-std's values when the
-   * vector has them (the output op's θ may stop after the layers).
+   * A flat vector in the op's order (θ, or a direction along it: one block's row) as matrices by role,
+   * over its values where they are: W_l [in, out] and b_l [1, out] per layer, then the log-std's values
+   * when the vector has them (the output op's θ may stop after the layers).
    */
-  const byRole = (spec: MlpSpec, ws: Workspace, flat: tf.Tensor) => {
+  const byRole = (spec: MlpSpec, all: Matrix) => {
     const layers = layerCount(spec);
-    const all = ws.input(flat, 1, flat.size);
     const { W, b, layers: offset } = layout(spec, all);
     const out = spec.widths.at(-1)!;
     const logStd =
@@ -194,20 +193,35 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
         ? undefined
         : spec.head.logStd !== 'learned'
           ? new Float32Array(out).fill(spec.head.logStd)
-          : flat.size > offset
+          : all.cols > offset
             ? all.data.subarray(offset, offset + out)
             : undefined;
     return { layers, W, b, logStd };
   };
 
   /**
-   * Floats a call may need: every layer's activations (and tangents), a few row-sized scratch matrices,
-   * the loaded output, actions and row weights, the weights and the direction thrice.
+   * θ's blocks (kernels.ts): a [K, P] θ is K parameter settings, block k applying to rows
+   * k·rows/K … (k+1)·rows/K − 1; a vector is one block. Each block's rows are its own matrices (views).
    */
-  const floatsFor = (spec: MlpSpec, rows: number): number => {
+  const blocksOf = (theta: tf.Tensor, rows: number) => {
+    const count = theta.rank === 2 ? theta.shape[0]! : 1;
+    return { count, rows: rows / count, size: theta.size / count };
+  };
+  /** Block k of a matrix whose rows are `count` equal blocks (a view). */
+  const block = (m: Matrix, k: number, count: number): Matrix => {
+    const rows = m.rows / count;
+    return part(m, k * rows * m.cols, rows, m.cols);
+  };
+
+  /**
+   * Floats a call on `rows` rows in `blocks` blocks may need: every layer's activations (and tangents)
+   * and a few row-sized scratch matrices, the loaded output, actions and row weights (where inputs are
+   * copied), θ, a direction and a gradient per block, and one block's transposed weights.
+   */
+  const floatsFor = (spec: MlpSpec, rows: number, blocks = 1): number => {
     const widest = Math.max(...spec.widths);
     const all = spec.widths.reduce((s, w) => s + w, 0);
-    return rows * (8 * all + 4 * widest + 2 * spec.widths.at(-1)! + 1) + 8 * parameterSizes(spec).total + 8 * widest * widest;
+    return rows * (8 * all + 4 * widest + 2 * spec.widths.at(-1)! + 1) + 8 * blocks * parameterSizes(spec).total + 8 * widest * widest;
   };
 
   /** Ones of the action indices, for the categorical head. */
@@ -217,37 +231,62 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
   const actionsOf = (spec: MlpSpec, ws: Workspace, a: tf.Tensor, rows: number): Float32Array | Int32Array =>
     spec.head.kind === 'categorical' || a.dtype !== 'float32' ? (a.dataSync() as Float32Array | Int32Array) : ws.input(a, rows, spec.widths.at(-1)!).data;
 
+  /** Block k's part of per-row values with `perRow` entries a row. */
+  const rowsOf = <T extends Float32Array | Int32Array>(values: T, k: number, rows: number, perRow: number): T =>
+    values.subarray(k * rows * perRow, (k + 1) * rows * perRow) as T;
+
   /** Each layer's input H_0 = x, H_1 … H_{L−1} (the saved activations but the output), in the workspace. */
   const layerInputs = (spec: MlpSpec, ws: Workspace, x: tf.Tensor2D, activations: readonly tf.Tensor[]): Matrix[] => {
     const rows = x.shape[0];
     return [ws.input(x, rows, spec.widths[0]!), ...activations.slice(0, -1).map((t) => ws.input(t, rows, t.shape[1]!))];
   };
 
-  /**
-   * The forward pass into `ws`: the activations H_1 …, O as result matrices (to `adopt` once the call
-   * has read what it needs of them) and the log-std's values. Allocates its results first: call it
-   * before taking any view.
-   */
-  const forwardPass = (spec: MlpSpec, theta: tf.Tensor, x: tf.Tensor2D, ws: Workspace) => {
-    const rows = x.shape[0];
-    const results = spec.widths.slice(1).map((width) => ws.result(rows, width));
-    const { layers, W, b, logStd } = byRole(spec, ws, theta);
-    let h = ws.input(x, rows, spec.widths[0]!);
-    for (let l = 0; l < layers; l++) {
+  /** One block's forward pass from its layer weights into `results` (H_1 …, O: that block's rows). */
+  const forwardBlock = (spec: MlpSpec, ws: Workspace, W: readonly Matrix[], b: readonly Matrix[], x: Matrix, results: readonly Matrix[]): void => {
+    let h = x;
+    for (let l = 0; l < W.length; l++) {
       const z = mm(ws, h, W[l]!, results[l]!);
       const bias = b[l]!;
-      if (l + 1 === layers) ex.addRow(z.ptr, bias.ptr, z.rows, z.cols);
+      if (l + 1 === W.length) ex.addRow(z.ptr, bias.ptr, z.rows, z.cols);
       else if (spec.activation === 'tanh') ex.biasTanh(z.ptr, bias.ptr, z.ptr, z.rows, z.cols);
       else ex.biasRelu(z.ptr, bias.ptr, z.ptr, z.rows, z.cols);
       h = z;
     }
-    return { results, logStd };
   };
 
-  const logProb = (spec: MlpSpec, theta: tf.Tensor1D, x: tf.Tensor2D, a: tf.Tensor): MlpForward =>
-    withMemory(floatsFor(spec, x.shape[0]), (ws) => {
+  /**
+   * The forward pass of every block into `ws`: the activations H_1 …, O as result matrices (to `adopt`
+   * once the call has read what it needs of them) and each block's log-std values. Allocates its
+   * results first: call it before taking any view.
+   */
+  const forwardPass = (spec: MlpSpec, theta: tf.Tensor, x: tf.Tensor2D, ws: Workspace) => {
+    const rows = x.shape[0];
+    const blocks = blocksOf(theta, rows);
+    const results = spec.widths.slice(1).map((width) => ws.result(rows, width));
+    const thetas = ws.input(theta, blocks.count, blocks.size);
+    const xs = ws.input(x, rows, spec.widths[0]!);
+    const logStd: (Float32Array | undefined)[] = [];
+    for (let k = 0; k < blocks.count; k++) {
+      const { W, b, logStd: s } = byRole(spec, block(thetas, k, blocks.count));
+      logStd.push(s);
+      ws.scoped(() =>
+        forwardBlock(
+          spec,
+          ws,
+          W,
+          b,
+          block(xs, k, blocks.count),
+          results.map((m) => block(m, k, blocks.count)),
+        ),
+      );
+    }
+    return { results, logStd, blocks };
+  };
+
+  const logProb = (spec: MlpSpec, theta: tf.Tensor, x: tf.Tensor2D, a: tf.Tensor): MlpForward =>
+    withMemory(floatsFor(spec, x.shape[0], blocksOf(theta, x.shape[0]).count), (ws) => {
       const rows = x.shape[0];
-      const { results, logStd } = forwardPass(spec, theta, x, ws);
+      const { results, logStd, blocks } = forwardPass(spec, theta, x, ws);
       const k = spec.widths.at(-1)!;
       const actions = actionsOf(spec, ws, a, rows);
       const O = results.at(-1)!.data;
@@ -261,17 +300,19 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
           value[r] = O[r * k + indexOf(actions, r)]! - max - Math.log(total);
         }
       } else {
-        const s = logStd!;
-        let constant = k * halfLog2Pi;
-        for (let j = 0; j < k; j++) constant += s[j]!;
-        const inv = Array.from(s, (v) => Math.exp(-v));
-        for (let r = 0; r < rows; r++) {
-          let sq = 0;
-          for (let j = 0; j < k; j++) {
-            const z = (actions[r * k + j]! - O[r * k + j]!) * inv[j]!;
-            sq += z * z;
+        for (let blk = 0; blk < blocks.count; blk++) {
+          const s = logStd[blk]!;
+          let constant = k * halfLog2Pi;
+          for (let j = 0; j < k; j++) constant += s[j]!;
+          const inv = Array.from(s, (v) => Math.exp(-v));
+          for (let r = blk * blocks.rows; r < (blk + 1) * blocks.rows; r++) {
+            let sq = 0;
+            for (let j = 0; j < k; j++) {
+              const z = (actions[r * k + j]! - O[r * k + j]!) * inv[j]!;
+              sq += z * z;
+            }
+            value[r] = -0.5 * sq - constant;
           }
-          value[r] = -0.5 * sq - constant;
         }
       }
       // Tensors last: making one may grow the memory, which detaches the views above.
@@ -358,100 +399,136 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     }
   };
 
-  const vjp = (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D): MlpVjp =>
-    withMemory(floatsFor(spec, x.shape[0]), (ws) => {
-      const rows = x.shape[0];
+  const vjp = (spec: MlpSpec, theta: tf.Tensor, activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D): MlpVjp => {
+    const rows = x.shape[0];
+    const blocks = blocksOf(theta, rows);
+    return withMemory(floatsFor(spec, rows, blocks.count), (ws) => {
       // The cotangents G_l W_lᵀ (l = L−1 … 1) are results: allocated before any view is taken.
       const kept = spec.widths.slice(1, -1).reverse().map((width) => ws.result(rows, width));
-      const grad = ws.result(1, parameterSizes(spec).total);
-      const { W, logStd } = byRole(spec, ws, theta);
+      const grad = ws.result(blocks.count, blocks.size);
+      const thetas = ws.input(theta, blocks.count, blocks.size);
       const H = layerInputs(spec, ws, x, activations);
       const k = spec.widths.at(-1)!;
       const O = ws.input(activations.at(-1)!, rows, k).data;
-      const G = ws.scratch(rows, k);
-      const { gs } = head(spec, O, k, rows, actionsOf(spec, ws, a, rows), ws.input(u, 1, rows).data, logStd, G.data);
-      layersBackward(spec, ws, W, H, G, grad, kept);
-      if (learnedStd(spec)) grad.data.set(gs!, layout(spec, grad).layers);
-      return { value: ws.adopt(grad, [grad.cols]) as tf.Tensor1D, cotangents: kept.map((m) => ws.adopt(m)) };
+      const actions = actionsOf(spec, ws, a, rows);
+      const us = ws.input(u, 1, rows).data;
+      const perAction = spec.head.kind === 'categorical' ? 1 : k;
+      for (let blk = 0; blk < blocks.count; blk++) {
+        const { W, logStd } = byRole(spec, block(thetas, blk, blocks.count));
+        const gradRow = block(grad, blk, blocks.count);
+        ws.scoped(() => {
+          const G = ws.scratch(blocks.rows, k);
+          const of = <T extends Float32Array | Int32Array>(values: T, perRow: number) => rowsOf(values, blk, blocks.rows, perRow);
+          const { gs } = head(spec, of(O, k), k, blocks.rows, of(actions, perAction), of(us, 1), logStd, G.data);
+          const Hb = H.map((m) => block(m, blk, blocks.count));
+          layersBackward(spec, ws, W, Hb, G, gradRow, kept.map((m) => block(m, blk, blocks.count)));
+          if (learnedStd(spec)) gradRow.data.set(gs!, layout(spec, gradRow).layers);
+        });
+      }
+      return { value: ws.adopt(grad, [...theta.shape]), cotangents: kept.map((m) => ws.adopt(m)) };
     });
+  };
 
   const secondOrder = (
     spec: MlpSpec,
-    theta: tf.Tensor1D,
+    theta: tf.Tensor,
     activations: readonly tf.Tensor[],
     cotangents: readonly tf.Tensor[],
     x: tf.Tensor2D,
     a: tf.Tensor,
     u: tf.Tensor1D,
-    v: tf.Tensor1D,
-  ): MlpSecondOrder =>
-    withMemory(floatsFor(spec, x.shape[0]), (ws) => {
-      const rows = x.shape[0];
+    v: tf.Tensor,
+  ): MlpSecondOrder => {
+    const rows = x.shape[0];
+    const blocks = blocksOf(theta, rows);
+    return withMemory(floatsFor(spec, rows, blocks.count), (ws) => {
       // The results first (before any view is taken): Σ_b u_b ∇²ℓ_b·v and ∇ℓ_b·v.
-      const hvp = ws.result(1, parameterSizes(spec).total);
+      const hvp = ws.result(blocks.count, blocks.size);
       const jvp = ws.result(1, rows);
-      const { layers, W: Wm, logStd } = byRole(spec, ws, theta);
-      // The direction by role: dW_l, db_l and (learned log-std) ds.
-      const { W: dWm, b: db, logStd: dsLearned } = byRole(spec, ws, v);
-      const ds = learnedStd(spec) ? dsLearned : undefined;
+      const thetas = ws.input(theta, blocks.count, blocks.size);
+      const directions = ws.input(v, blocks.count, blocks.size);
       const widths = spec.widths;
       const H = layerInputs(spec, ws, x, activations);
-      const O = ws.input(activations.at(-1)!, rows, widths.at(-1)!).data;
-
-      // forward tangents
-      const Hdot: (Matrix | undefined)[] = [undefined];
-      let Zdot = ws.scratch(rows, widths[1]!);
-      for (let l = 0; l < layers; l++) {
-        Zdot = mm(ws, H[l]!, dWm[l]!);
-        if (Hdot[l] !== undefined) mm(ws, Hdot[l]!, Wm[l]!, Zdot, true);
-        ex.addRow(Zdot.ptr, db[l]!.ptr, Zdot.rows, Zdot.cols);
-        if (l + 1 < layers) {
-          ex.mulSlope(Zdot.ptr, H[l + 1]!.ptr, Zdot.rows * Zdot.cols, reluFlag(spec), Zdot.ptr);
-          Hdot.push(Zdot);
-        }
-      }
       const k = widths.at(-1)!;
-      let G = ws.scratch(rows, k);
-      let Gdot = ws.scratch(rows, k);
-      const { gsDot } = head(spec, O, k, rows, actionsOf(spec, ws, a, rows), ws.input(u, 1, rows).data, logStd, G.data, {
-        Odot: Zdot.data,
-        ds,
-        gDot: Gdot.data,
-        jvp: jvp.data,
-      });
+      const O = ws.input(activations.at(-1)!, rows, k).data;
+      const actions = actionsOf(spec, ws, a, rows);
+      const us = ws.input(u, 1, rows).data;
+      const Gh = cotangents.map((t) => ws.input(t, rows, t.shape[1]!));
+      const perAction = spec.head.kind === 'categorical' ? 1 : k;
+      for (let blk = 0; blk < blocks.count; blk++) {
+        const of = <T extends Float32Array | Int32Array>(values: T, perRow: number) => rowsOf(values, blk, blocks.rows, perRow);
+        const Hb = H.map((m) => block(m, blk, blocks.count));
+        const hvpRow = block(hvp, blk, blocks.count);
+        const { layers, W: Wm, logStd } = byRole(spec, block(thetas, blk, blocks.count));
+        // The direction by role: dW_l, db_l and (learned log-std) ds.
+        const { W: dWm, b: db, logStd: dsLearned } = byRole(spec, block(directions, blk, blocks.count));
+        const ds = learnedStd(spec) ? dsLearned : undefined;
+        ws.scoped(() => {
+          // forward tangents
+          const Hdot: (Matrix | undefined)[] = [undefined];
+          let Zdot = ws.scratch(blocks.rows, widths[1]!);
+          for (let l = 0; l < layers; l++) {
+            Zdot = mm(ws, Hb[l]!, dWm[l]!);
+            if (Hdot[l] !== undefined) mm(ws, Hdot[l]!, Wm[l]!, Zdot, true);
+            ex.addRow(Zdot.ptr, db[l]!.ptr, Zdot.rows, Zdot.cols);
+            if (l + 1 < layers) {
+              ex.mulSlope(Zdot.ptr, Hb[l + 1]!.ptr, Zdot.rows * Zdot.cols, reluFlag(spec), Zdot.ptr);
+              Hdot.push(Zdot);
+            }
+          }
+          let G = ws.scratch(blocks.rows, k);
+          let Gdot = ws.scratch(blocks.rows, k);
+          const { gsDot } = head(spec, of(O, k), k, blocks.rows, of(actions, perAction), of(us, 1), logStd, G.data, {
+            Odot: Zdot.data,
+            ds,
+            gDot: Gdot.data,
+            jvp: of(jvp.data, 1),
+          });
 
-      // backward pass and its tangents, written into hvp
-      const into = layout(spec, hvp);
-      for (let l = layers - 1; l >= 0; l--) {
-        tMm(ws, H[l]!, Gdot, into.W[l]);
-        if (Hdot[l] !== undefined) tMm(ws, Hdot[l]!, G, into.W[l], true);
-        columnSums(Gdot, into.b[l]!);
-        if (l === 0) break;
-        // G_l W_lᵀ: the vjp's at this θ and u (its cotangents run l = L−1 … 1), read where it is.
-        const Gh = ws.input(cotangents[layers - 1 - l]!, rows, widths[l]!);
-        const GhDot = mmT(ws, Gdot, Wm[l]!);
-        mmT(ws, G, dWm[l]!, GhDot, true);
-        const next = ws.scratch(rows, widths[l]!);
-        ex.slopeTangent(Gh.ptr, GhDot.ptr, H[l]!.ptr, Hdot[l]!.ptr, rows * widths[l]!, reluFlag(spec), next.ptr);
-        G = next;
-        Gdot = GhDot;
+          // backward pass and its tangents, written into hvp
+          const into = layout(spec, hvpRow);
+          for (let l = layers - 1; l >= 0; l--) {
+            tMm(ws, Hb[l]!, Gdot, into.W[l]);
+            if (Hdot[l] !== undefined) tMm(ws, Hdot[l]!, G, into.W[l], true);
+            columnSums(Gdot, into.b[l]!);
+            if (l === 0) break;
+            // G_l W_lᵀ: the vjp's at this θ and u (its cotangents run l = L−1 … 1), read where it is.
+            const GhBlock = block(Gh[layers - 1 - l]!, blk, blocks.count);
+            const GhDot = mmT(ws, Gdot, Wm[l]!);
+            mmT(ws, G, dWm[l]!, GhDot, true);
+            const next = ws.scratch(blocks.rows, widths[l]!);
+            ex.slopeTangent(GhBlock.ptr, GhDot.ptr, Hb[l]!.ptr, Hdot[l]!.ptr, blocks.rows * widths[l]!, reluFlag(spec), next.ptr);
+            G = next;
+            Gdot = GhDot;
+          }
+          if (learnedStd(spec)) hvpRow.data.set(gsDot!, into.layers);
+        });
       }
-      if (learnedStd(spec)) hvp.data.set(gsDot!, into.layers);
-      return { hvp: ws.adopt(hvp, [hvp.cols]) as tf.Tensor1D, jvp: ws.adopt(jvp, [rows]) as tf.Tensor1D };
+      return { hvp: ws.adopt(hvp, [...theta.shape]), jvp: ws.adopt(jvp, [rows]) as tf.Tensor1D };
     });
+  };
 
-  const outputVjp = (spec: MlpSpec, theta: tf.Tensor1D, activations: readonly tf.Tensor[], x: tf.Tensor2D, g: tf.Tensor2D): tf.Tensor1D =>
-    withMemory(floatsFor(spec, x.shape[0]), (ws) => {
-      const rows = x.shape[0];
-      const grad = ws.result(1, parameterSizes(spec).total - (learnedStd(spec) ? spec.widths.at(-1)! : 0));
-      const { W } = byRole(spec, ws, theta);
+  const outputVjp = (spec: MlpSpec, theta: tf.Tensor, activations: readonly tf.Tensor[], x: tf.Tensor2D, g: tf.Tensor2D): tf.Tensor => {
+    const rows = x.shape[0];
+    const blocks = blocksOf(theta, rows);
+    return withMemory(floatsFor(spec, rows, blocks.count), (ws) => {
+      const layerSize = parameterSizes(spec).total - (learnedStd(spec) ? spec.widths.at(-1)! : 0);
+      const grad = ws.result(blocks.count, layerSize);
+      const thetas = ws.input(theta, blocks.count, blocks.size);
+      const H = layerInputs(spec, ws, x, activations);
       // G_O is read where it is: layersBackward writes only to its own scratch and `grad`.
-      layersBackward(spec, ws, W, layerInputs(spec, ws, x, activations), ws.input(g, rows, spec.widths.at(-1)!), grad);
-      return ws.adopt(grad, [grad.cols]) as tf.Tensor1D;
+      const GO = ws.input(g, rows, spec.widths.at(-1)!);
+      for (let blk = 0; blk < blocks.count; blk++) {
+        const { W } = byRole(spec, block(thetas, blk, blocks.count));
+        const Hb = H.map((m) => block(m, blk, blocks.count));
+        ws.scoped(() => layersBackward(spec, ws, W, Hb, block(GO, blk, blocks.count), block(grad, blk, blocks.count)));
+      }
+      return ws.adopt(grad, theta.rank === 2 ? [blocks.count, layerSize] : [layerSize]);
     });
+  };
 
-  const forward = (spec: MlpSpec, theta: tf.Tensor1D, x: tf.Tensor2D): tf.Tensor[] =>
-    withMemory(floatsFor(spec, x.shape[0]), (ws) => forwardPass(spec, theta, x, ws).results.map((m) => ws.adopt(m)));
+  const forward = (spec: MlpSpec, theta: tf.Tensor, x: tf.Tensor2D): tf.Tensor[] =>
+    withMemory(floatsFor(spec, x.shape[0], blocksOf(theta, x.shape[0]).count), (ws) => forwardPass(spec, theta, x, ws).results.map((m) => ws.adopt(m)));
 
   return { name: 'wasm', logProb, forward, outputVjp, vjp, secondOrder };
 };
