@@ -34,7 +34,7 @@ const closedFormI = (o: Oracle, steps: number) => (theta: tf.Tensor): tf.Scalar 
 const metaGradientI = (p: BuiltinProblem, o: Oracle, inner: Estimator, steps: number, formulation: 'I' | 'naive-maml' = 'I') => {
   const meta = metaObjective(p.graph, { formulation, inner, stepSize: alpha, steps });
   const level = exactLevel(p, o);
-  return gradientAt((theta) => meta.surrogate(o.layout.unflatten(theta), Array.from({ length: steps }, () => level), level), o.layout.flat);
+  return gradientAt((theta) => meta.surrogate(o.layout.unflatten(theta), Array.from({ length: steps }, () => level), level) as tf.Scalar, o.layout.flat);
 };
 
 for (const make of [mdpChain, twoCostDag]) {

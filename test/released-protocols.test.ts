@@ -157,7 +157,7 @@ const handMeanLogProb = (tr: Trajectories, th: [number, number]): number => {
 const adaptNamed = (trainer: Trainer, p: Params, pre: readonly LevelData[]): Params[] =>
   trainer.meta.adapt(trainer.parameters.toGraph(p), pre).map(trainer.parameters.fromGraph);
 const surrogateNamed = (trainer: Trainer, p: Params, pre: readonly LevelData[], post: LevelData): tf.Scalar =>
-  trainer.meta.surrogate(trainer.parameters.toGraph(p), pre, post);
+  trainer.meta.surrogate(trainer.parameters.toGraph(p), pre, post) as tf.Scalar;
 
 test('ProMP with 2 inner steps: the KL penalty is the mean over levels of KL(π_θj_old ‖ π_θj(θ)) on D_j (released), or level 0’s alone (eq. 13)', async (t) => {
   const every = twoStepTrainer({ algo: 'promp' });

@@ -21,6 +21,7 @@ import { adam, backtrackingLineSearch, conjugateGradient, flattenParams, paramLa
 import type { Policy } from './policy.ts';
 import { graphParameters, packedParameter, rlGraph, type GraphParameters } from './rl-graph.ts';
 import type { OuterWorkers } from './outer-workers.ts';
+import { disposeStacked, stackLevelData, stackSize, taskStacks } from './task-stack.ts';
 import { readOut, sumOverTasks, tensorOf } from './task-sum.ts';
 import { averageReturn, disposeBatch, inProcessSampler, toBatch, type Sampler, type Trajectories } from './sampler.ts';
 
@@ -273,18 +274,21 @@ export const innerStep = (trainer: Trainer, params: Params, data: LevelData): Pa
  * are the same.
  */
 export const prompKl = (trainer: Trainer, start: Params, pre: readonly LevelData[], p: Params): tf.Scalar =>
-  prompKlOfGraph(trainer, trainer.parameters.toGraph(start), pre, trainer.parameters.toGraph(p));
+  prompKlOfGraph(trainer, trainer.parameters.toGraph(start), pre, trainer.parameters.toGraph(p)) as tf.Scalar;
 
 /**
  * `prompKl` with θo and θ in the graph's form, and θ's adapted parameters (as `meta.adapt` gives them)
- * when the caller has them already.
+ * when the caller has them already. On stacked tasks (batches with groups: task-stack.ts), one per task.
  */
-const prompKlOfGraph = (trainer: Trainer, start: Params, pre: readonly LevelData[], p: Params, adapted?: readonly Params[]): tf.Scalar => {
+const prompKlOfGraph = (trainer: Trainer, start: Params, pre: readonly LevelData[], p: Params, adapted?: readonly Params[]): tf.Tensor => {
   const { graph, meta, parameters } = trainer;
   // The reference side of level j's KL: its precomputed distributions, else those of its parameters.
-  const klAt = (j: number, old: () => Params, current: Params): tf.Scalar => {
+  const klAt = (j: number, old: () => Params, current: Params): tf.Tensor => {
     const fixed = pre[j]!.samplingDistributions;
-    return fixed !== undefined ? meanKlFrom(graph, fixed, current, pre[j]!.batch) : meanKl(graph, old(), current, pre[j]!.batch);
+    if (fixed !== undefined) return meanKlFrom(graph, fixed, current, pre[j]!.batch);
+    // θo's adaptation on a stack would be the tasks' joint one, not each task's: a stack carries its reference.
+    if (j > 0 && pre[j]!.batch.groups !== undefined) throw new TrainingError(`stacked tasks need their KL reference at level ${j} (samplingDistributions)`);
+    return meanKl(graph, old(), current, pre[j]!.batch);
   };
   if (klLevels(trainer, pre) === 1) return klAt(0, () => start, p);
   // θo's adapted parameters are constants (they sampled the data): the data's record of them, else
@@ -297,7 +301,7 @@ const prompKlOfGraph = (trainer: Trainer, start: Params, pre: readonly LevelData
       : [start, ...meta.adapt(copyParams(start), pre).slice(0, -1)])[j]!;
   const current = [p, ...(adapted ?? meta.adapt(p, pre)).slice(0, -1)];
   const kls = pre.map((_, j) => klAt(j, oldAt(j), current[j]!));
-  return tf.div(kls.reduce((a, b) => tf.add(a, b)), pre.length) as tf.Scalar;
+  return tf.div(kls.reduce((a, b) => tf.add(a, b)), pre.length);
 };
 
 /** How many levels ProMP's KL reads: 1 (eq. 13, or one inner step) or every pre-update level. */
@@ -359,18 +363,18 @@ export const withSamplingParams = (trainer: Trainer, start: Params, pre: readonl
 export const outerTaskLoss =
   (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData) =>
   (p: Params): tf.Scalar =>
-    outerTaskLossOfGraph(trainer, trainer.parameters.toGraph(start), pre, post)(trainer.parameters.toGraph(p));
+    outerTaskLossOfGraph(trainer, trainer.parameters.toGraph(start), pre, post)(trainer.parameters.toGraph(p)) as tf.Scalar;
 
-/** `outerTaskLoss` on parameters in the graph's form (θo too). */
+/** `outerTaskLoss` on parameters in the graph's form (θo too); on stacked tasks, one per task. */
 const outerTaskLossOfGraph =
   (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData) =>
-  (theta: Params): tf.Scalar => {
-    if (trainer.algorithm.optimizer !== 'promp') return tf.neg(trainer.meta.surrogate(theta, pre, post)) as tf.Scalar;
+  (theta: Params): tf.Tensor => {
+    if (trainer.algorithm.optimizer !== 'promp') return tf.neg(trainer.meta.surrogate(theta, pre, post));
     // θ's adapted parameters serve the surrogate and the per-level KL alike: built once.
     const adapted = trainer.meta.adapt(theta, pre);
     const value = tf.neg(trainer.meta.surrogate(theta, pre, post, adapted));
     const kl = prompKlOfGraph(trainer, start, pre, theta, adapted);
-    return tf.add(value, tf.mul(trainer.config.klPenalty, kl)) as tf.Scalar;
+    return tf.add(value, tf.mul(trainer.config.klPenalty, kl));
   };
 
 /**
@@ -383,7 +387,7 @@ export const prompTaskDiagnostics = (trainer: Trainer, start: Params, pre: reado
   tf.tidy(() => {
     const theta = trainer.parameters.toGraph(p);
     const adaptedAll = trainer.meta.adapt(theta, pre);
-    const kl = prompKlOfGraph(trainer, trainer.parameters.toGraph(start), pre, theta, adaptedAll);
+    const kl = prompKlOfGraph(trainer, trainer.parameters.toGraph(start), pre, theta, adaptedAll) as tf.Scalar;
     const objective = tf.sub(trainer.meta.surrogate(theta, pre, post, adaptedAll), tf.mul(trainer.config.klPenalty, kl));
     const adapted = adaptedAll.at(-1)!;
     const logProbs = [...evaluateGraph(trainer.graph, adapted, post.batch).logProbs.values()].filter((lp) => lp.rank === 2);
@@ -453,6 +457,50 @@ export const outerTaskTerms = (trainer: Trainer, start: Params, pre: readonly Le
 };
 
 /**
+ * How many tasks the outer step stacks into one computation (task-stack.ts), or undefined where it does
+ * not stack (the tfjs engine; TRPO): as many as `stackSize` allows for the batch's rows, and few enough
+ * that every one of `workers` outer-step threads gets a stack. A task's numbers are the same in a stack
+ * of any size (its own block of every op, and of every reduction), so the choice changes no result.
+ */
+export const outerStackSize = (trainer: Trainer, tasks: number, workers = 1): number | undefined =>
+  trainer.parameters.packed && trainer.algorithm.optimizer !== 'trpo'
+    ? Math.max(1, Math.min(stackSize(trainer.config.trajectoriesPerTask * trainer.horizon), Math.ceil(tasks / workers)))
+    : undefined;
+
+/**
+ * `outerTaskTerms` of the K tasks stacked in `pre` and `post` (task-stack.ts: batches of K groups), in
+ * one computation on θ of K blocks (every block `at`): each task's [value, ∂/∂θ per parameter], as K
+ * calls of `outerTaskTerms` would give them (to float32 rounding: a shared log-std's gradient is summed
+ * in another order). The fused engine's packed θ only.
+ */
+export const outerStackTerms = (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData, at: Params): Float32Array[][] => {
+  const names = Object.keys(trainer.policy.paramShapes);
+  const { packed, toGraph } = trainer.parameters;
+  const count = post.batch.groups;
+  if (!packed || count === undefined) throw new TrainingError('outerStackTerms needs the fused engine and stacked tasks (batches with groups)');
+  const [values, gradient] = readOut(() => {
+    const theta = toGraph(at)[packedParameter]!;
+    const blocks = tf.tile(tf.reshape(theta, [1, theta.size]), [count, 1]);
+    const loss = outerTaskLossOfGraph(trainer, toGraph(start), pre, post);
+    // The loss is one per task; its gradient with respect to the blocks, row k, task k's alone.
+    const { value, grad } = tf.valueAndGrad((t: tf.Tensor) => loss({ [packedParameter]: t }))(blocks, tf.ones([count]));
+    return [value, grad];
+  });
+  const size = gradient!.length / count;
+  return Array.from({ length: count }, (_, k) => {
+    const row = gradient!.subarray(k * size, (k + 1) * size);
+    let offset = 0;
+    return [
+      values!.slice(k, k + 1),
+      ...names.map((n) => {
+        const entries = trainer.policy.paramShapes[n]!.reduce((a, b) => a * b, 1);
+        return row.slice(offset, (offset += entries));
+      }),
+    ];
+  });
+};
+
+/**
  * Runs iteration `iteration` from `params`. Returns new parameters and optimiser state; the inputs are
  * not disposed (the caller decides, e.g. after a checkpoint).
  */
@@ -490,6 +538,7 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
   const sampled = await sampleLevels(trainer, params, iteration);
   const { tasks, levels, levelParams, returns, timesteps, samplingSeconds, adaptationSeconds } = sampled;
   const prepared: Array<{ pre: LevelData[]; dispose: () => void }> = [];
+  const stacked: LevelData[] = [];
   try {
     // ProMP's per-level KL refers to the parameters that sampled each level: the sampling phase's own.
     const withSampler = needsSamplingParams(trainer);
@@ -505,6 +554,29 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
     const names = Object.keys(policy.paramShapes);
     const shapes = names.map((n) => policy.paramShapes[n]!);
     const count = tasks.length;
+    // The outer step's tasks in stacks (task-stack.ts), each stack's data stacked once for every step.
+    const stackOf = outerStackSize(trainer, count, trainer.outerWorkers?.workers);
+    const stacks =
+      stackOf !== undefined && trainer.outerWorkers === undefined
+        ? taskStacks(count, stackOf).map(({ start, end }) => {
+            const members = Array.from({ length: end - start }, (_, k) => start + k);
+            const stackPre = Array.from({ length: adaptationSteps }, (_, j) => stackLevelData(members.map((i) => pre(i)[j]!)));
+            stacked.push(...stackPre);
+            const stackPost = stackLevelData(members.map(post));
+            stacked.push(stackPost);
+            return { start, pre: stackPre, post: stackPost };
+          })
+        : undefined;
+    /** Task i's outer-loss term at `at`: computed with its stack (the stack's terms kept until the next stack's are asked for). */
+    const termAt = (at: Params): ((i: number) => Float32Array[]) => {
+      if (stacks === undefined) return (i) => outerTaskTerms(trainer, params, pre(i), post(i), at);
+      let held: { index: number; terms: Float32Array[][] } | undefined;
+      return (i) => {
+        const s = Math.floor(i / stackOf!);
+        if (held?.index !== s) held = { index: s, terms: outerStackTerms(trainer, params, stacks[s]!.pre, stacks[s]!.post, at) };
+        return held.terms[i - stacks[s]!.start]!;
+      };
+    };
     const checkTerm = (i: number, values: readonly Float32Array[]) => {
       assertFinite(iteration, `meta-objective of task ${i}`, values[0]!);
       values.slice(1).forEach((g, k) => assertFinite(iteration, `meta-gradient of ${names[k]} (task ${i})`, g));
@@ -540,11 +612,11 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
           const workers = trainer.outerWorkers;
           // Each task's term here or in an outer-step worker: the same code, added in the same order.
           const stepLoss = async (at: Params) => {
-            if (workers === undefined) return lossAndGradientOf((i) => outerTaskTerms(trainer, params, pre(i), post(i), at));
+            if (workers === undefined) return lossAndGradientOf(termAt(at));
             const terms = await workers.terms(params, at);
             return lossAndGradientOf((i) => terms[i]!);
           };
-          if (workers !== undefined) await workers.load(sampled.trajectories, scoreWeights);
+          if (workers !== undefined) await workers.load(sampled.trajectories, scoreWeights, stackOf);
           try {
             for (let n = 0; n < steps; n++) {
               const { loss, grads } = await stepLoss(current);
@@ -586,11 +658,11 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
             const objectiveAt = (flat: tf.Tensor1D): number =>
               tf.tidy(() => {
                 const p = parameters.toGraph(unflattenParams(flat, layout));
-                return meanOverTasks((i) => meta.surrogate(p, pre(i), post(i)));
+                return meanOverTasks((i) => meta.surrogate(p, pre(i), post(i)) as tf.Scalar);
               });
             // The trust region is on the post-update policies: KL(π_θ′(θ_old) ‖ π_θ′(θ)) on D′, per task.
             const taskKl = (i: number, flat: tf.Tensor): tf.Scalar =>
-              meanKl(graph, parameters.toGraph(adaptedOld[i]!), meta.adapt(parameters.toGraph(unflattenParams(flat, layout)), pre(i)).at(-1)!, post(i).batch);
+              meanKl(graph, parameters.toGraph(adaptedOld[i]!), meta.adapt(parameters.toGraph(unflattenParams(flat, layout)), pre(i)).at(-1)!, post(i).batch) as tf.Scalar;
             const klAt = (flat: tf.Tensor1D): number => tf.tidy(() => meanOverTasks((i) => taskKl(i, flat)));
             const hvp = (v: tf.Tensor1D): tf.Tensor1D => {
               const [hv] = sumOverTasks(count, (i) =>
@@ -642,6 +714,7 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
     return { params: result.params, optimizerState: result.optimizerState, stats };
   } finally {
     prepared.forEach((p) => p.dispose());
+    stacked.forEach(disposeStacked);
     disposeLevels(sampled);
   }
 };

@@ -19,7 +19,7 @@ import * as tf from '@tensorflow/tfjs';
 import { stopGradient } from '../ops/index.ts';
 import { graphOf, type DistributionParams, type Graph } from '../scg/builder.ts';
 import type { NodeSpec } from '../scg/spec.ts';
-import type { Batch, Params } from '../surrogates/batch.ts';
+import { groupMean, groupSum, type Batch, type Params } from '../surrogates/batch.ts';
 import { compile, type Surrogate } from '../surrogates/compile.ts';
 import { estimatorName, type Estimator } from '../surrogates/estimators.ts';
 import { evaluateGraph } from '../surrogates/evaluate.ts';
@@ -37,9 +37,10 @@ export interface LevelData {
   readonly weights?: (params: Params) => tf.Tensor;
   /**
    * Post-update data only, formulation II: the constant that multiplies E-MAML's score term in place of
-   * R(D_k) (the released code's normalised average reward of the task; iteration.ts).
+   * R(D_k) (the released code's normalised average reward of the task; iteration.ts); one per group
+   * where the batch has groups.
    */
-  readonly scoreWeight?: number;
+  readonly scoreWeight?: number | readonly number[];
   /** The parameters that sampled this level's data, when the caller has them (ProMP's per-level KL reference). */
   readonly sampledBy?: Params;
   /**
@@ -49,8 +50,11 @@ export interface LevelData {
   readonly samplingDistributions?: ReadonlyMap<string, DistributionParams>;
 }
 
-/** The outer objective: a scalar to maximise from the adapted parameters and the post-update data. */
-export type OuterObjective = (adapted: Params, data: LevelData) => tf.Scalar;
+/**
+ * The outer objective: a scalar to maximise from the adapted parameters and the post-update data (one
+ * per group where the data's batch has groups: Batch.groups).
+ */
+export type OuterObjective = (adapted: Params, data: LevelData) => tf.Tensor;
 
 export interface MetaObjectiveOptions {
   readonly formulation: Formulation;
@@ -82,17 +86,21 @@ export interface MetaObjective {
   /**
    * The meta-surrogate of one task, to maximise: its gradient is the meta-gradient. `adapted`, when
    * given, is `adapt(params, pre)` computed by the caller (who needs it too), so it is not built twice.
+   * On batches with groups (several tasks stacked, their parameters θ of as many blocks), one per
+   * group — each group's term depends on its own block of θ only.
    */
-  readonly surrogate: (params: Params, pre: readonly LevelData[], post: LevelData, adapted?: readonly Params[]) => tf.Scalar;
+  readonly surrogate: (params: Params, pre: readonly LevelData[], post: LevelData, adapted?: readonly Params[]) => tf.Tensor;
 }
 
 export class MetaObjectiveError extends Error {
   override readonly name = 'MetaObjectiveError';
 }
 
-/** Σ_b w_b·x_b with the level's weights, or the mean over the batch. */
-export const weightedMean = (x: tf.Tensor, data: LevelData, params: Params): tf.Scalar =>
-  data.weights === undefined ? (tf.mean(x) as tf.Scalar) : (tf.sum(tf.mul(stopGradient(data.weights(params)), x)) as tf.Scalar);
+/** Σ_b w_b·x_b with the level's weights, or the mean over the batch; per group where it has groups. */
+export const weightedMean = (x: tf.Tensor, data: LevelData, params: Params): tf.Tensor => {
+  const groups = data.batch.groups;
+  return data.weights === undefined ? groupMean(x, groups) : groupSum(tf.mul(stopGradient(data.weights(params)), x), groups);
+};
 
 /** log π(τ) of each sample: the sum of every scored node's log-probability over the sample's steps. */
 export const trajectoryLogProb = (graph: Graph, params: Params, batch: Batch): tf.Tensor => {
@@ -164,7 +172,9 @@ export const metaObjective = (taskGraph: Graph, options: MetaObjectiveOptions): 
   const innerStep = (params: Params, data: LevelData): Params => {
     const objective = (...values: tf.Tensor[]) => {
       const p = Object.fromEntries(names.map((n, i) => [n, values[i]!]));
-      return weightedMean(innerSurrogate.perSample(p, data.batch), data, p);
+      const objective = weightedMean(innerSurrogate.perSample(p, data.batch), data, p);
+      // Groups: their sum, whose gradient is each group's own in its block of θ.
+      return data.batch.groups === undefined ? objective : tf.sum(objective);
     };
     // tf.grads keeps the dependence of the gradient on the parameters: θ' stays differentiable in θ.
     const grads = tf.grads(objective)(names.map((n) => params[n]!));
@@ -182,7 +192,7 @@ export const metaObjective = (taskGraph: Graph, options: MetaObjectiveOptions): 
     return adapted;
   };
 
-  const surrogate = (params: Params, pre: readonly LevelData[], post: LevelData, given?: readonly Params[]): tf.Scalar => {
+  const surrogate = (params: Params, pre: readonly LevelData[], post: LevelData, given?: readonly Params[]): tf.Tensor => {
     const adapted = given ?? adapt(params, pre);
     const last = adapted[adapted.length - 1]!;
     const outerValue = outer(last, post);
@@ -190,16 +200,22 @@ export const metaObjective = (taskGraph: Graph, options: MetaObjectiveOptions): 
     // E-MAML's credit to each pre-update sampling distribution: Σ_{τ∈D_j} log π_{θ_j}(τ) · ⊥R(D_k),
     // with R(D_k) the post-update return (weighted like the outer objective), or the constant the data
     // carries in its place.
+    const weight = post.scoreWeight;
     const postReturn =
-      post.scoreWeight !== undefined ? tf.scalar(post.scoreWeight) : stopGradient(weightedMean(sampleReturn(taskGraph, last, post.batch), post, last));
+      weight !== undefined
+        ? typeof weight === 'number'
+          ? tf.scalar(weight)
+          : tf.tensor1d([...weight])
+        : stopGradient(weightedMean(sampleReturn(taskGraph, last, post.batch), post, last));
     const sampling = [params, ...adapted.slice(0, -1)];
     const scored = options.score === 'pre-update' ? pre.slice(0, 1) : pre;
     const scores = scored.map((data, j) => {
       const logp = trajectoryLogProb(taskGraph, sampling[j]!, data.batch);
-      const total = data.weights === undefined ? tf.sum(logp) : tf.sum(tf.mul(stopGradient(data.weights(sampling[j]!)), logp));
+      const groups = data.batch.groups;
+      const total = data.weights === undefined ? groupSum(logp, groups) : groupSum(tf.mul(stopGradient(data.weights(sampling[j]!)), logp), groups);
       return tf.mul(total, postReturn);
     });
-    return scores.reduce<tf.Tensor>((a, b) => tf.add(a, b), outerValue) as tf.Scalar;
+    return scores.reduce<tf.Tensor>((a, b) => tf.add(a, b), outerValue);
   };
 
   return { graph: metaGraph(steps, formulation), options, innerStep, adapt, surrogate };

@@ -11,7 +11,17 @@ import { loadTaskDistribution } from '../envs/index.ts';
 import type { Params } from '../surrogates/batch.ts';
 import { loadWorkerBackend } from './worker-backend.ts';
 import { disposeParams } from './algorithms.ts';
-import { levelData, makeTrainer, needsSamplingParams, outerTaskTerms, withSamplingDistributions, withSamplingParams, type Trainer } from './iteration.ts';
+import {
+  levelData,
+  makeTrainer,
+  needsSamplingParams,
+  outerStackTerms,
+  outerTaskTerms,
+  withSamplingDistributions,
+  withSamplingParams,
+  type Trainer,
+} from './iteration.ts';
+import { disposeStacked, stackLevelData } from './task-stack.ts';
 import type { LevelData } from './meta-objective.ts';
 import type { FromOuterWorker, OuterWorkerSetup, ToOuterWorker, WireParams } from './outer-workers.ts';
 import { configPolicy } from './trainer-setup.ts';
@@ -41,11 +51,22 @@ interface HeldTask {
 
 try {
   const trainer = await prepare();
-  let held: { readonly key: number; tasks: readonly HeldTask[]; made?: Params[]; prepared?: Array<() => void> } | undefined;
+  let held:
+    | {
+        readonly key: number;
+        readonly stack: number | undefined;
+        tasks: readonly HeldTask[];
+        made?: Params[];
+        prepared?: Array<() => void>;
+        /** The held tasks in their stacks (iteration.ts outerStackSize), stacked once per iteration. */
+        stacks?: Array<{ readonly indices: number[]; readonly pre: LevelData[]; readonly post: LevelData }>;
+      }
+    | undefined;
   const release = () => {
     held?.tasks.forEach((t) => [...t.pre, t.post].forEach((d) => disposeBatch(d.batch)));
     held?.made?.forEach(disposeParams);
     held?.prepared?.forEach((dispose) => dispose());
+    held?.stacks?.forEach((s) => [...s.pre, s.post].forEach(disposeStacked));
     held = undefined;
   };
   port.on('message', (message: ToOuterWorker) => {
@@ -55,6 +76,7 @@ try {
           release();
           held = {
             key: message.key,
+            stack: message.stack,
             tasks: message.tasks.map(({ index, levels, scoreWeight }) => {
               const data = levels.map((tr) => levelData(trainer, tr));
               const post = data.at(-1)!;
@@ -81,7 +103,20 @@ try {
               held.tasks = withFixed.map(({ t, pre }) => ({ ...t, pre }));
               held.prepared = withFixed.map(({ dispose }) => dispose);
             }
-            const terms = held.tasks.map((t) => ({ index: t.index, values: outerTaskTerms(trainer, start, t.pre, t.post, at) }));
+            const stack = held.stack;
+            if (stack !== undefined && held.stacks === undefined) {
+              const byStack = new Map<number, HeldTask[]>();
+              for (const t of held.tasks) byStack.set(Math.floor(t.index / stack), [...(byStack.get(Math.floor(t.index / stack)) ?? []), t]);
+              held.stacks = [...byStack.values()].map((members) => ({
+                indices: members.map((t) => t.index),
+                pre: members[0]!.pre.map((_, j) => stackLevelData(members.map((t) => t.pre[j]!))),
+                post: stackLevelData(members.map((t) => t.post)),
+              }));
+            }
+            const terms =
+              held.stacks === undefined
+                ? held.tasks.map((t) => ({ index: t.index, values: outerTaskTerms(trainer, start, t.pre, t.post, at) }))
+                : held.stacks.flatMap((s) => outerStackTerms(trainer, start, s.pre, s.post, at).map((values, k) => ({ index: s.indices[k]!, values })));
             reply({ kind: 'terms', id: message.id, terms }, terms.flatMap((t) => t.values.map((v) => v.buffer as ArrayBuffer)));
           } finally {
             disposeParams(start);

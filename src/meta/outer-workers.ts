@@ -3,8 +3,9 @@
  * its meta-surrogate, its KL, and their gradient — depends on that task's data alone, so the tasks of
  * an iteration are split into contiguous blocks, one per worker thread; each worker builds the same
  * trainer (config, environment, policy, backend) and computes its tasks' terms with the code the main
- * thread runs. The main thread adds the terms in task order (task-sum.ts), so a run is the same, bit
- * for bit, whatever the number of workers.
+ * thread runs, in the same stacks of tasks (task-stack.ts: a block holds whole stacks). The main thread
+ * adds the terms in task order (task-sum.ts), so a run is the same, bit for bit, whatever the number
+ * of workers.
  *
  * Per iteration: `load` sends each worker its tasks' trajectories (it builds their batches once);
  * then every outer step sends only the parameters and gets back one [value, ...gradients] per task.
@@ -32,6 +33,8 @@ export type ToOuterWorker =
       readonly key: number;
       /** Each task's trajectories per level and (E-MAML as released) its post-update score weight. */
       readonly tasks: readonly { readonly index: number; readonly levels: readonly Trajectories[]; readonly scoreWeight?: number }[];
+      /** Tasks per stack: task i is in stack ⌊i / stack⌋ (iteration.ts outerStackSize); absent: task by task. */
+      readonly stack?: number;
     }
   | { readonly kind: 'terms'; readonly id: number; readonly key: number; readonly start: WireParams; readonly at: WireParams }
   | { readonly kind: 'release'; readonly id: number };
@@ -50,8 +53,11 @@ export class OuterWorkerError extends Error {
 /** What the iteration asks of the pool. */
 export interface OuterWorkers {
   readonly workers: number;
-  /** Hands each worker its block of tasks: trajectories[level][task] (and E-MAML's score weight per task, iteration.ts). */
-  readonly load: (trajectories: readonly (readonly Trajectories[])[], scoreWeights?: readonly number[]) => Promise<void>;
+  /**
+   * Hands each worker its block of tasks: trajectories[level][task] (and E-MAML's score weight per task,
+   * iteration.ts), whole stacks of `stack` tasks each (absent: the tasks are computed one by one).
+   */
+  readonly load: (trajectories: readonly (readonly Trajectories[])[], scoreWeights: readonly number[] | undefined, stack: number | undefined) => Promise<void>;
   /** Every task's [loss term, ...gradients] at `at` (KL reference `start`), in task order. */
   readonly terms: (start: Params, at: Params) => Promise<Float32Array[][]>;
   /** Frees the loaded tasks' data in the workers. */
@@ -135,17 +141,21 @@ export const outerWorkers = async (setup: OuterWorkerSetup, count: number): Prom
 
   return {
     workers: pool.length,
-    load: async (trajectories, scoreWeights) => {
+    load: async (trajectories, scoreWeights, stack) => {
       key++;
       tasks = trajectories[0]?.length ?? 0;
-      splitGroups(tasks, pool.length).forEach((block, w) => (pool[w]!.block = block));
+      // Whole stacks per worker (a stack is one computation).
+      const size = stack ?? 1;
+      splitGroups(Math.ceil(tasks / size), pool.length).forEach(
+        (block, w) => (pool[w]!.block = { start: Math.min(tasks, block.start * size), end: Math.min(tasks, block.end * size) }),
+      );
       await Promise.all(
         active().map((w) => {
           const mine = [];
           for (let i = w.block.start; i < w.block.end; i++) {
             mine.push({ index: i, levels: trajectories.map((level) => level[i]!), ...(scoreWeights !== undefined ? { scoreWeight: scoreWeights[i]! } : {}) });
           }
-          return ask(w, { kind: 'load', id: nextId++, key, tasks: mine });
+          return ask(w, { kind: 'load', id: nextId++, key, tasks: mine, ...(stack !== undefined ? { stack } : {}) });
         }),
       );
     },

@@ -314,7 +314,19 @@ export const gaussianMlpPolicy = (opts: GaussianMlpOptions): Policy => {
   const fusedLogProb = fusedLogProbOf(spec, opts.kernels, chosen);
   const { size, pack, unpack } = packing(paramShapes);
   const layerSize = size - (learnStd ? actionDim : 0);
-  const packedLogStd = (theta: tf.Tensor): tf.Tensor => (learnStd ? tf.slice(theta, [layerSize], [actionDim]) : tf.fill([actionDim], initLogStd));
+  /**
+   * The log-std in θ ([d]); for θ of K blocks ([K, P]: stacked tasks, kernels.ts) each block's, one per
+   * sample of the observations' first axis ([B, 1, …, d], block k's on its B/K samples), so that it
+   * broadcasts against the mean as [d] does.
+   */
+  const packedLogStd = (theta: tf.Tensor, observations: tf.Tensor): tf.Tensor => {
+    if (!learnStd) return tf.fill([actionDim], initLogStd);
+    if (theta.rank === 1) return tf.slice(theta, [layerSize], [actionDim]);
+    const blocks = theta.shape[0]!;
+    const leading = observations.shape.slice(0, -1);
+    const perBlock = tf.reshape(tf.slice(theta, [0, layerSize], [blocks, actionDim]), [blocks, 1, actionDim]);
+    return tf.reshape(tf.tile(perBlock, [1, leading[0]! / blocks, 1]), [leading[0]!, ...leading.slice(1).map(() => 1), actionDim]);
+  };
 
   const forward = lazyForward();
   const sampler = (params: Params) => {
@@ -361,7 +373,7 @@ export const gaussianMlpPolicy = (opts: GaussianMlpOptions): Policy => {
       pack,
       unpack,
       logProb: fusedLogProb,
-      distribution: (theta, observations) => ({ mean: fusedOutput(theta, observations), logStd: packedLogStd(theta) }),
+      distribution: (theta, observations) => ({ mean: fusedOutput(theta, observations), logStd: packedLogStd(theta, observations) }),
     },
     kl: (paramsP, paramsQ, observations) => {
       const p = distribution(paramsP, observations);

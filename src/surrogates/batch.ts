@@ -26,6 +26,13 @@ export interface Batch {
    * always use the costs themselves.
    */
   readonly advantages?: Readonly<Record<string, tf.Tensor>>;
+  /**
+   * The samples are this many equal groups stacked along B (several tasks' batches in one, each with
+   * its own parameters: a θ of as many blocks — src/ops/mlp/kernels.ts). Where given, what is a mean
+   * over the batch (meta-objective.ts `weightedMean`, divergence.ts `meanKlFrom`) is one per group: a
+   * [groups] vector. Absent: one group, and scalars.
+   */
+  readonly groups?: number;
 }
 
 /** Parameter values by name. */
@@ -86,6 +93,10 @@ export const batchDimensions = (graph: Graph, batch: Batch): { readonly size: nu
   perNode('baseline', batch.baselines);
   perNode('behaviour log-probability', batch.behaviour);
   perNode('advantage', batch.advantages);
+  const groups = batch.groups;
+  if (groups !== undefined && !(Number.isInteger(groups) && groups >= 1 && (size ?? 1) % groups === 0)) {
+    problems.push(`groups is ${groups} but must be a whole number ≥ 1 dividing the batch's ${size ?? 1} samples`);
+  }
   if (problems.length > 0) throw new BatchError(`bad batch:\n  ${problems.join('\n  ')}`);
   return { size: size ?? 1, horizon: horizon ?? 1 };
 };
@@ -115,6 +126,15 @@ export const checkBatch = (graph: Graph, batch: Batch): { readonly size: number;
   if (bad.length > 0) throw new BatchError(`bad batch:\n  ${bad.join('\n  ')}`);
   return dims;
 };
+
+/**
+ * Σ over the samples of x [B, …]: over each of `groups` equal groups of them ([groups]), or over all
+ * (a scalar) when there are none (Batch.groups).
+ */
+export const groupSum = (x: tf.Tensor, groups: number | undefined): tf.Tensor => (groups === undefined ? tf.sum(x) : tf.sum(tf.reshape(x, [groups, -1]), 1));
+
+/** The mean over the samples of x [B, …], per group as `groupSum`. */
+export const groupMean = (x: tf.Tensor, groups: number | undefined): tf.Tensor => (groups === undefined ? tf.mean(x) : tf.mean(tf.reshape(x, [groups, -1]), 1));
 
 /** Shifts a temporal value [B, T, ...] `lag` steps later along time, zero-filling the first steps. */
 export const shiftInTime = (v: tf.Tensor, lag: number): tf.Tensor => {

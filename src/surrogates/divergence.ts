@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { categoricalKl, gaussianKl } from '../ops/index.ts';
 import type { DistributionParams, Graph } from '../scg/builder.ts';
 import { isTemporal, type NodeSpec } from '../scg/spec.ts';
-import type { Batch, Params } from './batch.ts';
+import { groupMean, groupSum, type Batch, type Params } from './batch.ts';
 import { evaluateGraph } from './evaluate.ts';
 
 const klOf = (node: NodeSpec, p: DistributionParams, q: DistributionParams): tf.Tensor => {
@@ -35,8 +35,8 @@ export const distributionsOf = (graph: Graph, params: Params, batch: Batch): Map
   return out;
 };
 
-/** `meanKl` with the P side's distributions given (`distributionsOf`). */
-export const meanKlFrom = (graph: Graph, p: ReadonlyMap<string, DistributionParams>, paramsQ: Params, batch: Batch): tf.Scalar => {
+/** `meanKl` with the P side's distributions given (`distributionsOf`); per group where the batch has groups. */
+export const meanKlFrom = (graph: Graph, p: ReadonlyMap<string, DistributionParams>, paramsQ: Params, batch: Batch): tf.Tensor => {
   const q = evaluateGraph(graph, paramsQ, batch, { logProbs: false });
   const parts = graph.spec.nodes.flatMap((n) => {
     const dp = p.get(n.name);
@@ -44,12 +44,16 @@ export const meanKlFrom = (graph: Graph, p: ReadonlyMap<string, DistributionPara
     if (dp === undefined || dq === undefined) return [];
     const shape = isTemporal(n) ? [q.size, q.horizon] : [q.size];
     const kl = tf.broadcastTo(klOf(n, dp, dq), shape);
-    if (isTemporal(n) && q.mask !== undefined) return [tf.div(tf.sum(tf.mul(kl, q.mask)), tf.maximum(tf.sum(q.mask), 1))];
-    return [tf.mean(kl)];
+    const groups = batch.groups;
+    if (isTemporal(n) && q.mask !== undefined) return [tf.div(groupSum(tf.mul(kl, q.mask), groups), tf.maximum(groupSum(q.mask, groups), 1))];
+    return [groupMean(kl, groups)];
   });
-  return (parts.length === 0 ? tf.scalar(0) : parts.reduce((a, b) => tf.add(a, b))) as tf.Scalar;
+  return parts.length === 0 ? (batch.groups === undefined ? tf.scalar(0) : tf.zeros([batch.groups])) : parts.reduce((a, b) => tf.add(a, b));
 };
 
-/** Mean over the batch's real steps (and samples) of the summed KL of every scored node. */
-export const meanKl = (graph: Graph, paramsP: Params, paramsQ: Params, batch: Batch): tf.Scalar =>
+/**
+ * Mean over the batch's real steps (and samples) of the summed KL of every scored node: a scalar, or
+ * one per group where the batch has groups (Batch.groups).
+ */
+export const meanKl = (graph: Graph, paramsP: Params, paramsQ: Params, batch: Batch): tf.Tensor =>
   meanKlFrom(graph, distributionsOf(graph, paramsP, batch), paramsQ, batch);

@@ -119,8 +119,10 @@ export const evaluateGraph = (graph: Graph, params: Params, batch: Batch, option
     if (n.kind === 'parameter') {
       const p = params[n.name];
       if (p === undefined) throw new EvaluationError(`no value for parameter '${n.name}'`);
-      if (p.rank !== n.shape.length || p.shape.some((d, i) => d !== n.shape[i])) {
-        throw new EvaluationError(`parameter '${n.name}' has shape [${p.shape.join(', ')}] but is declared [${n.shape.join(', ')}]`);
+      // A batch of groups (stacked tasks) takes one value per group: [groups, ...declared].
+      const declared = batch.groups === undefined ? n.shape : [batch.groups, ...n.shape];
+      if (p.rank !== declared.length || p.shape.some((d, i) => d !== declared[i])) {
+        throw new EvaluationError(`parameter '${n.name}' has shape [${p.shape.join(', ')}] but is declared [${declared.join(', ')}]`);
       }
       values.set(n.name, p);
     } else if (!graph.impls.has(n.name) || n.kind === 'stochastic') {

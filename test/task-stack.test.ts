@@ -1,0 +1,196 @@
+/**
+ * Stacked tasks in the outer step (src/meta/task-stack.ts): K tasks' data as one batch of K groups and
+ * their parameters as θ of K blocks give each task's outer-loss term and gradient — for every
+ * algorithm the fused engine serves — exactly as a stack of one does (so the stack size, and with it
+ * the number of outer-step workers, changes no number), and to float32 rounding what the task alone
+ * gives on the unstacked path. The stacking itself: groups checked, per-group means, a Gaussian's
+ * shared log-std repeated per sample, clear refusals, nothing left behind.
+ */
+import test from 'ava';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '../src/backend.ts';
+import { pointCorners } from '../src/envs/index.ts';
+import { disposeParams } from '../src/meta/algorithms.ts';
+import { resolveConfig } from '../src/meta/config.ts';
+import {
+  disposeLevels,
+  emamlScoreWeights,
+  makeTrainer,
+  needsSamplingParams,
+  outerStackSize,
+  outerStackTerms,
+  outerTaskTerms,
+  sampleLevels,
+  usesScoreWeights,
+  withSamplingDistributions,
+  type Trainer,
+} from '../src/meta/iteration.ts';
+import { weightedMean, type LevelData } from '../src/meta/meta-objective.ts';
+import { mlpPolicyFor } from '../src/meta/policy.ts';
+import { disposeStacked, stackLevelData, stackSize, taskStacks, TaskStackError } from '../src/meta/task-stack.ts';
+import { BatchError, batchDimensions, type Params } from '../src/surrogates/batch.ts';
+import { meanKlFrom } from '../src/surrogates/divergence.ts';
+
+test.before(async () => {
+  await selectBackend('wasm');
+});
+
+const policy = mlpPolicyFor(pointCorners.observationDim, pointCorners.action, { hidden: [16, 16] });
+const tasks = 4;
+
+/** θ + 0.05·noise, seeded: away from the sampling parameters (KL and clipping not at their trivial points). */
+const moved = (params: Params): Params =>
+  tf.tidy(() => Object.fromEntries(Object.entries(params).map(([n, v], k) => [n, tf.keep(tf.add(v, tf.mul(0.05, tf.randomNormal(v.shape, 0, 1, 'float32', 11 + k))))])));
+
+/** Each task's pre-update levels and post-update data as the iteration prepares them (sampling parameters, KL reference, score weights). */
+const prepare = (trainer: Trainer, start: Params, sampled: Awaited<ReturnType<typeof sampleLevels>>) => {
+  const K = trainer.adaptationSteps;
+  const made: Array<() => void> = [];
+  const scores = usesScoreWeights(trainer) ? emamlScoreWeights(sampled.trajectories[K]!) : undefined;
+  const perTask = sampled.tasks.map((_, i) => {
+    let pre: LevelData[] = sampled.levels.slice(0, K).map((l, j) => (needsSamplingParams(trainer) && j > 0 ? { ...l[i]!, sampledBy: sampled.levelParams[j]![i]! } : l[i]!));
+    if (trainer.algorithm.optimizer === 'promp') {
+      const fixed = withSamplingDistributions(trainer, start, pre);
+      made.push(fixed.dispose);
+      pre = fixed.pre;
+    }
+    const post = scores === undefined ? sampled.levels[K]![i]! : { ...sampled.levels[K]![i]!, scoreWeight: scores[i]! };
+    return { pre, post };
+  });
+  return { perTask, dispose: () => made.forEach((f) => f()) };
+};
+
+/** The terms of tasks [start, end) computed as one stack. */
+const stackTerms = (trainer: Trainer, start: Params, at: Params, perTask: readonly { pre: LevelData[]; post: LevelData }[], from: number, to: number) => {
+  const members = perTask.slice(from, to);
+  const pre = members[0]!.pre.map((_, j) => stackLevelData(members.map((m) => m.pre[j]!)));
+  const post = stackLevelData(members.map((m) => m.post));
+  try {
+    return outerStackTerms(trainer, start, pre, post, at);
+  } finally {
+    [...pre, post].forEach(disposeStacked);
+  }
+};
+
+const cases = [
+  ['promp', { prompKlLevels: 'every-level' }],
+  ['promp', { prompKlLevels: 'pre-update' }],
+  ['maml-vpg', {}],
+  ['emaml-vpg', { emamlScore: 'released' }],
+  ['emaml-vpg', { emamlScore: 'every-level' }],
+  ['lvc-vpg', {}],
+  ['dice-vpg', {}],
+  ['tmaml', {}],
+] as const;
+
+for (const [algo, extra] of cases) {
+  test.serial(`${algo} ${JSON.stringify(extra)}: a stack of ${tasks} tasks gives each task's term and gradient, bit for bit those of stacks of one and two, and the unstacked path's to float32 rounding`, async (t) => {
+    const trainer = makeTrainer(
+      resolveConfig({ algo, env: 'point-corners', engine: 'fused', seed: 5, tasksPerIteration: tasks, trajectoriesPerTask: 3, horizon: 12, adaptationSteps: 2, actionNormalization: 'raw', ...extra }),
+      pointCorners,
+      policy,
+    );
+    const start = policy.init(6);
+    const at = moved(start);
+    const before = tf.memory().numTensors;
+    const sampled = await sampleLevels(trainer, start, 0);
+    const { perTask, dispose } = prepare(trainer, start, sampled);
+    try {
+      const whole = stackTerms(trainer, start, at, perTask, 0, tasks);
+      const ones = perTask.flatMap((_, i) => stackTerms(trainer, start, at, perTask, i, i + 1));
+      const twos = [0, 2].flatMap((i) => stackTerms(trainer, start, at, perTask, i, i + 2));
+      t.is(whole.length, tasks);
+      t.deepEqual(whole, ones, 'a stack of 4 and stacks of 1: the same bits');
+      t.deepEqual(whole, twos, 'a stack of 4 and stacks of 2: the same bits');
+      for (let i = 0; i < tasks; i++) {
+        const alone = outerTaskTerms(trainer, start, perTask[i]!.pre, perTask[i]!.post, at);
+        t.is(alone.length, whole[i]!.length);
+        let diff = 0;
+        let scale = 0;
+        alone.forEach((a, k) => a.forEach((x, e) => ((diff = Math.max(diff, Math.abs(x - whole[i]![k]![e]!))), (scale = Math.max(scale, Math.abs(x))))));
+        t.true(diff <= 1e-6 * scale, `task ${i}: largest difference ${diff} (scale ${scale})`);
+      }
+      // Teeth: the tasks' gradients differ, so a stack that mixed its tasks up would show.
+      t.notDeepEqual(whole[0]!.slice(1), whole[1]!.slice(1));
+    } finally {
+      dispose();
+      disposeLevels(sampled);
+    }
+    t.is(tf.memory().numTensors, before, 'nothing left behind');
+    disposeParams(start);
+    disposeParams(at);
+  });
+}
+
+test('stack sizes: by rows (at least one task), fewer where outer-step workers each need a stack; none on the tfjs engine or for TRPO', (t) => {
+  t.is(stackSize(2000), 10);
+  t.is(stackSize(4000), 5);
+  t.is(stackSize(50_000), 1);
+  t.deepEqual(taskStacks(7, 3), [
+    { start: 0, end: 3 },
+    { start: 3, end: 6 },
+    { start: 6, end: 7 },
+  ]);
+  const config = resolveConfig({ algo: 'promp', env: 'point-corners', engine: 'fused', trajectoriesPerTask: 20, horizon: 100 });
+  const fused = makeTrainer(config, pointCorners, policy);
+  t.is(outerStackSize(fused, 40), 10);
+  t.is(outerStackSize(fused, 40, 2), 10);
+  t.is(outerStackSize(fused, 10, 2), 5);
+  t.is(outerStackSize(fused, 3, 4), 1);
+  t.is(outerStackSize(makeTrainer({ ...config, engine: 'tfjs' }, pointCorners, policy), 40), undefined);
+  t.is(outerStackSize(makeTrainer({ ...config, algo: 'maml-trpo' }, pointCorners, policy), 40), undefined);
+});
+
+test.serial('stackLevelData: batches stacked in task order with their groups, per-group means, the shared log-std repeated per sample; refusals name the problem', async (t) => {
+  const trainer = makeTrainer(
+    resolveConfig({ algo: 'promp', env: 'point-corners', engine: 'fused', seed: 2, tasksPerIteration: 3, trajectoriesPerTask: 2, horizon: 5, adaptationSteps: 1, actionNormalization: 'raw' }),
+    pointCorners,
+    policy,
+  );
+  const start = policy.init(1);
+  const before = tf.memory().numTensors;
+  const sampled = await sampleLevels(trainer, start, 0);
+  const { perTask, dispose } = prepare(trainer, start, sampled);
+  try {
+    const levels = perTask.map((p) => p.pre[0]!);
+    const stacked = stackLevelData(levels);
+    try {
+      // The checks' own tensors in a scope of their own; the stacked data's freed by disposeStacked alone.
+      tf.tidy(() => {
+      t.is(stacked.batch.groups, 3);
+      const s = stacked.batch.values.s!;
+      t.deepEqual(s.shape, [6, 5, 2]);
+      t.deepEqual(Array.from(s.dataSync().slice(20, 40)), Array.from(levels[1]!.batch.values.s!.dataSync()), "task 1's samples are rows 2–3");
+      t.deepEqual(batchDimensions(trainer.graph, stacked.batch), { size: 6, horizon: 5 });
+      // Per-group means: each task's own, as its batch alone gives it.
+      const x = tf.range(0, 6, 1, 'float32');
+      const means = weightedMean(x, stacked, {}).dataSync();
+      const alone = levels.map((d, i) => weightedMean(tf.slice(x, [2 * i], [2]), d, {}).dataSync()[0]!);
+      t.deepEqual(Array.from(means), alone.map(Math.fround));
+      // The KL reference: the log-std ([2], shared) repeated per sample as [6, 1, 2], the mean stacked.
+      const reference = stacked.samplingDistributions!.get('a')! as unknown as Record<string, tf.Tensor>;
+      t.deepEqual(reference.logStd!.shape, [6, 1, 2]);
+      t.deepEqual(reference.mean!.shape, [6, 5, 2]);
+      // KL of the reference with itself, per group: zeros, one per task.
+      const kl = meanKlFrom(trainer.graph, stacked.samplingDistributions!, { theta: tf.tile(tf.reshape(trainer.parameters.toGraph(start).theta!, [1, -1]), [3, 1]) }, stacked.batch);
+      t.deepEqual(kl.shape, [3]);
+      t.true(Math.max(...Array.from(kl.dataSync()).map(Math.abs)) < 1e-6);
+      t.throws(() => stackLevelData([stacked]), { instanceOf: TaskStackError, message: /already a stack/ });
+      t.throws(() => batchDimensions(trainer.graph, { ...stacked.batch, groups: 4 }), { instanceOf: BatchError, message: /groups is 4 but must be a whole number ≥ 1 dividing the batch's 6 samples/ });
+      });
+    } finally {
+      disposeStacked(stacked);
+    }
+    t.throws(() => stackLevelData([levels[0]!, { ...levels[1]!, weights: undefined }]), { instanceOf: TaskStackError, message: /some tasks weight their samples/ });
+    t.throws(() => stackLevelData([levels[0]!, { ...levels[1]!, samplingDistributions: undefined }]), { instanceOf: TaskStackError, message: /KL reference/ });
+    const shorter = { ...levels[1]!, batch: { ...levels[1]!.batch, mask: tf.slice(levels[1]!.batch.mask!, [0, 0], [1, 5]) } };
+    t.throws(() => stackLevelData([levels[0]!, shorter]), { instanceOf: TaskStackError, message: /differ in size \(2 × 5, 1 × 5\)/ });
+    shorter.batch.mask.dispose();
+    t.throws(() => stackLevelData([]), { instanceOf: TaskStackError });
+  } finally {
+    dispose();
+    disposeLevels(sampled);
+  }
+  t.is(tf.memory().numTensors, before, 'the stacked data is freed by disposeStacked');
+  disposeParams(start);
+});
