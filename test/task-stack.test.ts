@@ -10,16 +10,20 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/backend.ts';
 import { pointCorners } from '../src/envs/index.ts';
-import { disposeParams } from '../src/meta/algorithms.ts';
+import { disposeParams, keepParams } from '../src/meta/algorithms.ts';
 import { resolveConfig } from '../src/meta/config.ts';
 import {
   disposeLevels,
   emamlScoreWeights,
+  innerStep,
+  innerSteps,
   makeTrainer,
   needsSamplingParams,
   outerStackSize,
   outerStackTerms,
   outerTaskTerms,
+  prompDiagnostics,
+  prompTaskDiagnostics,
   sampleLevels,
   usesScoreWeights,
   withSamplingDistributions,
@@ -193,4 +197,53 @@ test.serial('stackLevelData: batches stacked in task order with their groups, pe
   }
   t.is(tf.memory().numTensors, before, 'the stacked data is freed by disposeStacked');
   disposeParams(start);
+});
+
+test.serial("stacked inner steps and ProMP's diagnostics: each task's, as it alone gives them (to float32 rounding), in task order", async (t) => {
+  const trainer = makeTrainer(
+    resolveConfig({ algo: 'promp', env: 'point-corners', engine: 'fused', seed: 8, tasksPerIteration: tasks, trajectoriesPerTask: 3, horizon: 12, adaptationSteps: 2, actionNormalization: 'raw' }),
+    pointCorners,
+    policy,
+  );
+  const start = policy.init(9);
+  const at = moved(start);
+  const before = tf.memory().numTensors;
+  const sampled = await sampleLevels(trainer, start, 0);
+  const { perTask, dispose } = prepare(trainer, start, sampled);
+  const names = Object.keys(policy.paramShapes);
+  const close = (a: readonly number[], b: readonly number[], what: string) => {
+    const scale = Math.max(...b.map(Math.abs));
+    t.true(
+      a.every((x, e) => Math.abs(x - b[e]!) <= 1e-6 * scale),
+      `${what}: ${a.slice(0, 3).join(', ')} vs ${b.slice(0, 3).join(', ')}`,
+    );
+  };
+  try {
+    // Inner steps from different parameters per task (level 1's, as the sampling phase has them).
+    const from = sampled.levelParams[1]!;
+    const stacked = innerSteps(trainer, from, sampled.levels[1]!);
+    for (let i = 0; i < tasks; i++) {
+      const alone = tf.tidy(() => keepParams(innerStep(trainer, from[i]!, sampled.levels[1]![i]!)));
+      names.forEach((n) => close(Array.from(stacked[i]![n]!.dataSync()), Array.from(alone[n]!.dataSync()), `task ${i} ${n}`));
+      disposeParams(alone);
+    }
+    t.notDeepEqual(Array.from(stacked[0]!.W1!.dataSync()), Array.from(stacked[1]!.W1!.dataSync()));
+    stacked.forEach(disposeParams);
+    const pre = perTask[0]!.pre.map((_, j) => stackLevelData(perTask.map((p) => p.pre[j]!)));
+    const post = stackLevelData(perTask.map((p) => p.post));
+    try {
+      const together = prompDiagnostics(trainer, start, pre, post, at);
+      t.is(together.length, tasks);
+      together.forEach((d, i) => close(d, prompTaskDiagnostics(trainer, start, perTask[i]!.pre, perTask[i]!.post, at), `task ${i} diagnostics`));
+      t.true(together.every(([, kl]) => kl > 0), 'away from θo the KL is positive');
+    } finally {
+      [...pre, post].forEach(disposeStacked);
+    }
+  } finally {
+    dispose();
+    disposeLevels(sampled);
+  }
+  t.is(tf.memory().numTensors, before, 'nothing left behind');
+  disposeParams(start);
+  disposeParams(at);
 });

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { AnyTaskDistribution } from '../envs/index.ts';
 import { mixSeeds, seededUniform } from '../random.ts';
 import type { DistributionParams, Graph } from '../scg/builder.ts';
-import type { Params } from '../surrogates/batch.ts';
+import { groupSum, type Params } from '../surrogates/batch.ts';
 import { distributionsOf, meanKl, meanKlFrom } from '../surrogates/divergence.ts';
 import { evaluateGraph } from '../surrogates/evaluate.ts';
 import { adjustedRewards, taskAdvantages } from './advantages.ts';
@@ -246,7 +246,7 @@ export const sampleLevels = async (trainer: Trainer, params: Params, iteration: 
       samplingSeconds += seconds(started);
       if (j === adaptationSteps) break;
       const adapting = performance.now();
-      levelParams.push(levels[j]!.map((data, i) => tf.tidy(() => keepParams(innerStep(trainer, levelParams[j]![i]!, data)))));
+      levelParams.push(innerSteps(trainer, levelParams[j]!, levels[j]!));
       adaptationSeconds += seconds(adapting);
     }
   } catch (e) {
@@ -263,6 +263,28 @@ export const sampleLevels = async (trainer: Trainer, params: Params, iteration: 
 export const innerStep = (trainer: Trainer, params: Params, data: LevelData): Params => {
   const { toGraph, fromGraph } = trainer.parameters;
   return fromGraph(trainer.meta.innerStep(toGraph(params), data));
+};
+
+/**
+ * Each task's inner step from its parameters on its level data (kept: the caller disposes them). On the
+ * fused engine's packed θ the tasks are stacked (task-stack.ts): one step on θ of as many blocks.
+ */
+export const innerSteps = (trainer: Trainer, current: readonly Params[], data: readonly LevelData[]): Params[] => {
+  const { packed, toGraph, fromGraph } = trainer.parameters;
+  if (!packed) return data.map((d, i) => tf.tidy(() => keepParams(innerStep(trainer, current[i]!, d))));
+  return taskStacks(data.length, stackSize(trainer.config.trajectoriesPerTask * trainer.horizon)).flatMap(({ start, end }) => {
+    const stacked = stackLevelData(data.slice(start, end));
+    try {
+      return tf.tidy(() => {
+        const theta = tf.stack(current.slice(start, end).map((p) => toGraph(p)[packedParameter]!));
+        const next = trainer.meta.innerStep({ [packedParameter]: theta }, stacked)[packedParameter]!;
+        // tf.split, not tf.unstack: tfjs-wasm's Unpack copies the whole input out of the heap once per row.
+        return tf.split(next, end - start).map((row) => keepParams(fromGraph({ [packedParameter]: tf.reshape(row, [-1]) })));
+      });
+    } finally {
+      disposeStacked(stacked);
+    }
+  });
 };
 
 /**
@@ -384,10 +406,18 @@ const outerTaskLossOfGraph =
  * π_θ′/π_θ′_old is outside [1 − ε, 1 + ε]].
  */
 export const prompTaskDiagnostics = (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData, p: Params): [number, number, number] =>
+  prompDiagnostics(trainer, start, pre, post, p)[0]!;
+
+/** `prompTaskDiagnostics` of each task of a stack (task-stack.ts), or of the one task of unstacked data. */
+export const prompDiagnostics = (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData, p: Params): Array<[number, number, number]> => {
+  const groups = post.batch.groups;
+  const read: Float32Array[] = [];
   tf.tidy(() => {
-    const theta = trainer.parameters.toGraph(p);
+    const single = trainer.parameters.toGraph(p);
+    // A stack: every task's block of θ is p.
+    const theta = groups === undefined ? single : { [packedParameter]: tf.tile(tf.reshape(single[packedParameter]!, [1, -1]), [groups, 1]) };
     const adaptedAll = trainer.meta.adapt(theta, pre);
-    const kl = prompKlOfGraph(trainer, trainer.parameters.toGraph(start), pre, theta, adaptedAll) as tf.Scalar;
+    const kl = prompKlOfGraph(trainer, trainer.parameters.toGraph(start), pre, theta, adaptedAll);
     const objective = tf.sub(trainer.meta.surrogate(theta, pre, post, adaptedAll), tf.mul(trainer.config.klPenalty, kl));
     const adapted = adaptedAll.at(-1)!;
     const logProbs = [...evaluateGraph(trainer.graph, adapted, post.batch).logProbs.values()].filter((lp) => lp.rank === 2);
@@ -395,9 +425,11 @@ export const prompTaskDiagnostics = (trainer: Trainer, start: Params, pre: reado
     const ratio = tf.exp(tf.sub(logProb, post.batch.behaviour!.a!));
     const outside = tf.cast(tf.greater(tf.abs(tf.sub(ratio, 1)), trainer.config.clip), 'float32');
     const mask = post.batch.mask ?? tf.onesLike(outside);
-    const fraction = tf.div(tf.sum(tf.mul(outside, mask)), tf.maximum(tf.sum(mask), 1));
-    return [objective.dataSync()[0]!, kl.dataSync()[0]!, fraction.dataSync()[0]!];
+    const fraction = tf.div(groupSum(tf.mul(outside, mask), groups), tf.maximum(groupSum(mask, groups), 1));
+    read.push(...[objective, kl, fraction].map((t) => Float32Array.from(t.dataSync())));
   });
+  return Array.from({ length: groups ?? 1 }, (_, k) => [read[0]![k]!, read[1]![k]!, read[2]![k]!]);
+};
 
 /**
  * E-MAML's score weight per task as released (meta_sample_processor.py L40-44, vpg_maml.py L134): the
@@ -567,16 +599,25 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
             return { start, pre: stackPre, post: stackPost };
           })
         : undefined;
-    /** Task i's outer-loss term at `at`: computed with its stack (the stack's terms kept until the next stack's are asked for). */
-    const termAt = (at: Params): ((i: number) => Float32Array[]) => {
-      if (stacks === undefined) return (i) => outerTaskTerms(trainer, params, pre(i), post(i), at);
-      let held: { index: number; terms: Float32Array[][] } | undefined;
+    /**
+     * Task i's value of a per-task computation: its stack's (computed when the stack's first task is
+     * asked for, kept until the next stack's), or `alone` where the tasks are not stacked.
+     */
+    const perTaskOfStacks = <T>(ofStack: (stack: { pre: readonly LevelData[]; post: LevelData }) => T[], alone: (i: number) => T): ((i: number) => T) => {
+      if (stacks === undefined) return alone;
+      let held: { index: number; values: T[] } | undefined;
       return (i) => {
         const s = Math.floor(i / stackOf!);
-        if (held?.index !== s) held = { index: s, terms: outerStackTerms(trainer, params, stacks[s]!.pre, stacks[s]!.post, at) };
-        return held.terms[i - stacks[s]!.start]!;
+        if (held?.index !== s) held = { index: s, values: ofStack(stacks[s]!) };
+        return held.values[i - stacks[s]!.start]!;
       };
     };
+    /** Task i's outer-loss term at `at`. */
+    const termAt = (at: Params): ((i: number) => Float32Array[]) =>
+      perTaskOfStacks(
+        (stack) => outerStackTerms(trainer, params, stack.pre, stack.post, at),
+        (i) => outerTaskTerms(trainer, params, pre(i), post(i), at),
+      );
     const checkTerm = (i: number, values: readonly Float32Array[]) => {
       assertFinite(iteration, `meta-objective of task ${i}`, values[0]!);
       values.slice(1).forEach((g, k) => assertFinite(iteration, `meta-gradient of ${names[k]} (task ${i})`, g));
@@ -642,7 +683,8 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
           }
           if (trainer.algorithm.optimizer !== 'promp') return { params: current, optimizerState: state };
           // ProMP's objective at θo is ~0 by construction; what its outer step reached says more.
-          const [after] = sumOverTasks(count, (i) => [Float32Array.from(prompTaskDiagnostics(trainer, params, pre(i), post(i), current))]);
+          const diagnostics = perTaskOfStacks((stack) => prompDiagnostics(trainer, params, stack.pre, stack.post, current), (i) => prompTaskDiagnostics(trainer, params, pre(i), post(i), current));
+          const [after] = sumOverTasks(count, (i) => [Float32Array.from(diagnostics(i))]);
           return { params: current, optimizerState: state, after: { objective: after![0]! / count, kl: after![1]! / count, clipFraction: after![2]! / count } };
         }
         case 'trpo': {
@@ -743,12 +785,11 @@ export const evaluateParams = async (trainer: Trainer, params: Params, seed: num
  * Each task's parameters after one inner step on its trajectories (kept: the caller disposes them);
  * `current[i]` and `trajectories[i]` are task i's. The level's batches are freed here.
  */
-export const innerStepsOn = (trainer: Trainer, current: readonly Params[], trajectories: readonly Trajectories[]): Params[] =>
-  trajectories.map((tr, i) => {
-    const data = levelData(trainer, tr);
-    try {
-      return tf.tidy(() => keepParams(innerStep(trainer, current[i]!, data)));
-    } finally {
-      disposeBatch(data.batch);
-    }
-  });
+export const innerStepsOn = (trainer: Trainer, current: readonly Params[], trajectories: readonly Trajectories[]): Params[] => {
+  const data = trajectories.map((tr) => levelData(trainer, tr));
+  try {
+    return innerSteps(trainer, current, data);
+  } finally {
+    data.forEach((d) => disposeBatch(d.batch));
+  }
+};
