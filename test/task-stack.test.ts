@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/backend.ts';
 import { pointCorners } from '../src/envs/index.ts';
 import { disposeParams, keepParams } from '../src/meta/algorithms.ts';
+import { batchSize } from '../src/meta/batch-size.ts';
 import { resolveConfig } from '../src/meta/config.ts';
 import {
   disposeLevels,
@@ -246,4 +247,16 @@ test.serial("stacked inner steps and ProMP's diagnostics: each task's, as it alo
   t.is(tf.memory().numTensors, before, 'nothing left behind');
   disposeParams(start);
   disposeParams(at);
+});
+
+test('the memory shown before a run counts one stack of tapes: a stack of 10 tasks ten tapes, the tfjs engine and TRPO one', (t) => {
+  const of = (patch: Record<string, unknown>) =>
+    batchSize(resolveConfig({ algo: 'promp', env: 'point-corners', trajectoriesPerTask: 20, horizon: 100, engine: 'fused', ...patch })).memoryBytes;
+  // Fused ProMP: ten tasks are one stack (10 × the one task's tape) and ten batches.
+  t.is(of({ tasksPerIteration: 10 }), 10 * of({ tasksPerIteration: 1 }));
+  // One tape whatever the number of tasks: less than ten times a single task's bound.
+  t.true(of({ tasksPerIteration: 10, engine: 'tfjs' }) < 5 * of({ tasksPerIteration: 1, engine: 'tfjs' }));
+  t.true(of({ tasksPerIteration: 10, algo: 'maml-trpo' }) < 5 * of({ tasksPerIteration: 1, algo: 'maml-trpo' }));
+  // Past the stack's rows, stacks hold fewer tasks: 40 tasks are four stacks of ten, one at a time.
+  t.is(of({ tasksPerIteration: 40 }) - of({ tasksPerIteration: 10 }), 3 * (of({ tasksPerIteration: 10, engine: 'tfjs' }) - of({ tasksPerIteration: 1, engine: 'tfjs' })) / 9 * 10);
 });

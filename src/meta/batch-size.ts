@@ -2,11 +2,13 @@
  * What one iteration of a config samples, and a rough bound on the memory its meta-gradient takes:
  * shown before a run starts with the paper's default sizes, so that a user learns the size of the
  * job (and whether it fits the wasm heap) before it runs out of memory minutes in. The outer step keeps
- * one task's second-order tape at a time (task-sum.ts), so the bound is one task's tape plus every
- * task's batch.
+ * one stack of tasks' second-order tapes at a time (task-sum.ts, task-stack.ts: one task on the tfjs
+ * engine and for TRPO), so the bound is one stack's tapes plus every task's batch.
  */
 import { environmentDescriptor } from '../envs/index.ts';
+import { algorithms } from './algorithms.ts';
 import type { TrainConfig } from './config.ts';
+import { stackSize } from './task-stack.ts';
 
 /** The wasm32 heap tfjs-backend-wasm can grow to (DESIGN.md §7). */
 export const wasmHeapBytes = 4 * 1024 ** 3;
@@ -24,7 +26,7 @@ const batchFloatsPerUnit = 4;
 export interface BatchSize {
   /** Environment steps sampled per iteration (tasks × trajectories × horizon × adaptation levels). */
   readonly steps: number;
-  /** Rough upper bound, in bytes, of one iteration's memory: one task's tape and every task's batch. */
+  /** Rough upper bound, in bytes, of one iteration's memory: one stack's tapes and every task's batch. */
   readonly memoryBytes: number;
   /** `40 tasks × 20 trajectories × horizon 100 × 2 levels = 160,000 environment steps` */
   readonly description: string;
@@ -38,7 +40,12 @@ export const batchSize = (config: TrainConfig): BatchSize => {
   const actionWidth = env.action.kind === 'continuous' ? env.action.dim : env.action.n;
   const width = env.observationDim + config.hidden.reduce((a, b) => a + b, 0) + actionWidth;
   const perTask = steps / config.tasksPerIteration;
-  const memoryBytes = perTask * width * 4 * tapeFloatsPerUnit + steps * (env.observationDim + actionWidth + 4) * 4 * batchFloatsPerUnit;
+  // Tasks stacked into one outer-step computation (iteration.ts outerStackSize; fewer with outer workers).
+  const stacked =
+    config.engine === 'fused' && algorithms[config.algo].optimizer !== 'trpo'
+      ? Math.min(config.tasksPerIteration, stackSize(config.trajectoriesPerTask * horizon))
+      : 1;
+  const memoryBytes = stacked * perTask * width * 4 * tapeFloatsPerUnit + steps * (env.observationDim + actionWidth + 4) * 4 * batchFloatsPerUnit;
   return {
     steps,
     memoryBytes,
