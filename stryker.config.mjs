@@ -12,7 +12,7 @@ const groups = {
   // The fused MLP op (src/ops/mlp) is checked against the general tfjs path by the fused-mlp suites.
   ops: {
     mutate: ['src/ops/**/*.ts'],
-    tests: ['test/ops.test.ts', 'test/ops-edges.test.ts', 'test/fused-mlp.test.ts', 'test/fused-mlp-packed.test.ts'],
+    tests: ['test/ops.test.ts', 'test/ops-edges.test.ts', 'test/fused-mlp.test.ts', 'test/fused-mlp-packed.test.ts', 'test/fused-mlp-blocks.test.ts'],
   },
   // src/surrogates and the influence query, in two groups: the time operators are the influence
   // query's lag sets made tensors, and their tests are the influence tests.
@@ -37,6 +37,11 @@ const groups = {
   'meta-objective': {
     mutate: ['src/meta/meta-objective.ts'],
     tests: ['test/meta-objective.test.ts', 'test/meta-objective-edges.test.ts', 'test/formulation-ii-pathwise.test.ts', 'test/credit.test.ts', 'test/trainer-numbers.test.ts'],
+  },
+  // Stacked tasks: the stacking itself; what each stacked computation gives is pinned against the task alone.
+  'task-stack': {
+    mutate: ['src/meta/task-stack.ts'],
+    tests: ['test/task-stack.test.ts'],
   },
   iteration: {
     mutate: ['src/meta/iteration.ts'],

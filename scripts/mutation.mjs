@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { kindOf } from './mutation-kinds.mjs';
 
-const all = ['ops', 'surrogates', 'influence', 'advantages', 'optimizers', 'meta-objective', 'iteration'];
+const all = ['ops', 'surrogates', 'influence', 'advantages', 'optimizers', 'meta-objective', 'task-stack', 'iteration'];
 const args = process.argv.slice(2);
 const split = args.indexOf('--');
 const reportOnly = args.includes('--report-only');

@@ -136,3 +136,31 @@ for (const [kernelsName, makeKernels] of kernelSets) {
     });
   });
 }
+
+test.serial('on another backend (cpu) the WebAssembly kernels, copying through a memory of their own, give each block its own call too', async (t) => {
+  await useBackend('cpu');
+  try {
+    const kernels = wasmMlpKernels(mlpKernelBytes('plain'));
+    const spec = specs[0]!;
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      const u = seededUniform(31);
+      const { total } = parameterSizes(spec);
+      // 3 blocks of 200 rows: more than the memory's first page, and one block's scratch reused thrice.
+      const per = 200;
+      const theta = random(u, [blocks, total], 0.8);
+      const x = random(u, [blocks * per, spec.widths[0]!], 1.5) as tf.Tensor2D;
+      const a = random(u, [blocks * per, spec.widths.at(-1)!], 2);
+      const w = random(u, [blocks * per]);
+      const v = random(u, [blocks, total]);
+      const stacked = derivatives(spec, kernels, theta, x, a, w, v);
+      const slice = (t: tf.Tensor, k: number) => tf.slice(t, [k * per, ...t.shape.slice(1).map(() => 0)], [per, ...t.shape.slice(1)]);
+      const separate = Array.from({ length: blocks }, (_, k) => derivatives(spec, kernels, rowOf(theta, k), slice(x, k) as tf.Tensor2D, slice(a, k), slice(w, k), rowOf(v, k)));
+      const joined = [0, 1, 2, 3].map((i) => (i === 0 || i === 3 ? tf.concat(separate.map((s) => s[i]!)) : tf.stack(separate.map((s) => s[i]!))));
+      joined.forEach((want, i) => t.deepEqual(Array.from(stacked[i]!.dataSync()), Array.from(want.dataSync()), ['value', 'gradient', 'HVP', 'JVP'][i]));
+    });
+    t.is(tf.memory().numTensors, before);
+  } finally {
+    await useBackend('wasm');
+  }
+});

@@ -127,7 +127,7 @@ for (const [algo, extra] of cases) {
   });
 }
 
-test('stack sizes: by rows (at least one task), fewer where outer-step workers each need a stack; none on the tfjs engine or for TRPO', (t) => {
+test('stack sizes: by rows (at least one task), fewer where outer-step workers each need a stack; none on the tfjs engine, for TRPO, or for packed ops that do not take blocks', (t) => {
   t.is(stackSize(2000), 10);
   t.is(stackSize(4000), 5);
   t.is(stackSize(50_000), 1);
@@ -143,6 +143,9 @@ test('stack sizes: by rows (at least one task), fewer where outer-step workers e
   t.is(outerStackSize(fused, 10, 2), 5);
   t.is(outerStackSize(fused, 3, 4), 1);
   t.is(outerStackSize(makeTrainer({ ...config, engine: 'tfjs' }, pointCorners, policy), 40), undefined);
+  // A policy of one's own whose packed ops do not say they take θ of blocks is not stacked.
+  const ownOps = { ...policy, packed: { ...policy.packed!, blocks: undefined } };
+  t.is(outerStackSize(makeTrainer(config, pointCorners, ownOps), 40), undefined);
   t.is(outerStackSize(makeTrainer({ ...config, algo: 'maml-trpo' }, pointCorners, policy), 40), undefined);
 });
 

@@ -265,13 +265,16 @@ export const innerStep = (trainer: Trainer, params: Params, data: LevelData): Pa
   return fromGraph(trainer.meta.innerStep(toGraph(params), data));
 };
 
+/** Whether the trainer stacks tasks (task-stack.ts): on the packed θ of a policy whose ops take θ of blocks. */
+const stacksTasks = (trainer: Trainer): boolean => trainer.parameters.packed && trainer.policy.packed?.blocks === true;
+
 /**
  * Each task's inner step from its parameters on its level data (kept: the caller disposes them). On the
  * fused engine's packed θ the tasks are stacked (task-stack.ts): one step on θ of as many blocks.
  */
 export const innerSteps = (trainer: Trainer, current: readonly Params[], data: readonly LevelData[]): Params[] => {
-  const { packed, toGraph, fromGraph } = trainer.parameters;
-  if (!packed) return data.map((d, i) => tf.tidy(() => keepParams(innerStep(trainer, current[i]!, d))));
+  const { toGraph, fromGraph } = trainer.parameters;
+  if (!stacksTasks(trainer)) return data.map((d, i) => tf.tidy(() => keepParams(innerStep(trainer, current[i]!, d))));
   return taskStacks(data.length, stackSize(trainer.config.trajectoriesPerTask * trainer.horizon)).flatMap(({ start, end }) => {
     const stacked = stackLevelData(data.slice(start, end));
     try {
@@ -495,15 +498,15 @@ export const outerTaskTerms = (trainer: Trainer, start: Params, pre: readonly Le
  * of any size (its own block of every op, and of every reduction), so the choice changes no result.
  */
 export const outerStackSize = (trainer: Trainer, tasks: number, workers = 1): number | undefined =>
-  trainer.parameters.packed && trainer.algorithm.optimizer !== 'trpo'
+  stacksTasks(trainer) && trainer.algorithm.optimizer !== 'trpo'
     ? Math.max(1, Math.min(stackSize(trainer.config.trajectoriesPerTask * trainer.horizon), Math.ceil(tasks / workers)))
     : undefined;
 
 /**
  * `outerTaskTerms` of the K tasks stacked in `pre` and `post` (task-stack.ts: batches of K groups), in
- * one computation on θ of K blocks (every block `at`): each task's [value, ∂/∂θ per parameter], as K
- * calls of `outerTaskTerms` would give them (to float32 rounding: a shared log-std's gradient is summed
- * in another order). The fused engine's packed θ only.
+ * one computation on θ of K blocks (every block `at`): each task's [value, ∂/∂θ per parameter] — bit
+ * for bit those a stack of one gives, and to float32 rounding those of `outerTaskTerms`. The fused
+ * engine's packed θ only.
  */
 export const outerStackTerms = (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData, at: Params): Float32Array[][] => {
   const names = Object.keys(trainer.policy.paramShapes);

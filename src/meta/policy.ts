@@ -98,6 +98,13 @@ export interface PackedPolicy {
   readonly logProb: (theta: tf.Tensor, observations: tf.Tensor, actions: tf.Tensor) => tf.Tensor;
   /** `fusedDistribution` on θ (the first derivative only). */
   readonly distribution: (theta: tf.Tensor, observations: tf.Tensor) => GaussianParams | CategoricalParams;
+  /**
+   * Whether `logProb` and `distribution` also take θ of K blocks ([K, size]: K parameter settings, block
+   * k for the k-th share of the observations' first axis, as src/ops/mlp/kernels.ts's), a
+   * distribution's state-independent parameters then one per sample ([B, 1, …, d]). The trainer stacks
+   * tasks (src/meta/task-stack.ts) only for policies whose ops do; absent: they do not.
+   */
+  readonly blocks?: boolean;
 }
 
 /** What sampling needs of a policy: its action space, a draw per row, and the log-probability of a draw. */
@@ -374,6 +381,7 @@ export const gaussianMlpPolicy = (opts: GaussianMlpOptions): Policy => {
       unpack,
       logProb: fusedLogProb,
       distribution: (theta, observations) => ({ mean: fusedOutput(theta, observations), logStd: packedLogStd(theta, observations) }),
+      blocks: true,
     },
     kl: (paramsP, paramsQ, observations) => {
       const p = distribution(paramsP, observations);
@@ -452,7 +460,7 @@ export const categoricalMlpPolicy = (opts: CategoricalMlpOptions): Policy => {
       categoricalLogProb(distribution(params, observations).logits, actionIndices),
     fusedLogProb: (params, observations, actions) => fusedLogProb(pack(params), observations, actions),
     fusedDistribution: (params, observations) => ({ logits: fusedOutput(pack(params), observations) }),
-    packed: { size, pack, unpack, logProb: fusedLogProb, distribution: (theta, observations) => ({ logits: fusedOutput(theta, observations) }) },
+    packed: { size, pack, unpack, logProb: fusedLogProb, distribution: (theta, observations) => ({ logits: fusedOutput(theta, observations) }), blocks: true },
     kl: (paramsP, paramsQ, observations) =>
       categoricalKl(distribution(paramsP, observations).logits, distribution(paramsQ, observations).logits),
   };

@@ -28,9 +28,11 @@ export interface Batch {
   readonly advantages?: Readonly<Record<string, tf.Tensor>>;
   /**
    * The samples are this many equal groups stacked along B (several tasks' batches in one, each with
-   * its own parameters: a θ of as many blocks — src/ops/mlp/kernels.ts). Where given, what is a mean
-   * over the batch (meta-objective.ts `weightedMean`, divergence.ts `meanKlFrom`) is one per group: a
-   * [groups] vector. Absent: one group, and scalars.
+   * its own parameters: a θ of as many blocks — src/ops/mlp/kernels.ts), and parameters take one value
+   * per group ([groups, ...declared]). Where given, the meta-objective's means and sums over the batch
+   * (meta-objective.ts: `weightedMean`, E-MAML's score term) and the divergences (divergence.ts
+   * `meanKl`) are one per group: [groups] vectors. A compiled surrogate's `perSample` is per sample
+   * either way, and its `objective` the mean over all samples. Absent: one group, and scalars.
    */
   readonly groups?: number;
 }
