@@ -128,25 +128,31 @@ for (const [algo, extra] of cases) {
 }
 
 test('stack sizes: by rows (at least one task), fewer where outer-step workers each need a stack; none on the tfjs engine, for TRPO, or for packed ops that do not take blocks', (t) => {
-  t.is(stackSize(2000), 10);
-  t.is(stackSize(4000), 5);
-  t.is(stackSize(50_000), 1);
+  t.is(stackSize(2000, 132), 10);
+  t.is(stackSize(4000, 132), 5);
+  t.is(stackSize(2000, 154), 8, 'a wider network (the half-cheetah 20-64-64-6): fewer tasks');
+  t.is(stackSize(2000, 2 + 512 + 2), 2);
+  t.is(stackSize(50_000, 132), 1);
   t.deepEqual(taskStacks(7, 3), [
     { start: 0, end: 3 },
     { start: 3, end: 6 },
     { start: 6, end: 7 },
   ]);
   const config = resolveConfig({ algo: 'promp', env: 'point-corners', engine: 'fused', trajectoriesPerTask: 20, horizon: 100 });
-  const fused = makeTrainer(config, pointCorners, policy);
+  // The paper's 2-64-64-2 network (the other tests' is narrower).
+  const paper = mlpPolicyFor(pointCorners.observationDim, pointCorners.action, { hidden: [64, 64] });
+  const fused = makeTrainer(config, pointCorners, paper);
   t.is(outerStackSize(fused, 40), 10);
   t.is(outerStackSize(fused, 40, 2), 10);
   t.is(outerStackSize(fused, 10, 2), 5);
   t.is(outerStackSize(fused, 3, 4), 1);
-  t.is(outerStackSize(makeTrainer({ ...config, engine: 'tfjs' }, pointCorners, policy), 40), undefined);
+  const wide = mlpPolicyFor(pointCorners.observationDim, pointCorners.action, { hidden: [256, 256] });
+  t.is(outerStackSize(makeTrainer(config, pointCorners, wide), 40), 2, 'the 2-256-256-2 network: 2 tasks of 2,000 rows');
+  t.is(outerStackSize(makeTrainer({ ...config, engine: 'tfjs' }, pointCorners, paper), 40), undefined);
   // A policy of one's own whose packed ops do not say they take θ of blocks is not stacked.
-  const ownOps = { ...policy, packed: { ...policy.packed!, blocks: undefined } };
+  const ownOps = { ...paper, packed: { ...paper.packed!, blocks: undefined } };
   t.is(outerStackSize(makeTrainer(config, pointCorners, ownOps), 40), undefined);
-  t.is(outerStackSize(makeTrainer({ ...config, algo: 'maml-trpo' }, pointCorners, policy), 40), undefined);
+  t.is(outerStackSize(makeTrainer({ ...config, algo: 'maml-trpo' }, pointCorners, paper), 40), undefined);
 });
 
 test.serial('stackLevelData: batches stacked in task order with their groups, per-group means, the shared log-std repeated per sample; refusals name the problem', async (t) => {

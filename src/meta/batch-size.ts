@@ -43,7 +43,7 @@ export const batchSize = (config: TrainConfig): BatchSize => {
   // Tasks stacked into one outer-step computation (iteration.ts outerStackSize; fewer with outer workers).
   const stacked =
     config.engine === 'fused' && algorithms[config.algo].optimizer !== 'trpo'
-      ? Math.min(config.tasksPerIteration, stackSize(config.trajectoriesPerTask * horizon))
+      ? Math.min(config.tasksPerIteration, stackSize(config.trajectoriesPerTask * horizon, width))
       : 1;
   const memoryBytes = stacked * perTask * width * 4 * tapeFloatsPerUnit + steps * (env.observationDim + actionWidth + 4) * 4 * batchFloatsPerUnit;
   return {

@@ -268,6 +268,13 @@ export const innerStep = (trainer: Trainer, params: Params, data: LevelData): Pa
 /** Whether the trainer stacks tasks (task-stack.ts): on the packed θ of a policy whose ops take θ of blocks. */
 const stacksTasks = (trainer: Trainer): boolean => trainer.parameters.packed && trainer.policy.packed?.blocks === true;
 
+/** The tasks one stack of this trainer's holds (task-stack.ts `stackSize`: by the batch's rows and the network's width). */
+const tasksPerStack = (trainer: Trainer): number => {
+  const { policy } = trainer;
+  const width = policy.observationDim + policy.hidden.reduce((a, b) => a + b, 0) + (policy.action.kind === 'continuous' ? policy.action.dim : policy.action.n);
+  return stackSize(trainer.config.trajectoriesPerTask * trainer.horizon, width);
+};
+
 /**
  * Each task's inner step from its parameters on its level data (kept: the caller disposes them). On the
  * fused engine's packed θ the tasks are stacked (task-stack.ts): one step on θ of as many blocks.
@@ -275,7 +282,7 @@ const stacksTasks = (trainer: Trainer): boolean => trainer.parameters.packed && 
 export const innerSteps = (trainer: Trainer, current: readonly Params[], data: readonly LevelData[]): Params[] => {
   const { toGraph, fromGraph } = trainer.parameters;
   if (!stacksTasks(trainer)) return data.map((d, i) => tf.tidy(() => keepParams(innerStep(trainer, current[i]!, d))));
-  return taskStacks(data.length, stackSize(trainer.config.trajectoriesPerTask * trainer.horizon)).flatMap(({ start, end }) => {
+  return taskStacks(data.length, tasksPerStack(trainer)).flatMap(({ start, end }) => {
     const stacked = stackLevelData(data.slice(start, end));
     try {
       return tf.tidy(() => {
@@ -493,13 +500,13 @@ export const outerTaskTerms = (trainer: Trainer, start: Params, pre: readonly Le
 
 /**
  * How many tasks the outer step stacks into one computation (task-stack.ts), or undefined where it does
- * not stack (the tfjs engine; TRPO): as many as `stackSize` allows for the batch's rows, and few enough
+ * not stack (the tfjs engine; TRPO): as many as `stackSize` allows for the batch and the network, and few enough
  * that every one of `workers` outer-step threads gets a stack. A task's numbers are the same in a stack
  * of any size (its own block of every op, and of every reduction), so the choice changes no result.
  */
 export const outerStackSize = (trainer: Trainer, tasks: number, workers = 1): number | undefined =>
   stacksTasks(trainer) && trainer.algorithm.optimizer !== 'trpo'
-    ? Math.max(1, Math.min(stackSize(trainer.config.trajectoriesPerTask * trainer.horizon), Math.ceil(tasks / workers)))
+    ? Math.max(1, Math.min(tasksPerStack(trainer), Math.ceil(tasks / workers)))
     : undefined;
 
 /**

@@ -6,7 +6,8 @@
  * groups (Batch.groups) and their parameters one θ of K blocks ([K, P]: src/ops/mlp/kernels.ts), so
  * the same ops run once for K tasks; every mean over a batch is taken per group, and each group's term
  * depends on its own block of θ alone — the gradient with respect to [K, P] θ is, row by row, each
- * task's own. Memory grows with K (K tasks' tapes), so a stack is bounded by its rows (`stackSize`).
+ * task's own. Memory grows with K (K tasks' tapes), so a stack is bounded by its rows and the
+ * network's width (`stackSize`).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { DistributionParams } from '../scg/builder.ts';
@@ -14,14 +15,16 @@ import type { Batch } from '../surrogates/batch.ts';
 import type { LevelData } from './meta-objective.ts';
 
 /**
- * The rows (trajectories × horizon) of the tasks stacked into one outer-step computation, at most:
- * past ~10 point-mass tasks of 2,000 rows the tfjs bookkeeping saved is small next to the kernels'
- * own time, while the tapes held grow with every task (scripts/ measurements in docs/performance.md).
+ * What one stack may hold, in rows (trajectories × horizon) times the network's width (its layers'
+ * widths summed: the activations, tangents and cotangents the tape keeps per row): 10 point-mass tasks
+ * of 20 × 100 steps on the 2-64-64-2 network. Past ~10 such tasks the tfjs bookkeeping saved is small
+ * next to the kernels' own time, while the tapes held grow with every task; a wider network or a longer
+ * batch gets fewer tasks per stack, so a stack's memory stays that of this one.
  */
-export const stackRows = 20_000;
+export const stackUnits = 20_000 * 132;
 
-/** How many tasks of `rowsPerTask` rows each one stack holds: at least 1. */
-export const stackSize = (rowsPerTask: number): number => Math.max(1, Math.floor(stackRows / Math.max(1, rowsPerTask)));
+/** How many tasks of `rowsPerTask` rows each one stack holds for a network `width` wide: at least 1. */
+export const stackSize = (rowsPerTask: number, width: number): number => Math.max(1, Math.floor(stackUnits / Math.max(1, rowsPerTask * width)));
 
 /** The tasks 0 … count−1 in stacks of `size`, in order: [start, end) of each. */
 export const taskStacks = (count: number, size: number): Array<{ readonly start: number; readonly end: number }> =>
