@@ -6,7 +6,7 @@
  * gives on the unstacked path. The stacking itself: groups checked, per-group means, a Gaussian's
  * shared log-std repeated per sample, clear refusals, nothing left behind.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/backend.ts';
 import { pointCorners } from '../src/envs/index.ts';
@@ -77,6 +77,32 @@ const stackTerms = (trainer: Trainer, start: Params, at: Params, perTask: readon
   }
 };
 
+/**
+ * `body` on a trainer's iteration-0 tasks, prepared as the iteration prepares them, with θo = `start`
+ * and parameters `at` moved off it; then nothing may be left behind.
+ */
+const onSampledTasks = async (
+  t: ExecutionContext,
+  trainer: Trainer,
+  seed: number,
+  body: (s: { start: Params; at: Params; sampled: Awaited<ReturnType<typeof sampleLevels>>; perTask: ReturnType<typeof prepare>['perTask'] }) => void,
+): Promise<void> => {
+  const start = policy.init(seed);
+  const at = moved(start);
+  const before = tf.memory().numTensors;
+  const sampled = await sampleLevels(trainer, start, 0);
+  const { perTask, dispose } = prepare(trainer, start, sampled);
+  try {
+    body({ start, at, sampled, perTask });
+  } finally {
+    dispose();
+    disposeLevels(sampled);
+  }
+  t.is(tf.memory().numTensors, before, 'nothing left behind');
+  disposeParams(start);
+  disposeParams(at);
+};
+
 const cases = [
   ['promp', { prompKlLevels: 'every-level' }],
   ['promp', { prompKlLevels: 'pre-update' }],
@@ -95,12 +121,7 @@ for (const [algo, extra] of cases) {
       pointCorners,
       policy,
     );
-    const start = policy.init(6);
-    const at = moved(start);
-    const before = tf.memory().numTensors;
-    const sampled = await sampleLevels(trainer, start, 0);
-    const { perTask, dispose } = prepare(trainer, start, sampled);
-    try {
+    await onSampledTasks(t, trainer, 6, ({ start, at, perTask }) => {
       const whole = stackTerms(trainer, start, at, perTask, 0, tasks);
       const ones = perTask.flatMap((_, i) => stackTerms(trainer, start, at, perTask, i, i + 1));
       const twos = [0, 2].flatMap((i) => stackTerms(trainer, start, at, perTask, i, i + 2));
@@ -117,13 +138,7 @@ for (const [algo, extra] of cases) {
       }
       // Teeth: the tasks' gradients differ, so a stack that mixed its tasks up would show.
       t.notDeepEqual(whole[0]!.slice(1), whole[1]!.slice(1));
-    } finally {
-      dispose();
-      disposeLevels(sampled);
-    }
-    t.is(tf.memory().numTensors, before, 'nothing left behind');
-    disposeParams(start);
-    disposeParams(at);
+    });
   });
 }
 
@@ -215,11 +230,6 @@ test.serial("stacked inner steps and ProMP's diagnostics: each task's, as it alo
     pointCorners,
     policy,
   );
-  const start = policy.init(9);
-  const at = moved(start);
-  const before = tf.memory().numTensors;
-  const sampled = await sampleLevels(trainer, start, 0);
-  const { perTask, dispose } = prepare(trainer, start, sampled);
   const names = Object.keys(policy.paramShapes);
   const close = (a: readonly number[], b: readonly number[], what: string) => {
     const scale = Math.max(...b.map(Math.abs));
@@ -228,7 +238,7 @@ test.serial("stacked inner steps and ProMP's diagnostics: each task's, as it alo
       `${what}: ${a.slice(0, 3).join(', ')} vs ${b.slice(0, 3).join(', ')}`,
     );
   };
-  try {
+  await onSampledTasks(t, trainer, 9, ({ start, at, sampled, perTask }) => {
     // Inner steps from different parameters per task (level 1's, as the sampling phase has them).
     const from = sampled.levelParams[1]!;
     const stacked = innerSteps(trainer, from, sampled.levels[1]!);
@@ -249,13 +259,7 @@ test.serial("stacked inner steps and ProMP's diagnostics: each task's, as it alo
     } finally {
       [...pre, post].forEach(disposeStacked);
     }
-  } finally {
-    dispose();
-    disposeLevels(sampled);
-  }
-  t.is(tf.memory().numTensors, before, 'nothing left behind');
-  disposeParams(start);
-  disposeParams(at);
+  });
 });
 
 test('the memory shown before a run counts one stack of tapes: a stack of 10 tasks ten tapes, the tfjs engine and TRPO one', (t) => {
