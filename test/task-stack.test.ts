@@ -216,6 +216,41 @@ test.serial('stackLevelData: batches stacked in task order with their groups, pe
     t.throws(() => stackLevelData([levels[0]!, shorter]), { instanceOf: TaskStackError, message: /differ in size \(2 × 5, 1 × 5\)/ });
     shorter.batch.mask.dispose();
     t.throws(() => stackLevelData([]), { instanceOf: TaskStackError });
+    // What each task carries, or none carries, is stacked as such; a mix is refused before anything is made.
+    const stackedAgain = stackLevelData(levels);
+    const unmasked = levels.map((d) => ({ ...d, batch: { ...d.batch, mask: undefined } }));
+    const zeros = tf.zeros([2, 5]);
+    const baselined = { ...levels[1]!, batch: { ...levels[1]!.batch, baselines: { a: zeros } } };
+    const mark = tf.memory().numTensors;
+    t.throws(() => stackLevelData([stackedAgain, levels[0]!]), { instanceOf: TaskStackError, message: /already a stack/ });
+    t.throws(() => stackLevelData([levels[0]!, unmasked[1]!]), { instanceOf: TaskStackError, message: /some tasks mask their batches and some do not/ });
+    t.throws(() => stackLevelData([{ ...levels[0]!, scoreWeight: 1 }, levels[1]!]), { instanceOf: TaskStackError, message: /E-MAML score weight/ });
+    t.throws(() => stackLevelData([levels[0]!, baselined]), { instanceOf: TaskStackError, message: /differ in their baselines/ });
+    t.throws(() => stackLevelData([baselined, levels[0]!]), { instanceOf: TaskStackError, message: /differ in their baselines/ });
+    // The same number of baselines under another name, and one more behaviour log-probability.
+    const renamed = { ...levels[0]!, batch: { ...levels[0]!.batch, baselines: { s: zeros } } };
+    t.throws(() => stackLevelData([renamed, baselined]), { instanceOf: TaskStackError, message: /differ in their baselines/ });
+    const extra = { ...levels[1]!, batch: { ...levels[1]!.batch, behaviour: { ...levels[1]!.batch.behaviour, s: zeros } } };
+    t.throws(() => stackLevelData([levels[0]!, extra]), { instanceOf: TaskStackError, message: /differ in their behaviour/ });
+    const other = { ...levels[1]!, batch: { ...levels[1]!.batch, behaviour: { ...levels[1]!.batch.behaviour, r: zeros } } };
+    t.throws(() => stackLevelData([extra, other]), { instanceOf: TaskStackError, message: /differ in their behaviour/ });
+    t.is(tf.memory().numTensors, mark, 'the refusals made nothing');
+    zeros.dispose();
+    tf.tidy(() => {
+      t.deepEqual(Array.from(stackedAgain.batch.mask!.dataSync()), Array.from(tf.concat(levels.map((d) => d.batch.mask!)).dataSync()), 'the masks, in task order');
+      t.false('baselines' in stackedAgain.batch, 'no task has baselines: neither has the stack');
+    });
+    disposeStacked(stackedAgain);
+    const bare = stackLevelData(unmasked.map((d, i) => ({ ...d, weights: undefined, scoreWeight: i })));
+    try {
+      t.is(bare.batch.mask, undefined);
+      t.is(bare.weights, undefined);
+      t.deepEqual(bare.scoreWeight, [0, 1, 2]);
+      // Without a mask the samples per task come from the values: the log-std still one per sample.
+      t.deepEqual((bare.samplingDistributions!.get('a')! as unknown as Record<string, tf.Tensor>).logStd!.shape, [6, 1, 2]);
+    } finally {
+      disposeStacked(bare);
+    }
   } finally {
     dispose();
     disposeLevels(sampled);
