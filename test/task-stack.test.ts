@@ -25,13 +25,15 @@ import {
   outerTaskTerms,
   prompDiagnostics,
   prompTaskDiagnostics,
+  runIteration,
   sampleLevels,
   usesScoreWeights,
   withSamplingDistributions,
   type Trainer,
 } from '../src/meta/iteration.ts';
 import { weightedMean, type LevelData } from '../src/meta/meta-objective.ts';
-import { mlpPolicyFor } from '../src/meta/policy.ts';
+import { categoricalMlpPolicy, gaussianMlpPolicy, mlpPolicyFor } from '../src/meta/policy.ts';
+import { adam } from '../src/meta/optimizers.ts';
 import { disposeStacked, stackLevelData, stackSize, taskStacks, TaskStackError } from '../src/meta/task-stack.ts';
 import { BatchError, batchDimensions, type Params } from '../src/surrogates/batch.ts';
 import { meanKlFrom } from '../src/surrogates/divergence.ts';
@@ -161,6 +163,10 @@ test('stack sizes: by rows (at least one task), fewer where outer-step workers e
   t.is(outerStackSize(fused, 40, 2), 10);
   t.is(outerStackSize(fused, 10, 2), 5);
   t.is(outerStackSize(fused, 3, 4), 1);
+  // The width counts every layer, the actions' too: 2 + 128 + 40 (7 tasks), and a categorical head's
+  // logits (2 + 128 + 100: 5 tasks).
+  t.is(outerStackSize(makeTrainer(config, pointCorners, gaussianMlpPolicy({ observationDim: 2, actionDim: 40 })), 40), 7);
+  t.is(outerStackSize(makeTrainer(config, pointCorners, categoricalMlpPolicy({ observationDim: 2, actions: 100 })), 40), 5);
   const wide = mlpPolicyFor(pointCorners.observationDim, pointCorners.action, { hidden: [256, 256] });
   t.is(outerStackSize(makeTrainer(config, pointCorners, wide), 40), 2, 'the 2-256-256-2 network: 2 tasks of 2,000 rows');
   t.is(outerStackSize(makeTrainer({ ...config, engine: 'tfjs' }, pointCorners, paper), 40), undefined);
@@ -259,27 +265,20 @@ test.serial('stackLevelData: batches stacked in task order with their groups, pe
   disposeParams(start);
 });
 
-test.serial("stacked inner steps and ProMP's diagnostics: each task's, as it alone gives them (to float32 rounding), in task order", async (t) => {
+test.serial("stacked inner steps and ProMP's diagnostics: each task's, bit for bit as it alone gives them, in task order", async (t) => {
   const trainer = makeTrainer(
     resolveConfig({ algo: 'promp', env: 'point-corners', engine: 'fused', seed: 8, tasksPerIteration: tasks, trajectoriesPerTask: 3, horizon: 12, adaptationSteps: 2, actionNormalization: 'raw' }),
     pointCorners,
     policy,
   );
   const names = Object.keys(policy.paramShapes);
-  const close = (a: readonly number[], b: readonly number[], what: string) => {
-    const scale = Math.max(...b.map(Math.abs));
-    t.true(
-      a.every((x, e) => Math.abs(x - b[e]!) <= 1e-6 * scale),
-      `${what}: ${a.slice(0, 3).join(', ')} vs ${b.slice(0, 3).join(', ')}`,
-    );
-  };
   await onSampledTasks(t, trainer, 9, ({ start, at, sampled, perTask }) => {
     // Inner steps from different parameters per task (level 1's, as the sampling phase has them).
     const from = sampled.levelParams[1]!;
     const stacked = innerSteps(trainer, from, sampled.levels[1]!);
     for (let i = 0; i < tasks; i++) {
       const alone = tf.tidy(() => keepParams(innerStep(trainer, from[i]!, sampled.levels[1]![i]!)));
-      names.forEach((n) => close(Array.from(stacked[i]![n]!.dataSync()), Array.from(alone[n]!.dataSync()), `task ${i} ${n}`));
+      names.forEach((n) => t.deepEqual(Array.from(stacked[i]![n]!.dataSync()), Array.from(alone[n]!.dataSync()), `task ${i} ${n}`));
       disposeParams(alone);
     }
     t.notDeepEqual(Array.from(stacked[0]!.W1!.dataSync()), Array.from(stacked[1]!.W1!.dataSync()));
@@ -289,8 +288,20 @@ test.serial("stacked inner steps and ProMP's diagnostics: each task's, as it alo
     try {
       const together = prompDiagnostics(trainer, start, pre, post, at);
       t.is(together.length, tasks);
-      together.forEach((d, i) => close(d, prompTaskDiagnostics(trainer, start, perTask[i]!.pre, perTask[i]!.post, at), `task ${i} diagnostics`));
+      together.forEach((d, i) => t.deepEqual(d, prompTaskDiagnostics(trainer, start, perTask[i]!.pre, perTask[i]!.post, at), `task ${i} diagnostics`));
       t.true(together.every(([, kl]) => kl > 0), 'away from θo the KL is positive');
+      // Padding (trajectories that ended early) is not counted in the clip fraction: the second half of
+      // every post-update trajectory masked out changes it.
+      const half = tf.tidy(() => tf.concat([tf.ones([tasks * 3, 6]), tf.zeros([tasks * 3, 6])], 1));
+      try {
+        const padded = prompDiagnostics(trainer, start, pre, { ...post, batch: { ...post.batch, mask: half } }, at);
+        t.true(
+          padded.some(([, , f], i) => Math.abs(f - together[i]![2]) > 1e-6),
+          `clip fractions ${padded.map((d) => d[2]).join(', ')} vs ${together.map((d) => d[2]).join(', ')}`,
+        );
+      } finally {
+        half.dispose();
+      }
     } finally {
       [...pre, post].forEach(disposeStacked);
     }
@@ -307,4 +318,40 @@ test('the memory shown before a run counts one stack of tapes: a stack of 10 tas
   t.true(of({ tasksPerIteration: 10, algo: 'maml-trpo' }) < 5 * of({ tasksPerIteration: 1, algo: 'maml-trpo' }));
   // Past the stack's rows, stacks hold fewer tasks: 40 tasks are four stacks of ten, one at a time.
   t.is(of({ tasksPerIteration: 40 }) - of({ tasksPerIteration: 10 }), 3 * (of({ tasksPerIteration: 10, engine: 'tfjs' }) - of({ tasksPerIteration: 1, engine: 'tfjs' })) / 9 * 10);
+});
+
+test.serial('a whole ProMP iteration in stacks of two (and a stack of one): the numbers of stacks of one bit for bit, and of the unstacked tasks to float32 rounding', async (t) => {
+  const config = resolveConfig({ algo: 'promp', env: 'point-corners', engine: 'fused', seed: 4, tasksPerIteration: 5, trajectoriesPerTask: 3, horizon: 12, adaptationSteps: 2, actionNormalization: 'raw' });
+  const base = makeTrainer(config, pointCorners, policy);
+  // A budget of two tasks' rows × width: stacks of 2, 2 and 1 (the last shorter).
+  const units = 2 * 3 * 12 * (2 + 16 + 16 + 2);
+  const runs = {
+    twos: { ...base, stackUnits: units },
+    ones: { ...base, stackUnits: 1 },
+    unstacked: makeTrainer(config, pointCorners, { ...policy, packed: { ...policy.packed!, blocks: undefined } }),
+  };
+  t.is(outerStackSize(runs.twos, 5), 2);
+  t.is(outerStackSize(runs.ones, 5), 1);
+  const start = policy.init(12);
+  const before = tf.memory().numTensors;
+  const out: Record<string, { params: number[]; stats: number[] }> = {};
+  for (const [name, trainer] of Object.entries(runs)) {
+    const r = await runIteration(trainer, start, undefined, 0);
+    out[name] = {
+      params: Object.keys(policy.paramShapes).flatMap((n) => Array.from(r.params[n]!.dataSync())),
+      stats: [r.stats.objective, r.stats.objectiveAfter!, r.stats.kl!, r.stats.clipFraction!, ...r.stats.averageReturn],
+    };
+    disposeParams(r.params);
+    if (r.optimizerState !== undefined) adam().dispose(r.optimizerState as Parameters<ReturnType<typeof adam>['dispose']>[0]);
+  }
+  t.is(tf.memory().numTensors, before, 'nothing left behind');
+  t.deepEqual(out.twos, out.ones, 'stacks of two and of one: the same bits');
+  const close = (a: number[], b: number[]) => {
+    const scale = Math.max(...b.map(Math.abs));
+    return a.every((x, e) => Math.abs(x - b[e]!) <= 1e-5 * scale);
+  };
+  t.true(close(out.twos!.params, out.unstacked!.params), 'parameters after the outer step: the unstacked ones');
+  t.true(close(out.twos!.stats, out.unstacked!.stats), `stats ${out.twos!.stats.join(', ')} vs ${out.unstacked!.stats.join(', ')}`);
+  t.notDeepEqual(out.twos!.params, Object.keys(policy.paramShapes).flatMap((n) => Array.from(start[n]!.dataSync())), 'the step moved the parameters');
+  disposeParams(start);
 });

@@ -47,6 +47,12 @@ export interface Trainer {
   readonly sampler: Sampler;
   /** Where the Adam / ProMP outer step's per-task terms are computed: worker threads, or (absent) this one. */
   readonly outerWorkers?: OuterWorkers;
+  /**
+   * The most one stack of tasks may hold, in rows × the network's width (task-stack.ts; default
+   * `stackUnits`, 10 point-mass tasks): lower it to bound the outer step's memory further. It changes
+   * how tasks are grouped, not a number.
+   */
+  readonly stackUnits?: number;
 }
 
 /** A trainer; without `sampler`, trajectories are sampled in this thread. */
@@ -272,7 +278,7 @@ const stacksTasks = (trainer: Trainer): boolean => trainer.parameters.packed && 
 const tasksPerStack = (trainer: Trainer): number => {
   const { policy } = trainer;
   const width = policy.observationDim + policy.hidden.reduce((a, b) => a + b, 0) + (policy.action.kind === 'continuous' ? policy.action.dim : policy.action.n);
-  return stackSize(trainer.config.trajectoriesPerTask * trainer.horizon, width);
+  return stackSize(trainer.config.trajectoriesPerTask * trainer.horizon, width, trainer.stackUnits);
 };
 
 /**
@@ -505,9 +511,8 @@ export const outerTaskTerms = (trainer: Trainer, start: Params, pre: readonly Le
  * of any size (its own block of every op, and of every reduction), so the choice changes no result.
  */
 export const outerStackSize = (trainer: Trainer, tasks: number, workers = 1): number | undefined =>
-  stacksTasks(trainer) && trainer.algorithm.optimizer !== 'trpo'
-    ? Math.max(1, Math.min(tasksPerStack(trainer), Math.ceil(tasks / workers)))
-    : undefined;
+  // TRPO's trainer is on the tfjs engine (makeTrainer): its θ is not packed, so it is not stacked.
+  stacksTasks(trainer) ? Math.max(1, Math.min(tasksPerStack(trainer), Math.ceil(tasks / workers))) : undefined;
 
 /**
  * `outerTaskTerms` of the K tasks stacked in `pre` and `post` (task-stack.ts: batches of K groups), in

@@ -23,8 +23,9 @@ import type { LevelData } from './meta-objective.ts';
  */
 export const stackUnits = 20_000 * 132;
 
-/** How many tasks of `rowsPerTask` rows each one stack holds for a network `width` wide: at least 1. */
-export const stackSize = (rowsPerTask: number, width: number): number => Math.max(1, Math.floor(stackUnits / Math.max(1, rowsPerTask * width)));
+/** How many tasks of `rowsPerTask` rows each one stack of `units` holds for a network `width` wide: at least 1. */
+export const stackSize = (rowsPerTask: number, width: number, units = stackUnits): number =>
+  Math.max(1, Math.floor(units / Math.max(1, rowsPerTask * width)));
 
 /** The tasks 0 … count−1 in stacks of `size`, in order: [start, end) of each. */
 export const taskStacks = (count: number, size: number): Array<{ readonly start: number; readonly end: number }> =>
