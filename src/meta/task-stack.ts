@@ -17,9 +17,10 @@ import type { LevelData } from './meta-objective.ts';
 /**
  * What one stack may hold, in rows (trajectories × horizon) times the network's width (its layers'
  * widths summed: the activations, tangents and cotangents the tape keeps per row): 10 point-mass tasks
- * of 20 × 100 steps on the 2-64-64-2 network. Past ~10 such tasks the tfjs bookkeeping saved is small
- * next to the kernels' own time, while the tapes held grow with every task; a wider network or a longer
- * batch gets fewer tasks per stack, so a stack's memory stays that of this one.
+ * of 20 × 100 steps on the 2-64-64-2 network. At 10 such tasks tfjs's bookkeeping is ~8% of a stacked
+ * term (a V8 profile: the kernels ~80%), so larger stacks could save little more, while the tapes held
+ * grow with every task; a wider network or a longer batch gets fewer tasks per stack, so a stack's
+ * memory stays that of this one.
  */
 export const stackUnits = 20_000 * 132;
 

@@ -175,12 +175,11 @@ const flat = (parts: readonly tf.Tensor[]): tf.Tensor1D => tf.concat(parts.map((
  */
 export const blockwise = (single: MlpKernels): MlpKernels => {
   /** Row k of θ-shaped tensors and block k of the per-row ones, per block, with `f`'s results per block. */
-  const perBlock = <T>(theta: tf.Tensor, rows: number, f: (k: number, row: (t: tf.Tensor) => tf.Tensor, rowsOf: <R extends tf.Tensor>(t: R) => R) => T): T[] => {
+  const perBlock = <T>(theta: tf.Tensor, rows: number, f: (row: (t: tf.Tensor) => tf.Tensor, rowsOf: <R extends tf.Tensor>(t: R) => R) => T): T[] => {
     const count = theta.shape[0]!;
     const size = rows / count;
     return Array.from({ length: count }, (_, k) =>
       f(
-        k,
         (t) => tf.reshape(tf.slice(t, [k, 0], [1, t.shape[1]!]), [t.shape[1]!]),
         <R extends tf.Tensor>(t: R) => tf.slice(t, [k * size, ...t.shape.slice(1).map(() => 0)], [size, ...t.shape.slice(1)]) as R,
       ),
@@ -193,7 +192,7 @@ export const blockwise = (single: MlpKernels): MlpKernels => {
     logProb: (spec, theta, x, a) => {
       if (theta.rank === 1) return single.logProb(spec, theta, x, a);
       return tf.tidy(() => {
-        const parts = perBlock(theta, x.shape[0], (_, row, rowsOf) => single.logProb(spec, row(theta), rowsOf(x), rowsOf(a)));
+        const parts = perBlock(theta, x.shape[0], (row, rowsOf) => single.logProb(spec, row(theta), rowsOf(x), rowsOf(a)));
         return {
           value: joinRows(parts.map((p) => p.value)) as tf.Tensor1D,
           activations: parts[0]!.activations.map((_, l) => joinRows(parts.map((p) => p.activations[l]!))),
@@ -203,20 +202,20 @@ export const blockwise = (single: MlpKernels): MlpKernels => {
     forward: (spec, theta, x) => {
       if (theta.rank === 1) return single.forward(spec, theta, x);
       return tf.tidy(() => {
-        const parts = perBlock(theta, x.shape[0], (_, row, rowsOf) => single.forward(spec, row(theta), rowsOf(x)));
+        const parts = perBlock(theta, x.shape[0], (row, rowsOf) => single.forward(spec, row(theta), rowsOf(x)));
         return parts[0]!.map((_, l) => joinRows(parts.map((p) => p[l]!)));
       });
     },
     outputVjp: (spec, theta, activations, x, g) => {
       if (theta.rank === 1) return single.outputVjp(spec, theta, activations, x, g);
       return tf.tidy(() =>
-        stackRows(perBlock(theta, x.shape[0], (_, row, rowsOf) => single.outputVjp(spec, row(theta), activations.map(rowsOf), rowsOf(x), rowsOf(g)))),
+        stackRows(perBlock(theta, x.shape[0], (row, rowsOf) => single.outputVjp(spec, row(theta), activations.map(rowsOf), rowsOf(x), rowsOf(g)))),
       );
     },
     vjp: (spec, theta, activations, x, a, u) => {
       if (theta.rank === 1) return single.vjp(spec, theta, activations, x, a, u);
       return tf.tidy(() => {
-        const parts = perBlock(theta, x.shape[0], (_, row, rowsOf) => single.vjp(spec, row(theta), activations.map(rowsOf), rowsOf(x), rowsOf(a), rowsOf(u)));
+        const parts = perBlock(theta, x.shape[0], (row, rowsOf) => single.vjp(spec, row(theta), activations.map(rowsOf), rowsOf(x), rowsOf(a), rowsOf(u)));
         return {
           value: stackRows(parts.map((p) => p.value)),
           cotangents: parts[0]!.cotangents.map((_, l) => joinRows(parts.map((p) => p.cotangents[l]!))),
@@ -226,7 +225,7 @@ export const blockwise = (single: MlpKernels): MlpKernels => {
     secondOrder: (spec, theta, activations, cotangents, x, a, u, v) => {
       if (theta.rank === 1) return single.secondOrder(spec, theta, activations, cotangents, x, a, u, v);
       return tf.tidy(() => {
-        const parts = perBlock(theta, x.shape[0], (_, row, rowsOf) =>
+        const parts = perBlock(theta, x.shape[0], (row, rowsOf) =>
           single.secondOrder(spec, row(theta), activations.map(rowsOf), cotangents.map(rowsOf), rowsOf(x), rowsOf(a), rowsOf(u), row(v)),
         );
         return { hvp: stackRows(parts.map((p) => p.hvp)), jvp: joinRows(parts.map((p) => p.jvp)) as tf.Tensor1D };
