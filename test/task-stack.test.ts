@@ -37,6 +37,7 @@ import { adam } from '../src/meta/optimizers.ts';
 import { disposeStacked, stackLevelData, stackSize, taskStacks, TaskStackError } from '../src/meta/task-stack.ts';
 import { BatchError, batchDimensions, type Params } from '../src/surrogates/batch.ts';
 import { meanKlFrom } from '../src/surrogates/divergence.ts';
+import { evaluateGraph, EvaluationError } from '../src/surrogates/evaluate.ts';
 
 test.before(async () => {
   await selectBackend('wasm');
@@ -245,6 +246,11 @@ test.serial('stackLevelData: batches stacked in task order with their groups, pe
     tf.tidy(() => {
       t.deepEqual(Array.from(stackedAgain.batch.mask!.dataSync()), Array.from(tf.concat(levels.map((d) => d.batch.mask!)).dataSync()), 'the masks, in task order');
       t.false('baselines' in stackedAgain.batch, 'no task has baselines: neither has the stack');
+      // A stack's parameters take one value per group: one θ for all is refused, naming the shape needed.
+      t.throws(() => evaluateGraph(trainer.graph, trainer.parameters.toGraph(start), stackedAgain.batch), {
+        instanceOf: EvaluationError,
+        message: new RegExp(`has shape \\[${policy.packed!.size}\\] but is declared \\[${policy.packed!.size}\\] \\(one value per group of the batch's 3: \\[3, ${policy.packed!.size}\\]\\)`),
+      });
     });
     disposeStacked(stackedAgain);
     const bare = stackLevelData(unmasked.map((d, i) => ({ ...d, weights: undefined, scoreWeight: i })));

@@ -122,7 +122,8 @@ export const evaluateGraph = (graph: Graph, params: Params, batch: Batch, option
       // A batch of groups (stacked tasks) takes one value per group: [groups, ...declared].
       const declared = batch.groups === undefined ? n.shape : [batch.groups, ...n.shape];
       if (p.rank !== declared.length || p.shape.some((d, i) => d !== declared[i])) {
-        throw new EvaluationError(`parameter '${n.name}' has shape [${p.shape.join(', ')}] but is declared [${declared.join(', ')}]`);
+        const perGroup = batch.groups === undefined ? '' : ` (one value per group of the batch's ${batch.groups}: [${declared.join(', ')}])`;
+        throw new EvaluationError(`parameter '${n.name}' has shape [${p.shape.join(', ')}] but is declared [${n.shape.join(', ')}]${perGroup}`);
       }
       values.set(n.name, p);
     } else if (!graph.impls.has(n.name) || n.kind === 'stochastic') {
