@@ -29,6 +29,7 @@ import {
   sampleLevels,
   usesScoreWeights,
   withSamplingDistributions,
+  TrainingError,
   type Trainer,
 } from '../src/meta/iteration.ts';
 import { weightedMean, type LevelData } from '../src/meta/meta-objective.ts';
@@ -223,6 +224,16 @@ test.serial('stackLevelData: batches stacked in task order with their groups, pe
     t.throws(() => stackLevelData([levels[0]!, shorter]), { instanceOf: TaskStackError, message: /differ in size \(2 × 5, 1 × 5\)/ });
     shorter.batch.mask.dispose();
     t.throws(() => stackLevelData([]), { instanceOf: TaskStackError });
+    // The stacked terms need stacked data (and the packed θ): a single task's is refused, not misread.
+    t.throws(() => outerStackTerms(trainer, start, perTask[0]!.pre, perTask[0]!.post, start), { instanceOf: TrainingError, message: /needs the fused engine and stacked tasks/ });
+    const general = makeTrainer({ ...trainer.config, engine: 'tfjs' }, pointCorners, policy);
+    const onePre = stackLevelData([perTask[0]!.pre[0]!]);
+    const onePost = stackLevelData([perTask[0]!.post]);
+    try {
+      t.throws(() => outerStackTerms(general, start, [onePre], onePost, start), { instanceOf: TrainingError, message: /needs the fused engine/ });
+    } finally {
+      [onePre, onePost].forEach(disposeStacked);
+    }
     // What each task carries, or none carries, is stacked as such; a mix is refused before anything is made.
     const stackedAgain = stackLevelData(levels);
     const unmasked = levels.map((d) => ({ ...d, batch: { ...d.batch, mask: undefined } }));
@@ -298,16 +309,20 @@ test.serial("stacked inner steps and ProMP's diagnostics: each task's, bit for b
       t.true(together.every(([, kl]) => kl > 0), 'away from θo the KL is positive');
       // Padding (trajectories that ended early) is not counted in the clip fraction: the second half of
       // every post-update trajectory masked out changes it.
-      const half = tf.tidy(() => tf.concat([tf.ones([tasks * 3, 6]), tf.zeros([tasks * 3, 6])], 1));
-      try {
+      // Its fraction is that of the first six steps alone (a batch cut to them), not of all twelve.
+      tf.tidy(() => {
+        const half = tf.concat([tf.ones([tasks * 3, 6]), tf.zeros([tasks * 3, 6])], 1);
         const padded = prompDiagnostics(trainer, start, pre, { ...post, batch: { ...post.batch, mask: half } }, at);
+        const cut = (x: tf.Tensor) => tf.slice(x, [0, 0, ...x.shape.slice(2).map(() => 0)], [x.shape[0]!, 6, ...x.shape.slice(2)]);
+        const cutRecord = (r: Readonly<Record<string, tf.Tensor>> | undefined) => (r === undefined ? undefined : Object.fromEntries(Object.entries(r).map(([k, v]) => [k, cut(v)])));
+        const b = post.batch;
+        const firstSix = prompDiagnostics(trainer, start, pre, { ...post, batch: { ...b, values: cutRecord(b.values)!, mask: cut(b.mask!), behaviour: cutRecord(b.behaviour)!, advantages: cutRecord(b.advantages)! } }, at);
+        padded.forEach(([, , f], i) => t.is(f, firstSix[i]![2], `task ${i}: the clip fraction over its real steps`));
         t.true(
           padded.some(([, , f], i) => Math.abs(f - together[i]![2]) > 1e-6),
           `clip fractions ${padded.map((d) => d[2]).join(', ')} vs ${together.map((d) => d[2]).join(', ')}`,
         );
-      } finally {
-        half.dispose();
-      }
+      });
     } finally {
       [...pre, post].forEach(disposeStacked);
     }
@@ -328,12 +343,17 @@ test('the memory shown before a run counts one stack of tapes: a stack of 10 tas
 
 test.serial('a whole ProMP iteration in stacks of two (and a stack of one): the numbers of stacks of one bit for bit, and of the unstacked tasks to float32 rounding', async (t) => {
   const config = resolveConfig({ algo: 'promp', env: 'point-corners', engine: 'fused', seed: 4, tasksPerIteration: 5, trajectoriesPerTask: 3, horizon: 12, adaptationSteps: 2, actionNormalization: 'raw' });
-  const base = makeTrainer(config, pointCorners, policy);
+  // The policy's fused log-probability counted: a stack is one call where its tasks alone were one each.
+  const calls = { twos: 0, ones: 0 };
+  const counted = (key: keyof typeof calls) => ({
+    ...policy,
+    packed: { ...policy.packed!, logProb: (...args: Parameters<NonNullable<typeof policy.packed>['logProb']>) => (calls[key]++, policy.packed!.logProb(...args)) },
+  });
   // A budget of two tasks' rows × width: stacks of 2, 2 and 1 (the last shorter).
   const units = 2 * 3 * 12 * (2 + 16 + 16 + 2);
   const runs = {
-    twos: { ...base, stackUnits: units },
-    ones: { ...base, stackUnits: 1 },
+    twos: { ...makeTrainer(config, pointCorners, counted('twos')), stackUnits: units },
+    ones: { ...makeTrainer(config, pointCorners, counted('ones')), stackUnits: 1 },
     unstacked: makeTrainer(config, pointCorners, { ...policy, packed: { ...policy.packed!, blocks: undefined } }),
   };
   t.is(outerStackSize(runs.twos, 5), 2);
@@ -352,6 +372,9 @@ test.serial('a whole ProMP iteration in stacks of two (and a stack of one): the 
   }
   t.is(tf.memory().numTensors, before, 'nothing left behind');
   t.deepEqual(out.twos, out.ones, 'stacks of two and of one: the same bits');
+  // Three stacks against five, in every phase (inner steps, outer steps, diagnostics).
+  t.true(calls.ones > 0);
+  t.is(calls.twos * 5, calls.ones * 3, `${calls.twos} calls in stacks of two, ${calls.ones} in stacks of one`);
   const close = (a: number[], b: number[]) => {
     const scale = Math.max(...b.map(Math.abs));
     return a.every((x, e) => Math.abs(x - b[e]!) <= 1e-5 * scale);
