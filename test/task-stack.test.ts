@@ -3,8 +3,10 @@
  * their parameters as θ of K blocks give each task's outer-loss term and gradient — for every
  * algorithm the fused engine serves — exactly as a stack of one does (so the stack size, and with it
  * the number of outer-step workers, changes no number), and to float32 rounding what the task alone
- * gives on the unstacked path. The stacking itself: groups checked, per-group means, a Gaussian's
- * shared log-std repeated per sample, clear refusals, nothing left behind.
+ * gives on the unstacked path. The same for the inner steps and ProMP's diagnostics (bit for bit), and
+ * for a whole iteration in stacks of two, which also makes fewer fused calls. The stacking itself:
+ * stack sizes, groups checked, per-group means, a Gaussian's shared log-std repeated per sample, clear
+ * refusals, nothing left behind.
  */
 import test, { type ExecutionContext } from 'ava';
 import * as tf from '@tensorflow/tfjs';
