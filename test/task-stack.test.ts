@@ -37,7 +37,7 @@ import {
 import { weightedMean, type LevelData } from '../src/meta/meta-objective.ts';
 import { categoricalMlpPolicy, gaussianMlpPolicy, mlpPolicyFor } from '../src/meta/policy.ts';
 import { adam } from '../src/meta/optimizers.ts';
-import { disposeStacked, stackLevelData, stackSize, taskStacks, TaskStackError } from '../src/meta/task-stack.ts';
+import { disposeStacked, disposeStackedTasks, stackLevelData, stackSize, stackTasks, taskStacks, TaskStackError } from '../src/meta/task-stack.ts';
 import { BatchError, batchDimensions, type Params } from '../src/surrogates/batch.ts';
 import { meanKlFrom } from '../src/surrogates/divergence.ts';
 import { evaluateGraph, EvaluationError } from '../src/surrogates/evaluate.ts';
@@ -73,13 +73,11 @@ const prepare = (trainer: Trainer, start: Params, sampled: Awaited<ReturnType<ty
 
 /** The terms of tasks [start, end) computed as one stack. */
 const stackTerms = (trainer: Trainer, start: Params, at: Params, perTask: readonly { pre: LevelData[]; post: LevelData }[], from: number, to: number) => {
-  const members = perTask.slice(from, to);
-  const pre = members[0]!.pre.map((_, j) => stackLevelData(members.map((m) => m.pre[j]!)));
-  const post = stackLevelData(members.map((m) => m.post));
+  const stack = stackTasks(perTask.slice(from, to));
   try {
-    return outerStackTerms(trainer, start, pre, post, at);
+    return outerStackTerms(trainer, start, stack.pre, stack.post, at);
   } finally {
-    [...pre, post].forEach(disposeStacked);
+    disposeStackedTasks(stack);
   }
 };
 
@@ -226,6 +224,11 @@ test.serial('stackLevelData: batches stacked in task order with their groups, pe
     t.throws(() => stackLevelData([levels[0]!, shorter]), { instanceOf: TaskStackError, message: /differ in size \(2 × 5, 1 × 5\)/ });
     shorter.batch.mask.dispose();
     t.throws(() => stackLevelData([]), { instanceOf: TaskStackError });
+    t.throws(() => stackTasks([]), { instanceOf: TaskStackError });
+    // Tasks whose post-update data cannot be stacked: the pre-update levels stacked first are freed.
+    const beforeRefusal = tf.memory().numTensors;
+    t.throws(() => stackTasks([perTask[0]!, { ...perTask[1]!, post: { ...perTask[1]!.post, scoreWeight: 2 } }]), { instanceOf: TaskStackError, message: /E-MAML score weight/ });
+    t.is(tf.memory().numTensors, beforeRefusal, 'a refused stack leaves nothing');
     // The stacked terms need stacked data (and the packed θ): a single task's is refused, not misread.
     t.throws(() => outerStackTerms(trainer, start, perTask[0]!.pre, perTask[0]!.post, start), { instanceOf: TrainingError, message: /needs the fused engine and stacked tasks/ });
     const general = makeTrainer({ ...trainer.config, engine: 'tfjs' }, pointCorners, policy);
@@ -302,8 +305,8 @@ test.serial("stacked inner steps and ProMP's diagnostics: each task's, bit for b
     }
     t.notDeepEqual(Array.from(stacked[0]!.W1!.dataSync()), Array.from(stacked[1]!.W1!.dataSync()));
     stacked.forEach(disposeParams);
-    const pre = perTask[0]!.pre.map((_, j) => stackLevelData(perTask.map((p) => p.pre[j]!)));
-    const post = stackLevelData(perTask.map((p) => p.post));
+    const stack = stackTasks(perTask);
+    const { pre, post } = stack;
     try {
       const together = prompDiagnostics(trainer, start, pre, post, at);
       t.is(together.length, tasks);
@@ -326,7 +329,7 @@ test.serial("stacked inner steps and ProMP's diagnostics: each task's, bit for b
         );
       });
     } finally {
-      [...pre, post].forEach(disposeStacked);
+      disposeStackedTasks(stack);
     }
   });
 });

@@ -21,7 +21,7 @@ import { adam, backtrackingLineSearch, conjugateGradient, flattenParams, paramLa
 import type { Policy } from './policy.ts';
 import { graphParameters, packedParameter, rlGraph, type GraphParameters } from './rl-graph.ts';
 import type { OuterWorkers } from './outer-workers.ts';
-import { disposeStacked, stackLevelData, stackSize, taskStacks } from './task-stack.ts';
+import { disposeStacked, disposeStackedTasks, stackLevelData, stackSize, stackTasks, taskStacks } from './task-stack.ts';
 import { readOut, sumOverTasks, tensorOf } from './task-sum.ts';
 import { averageReturn, disposeBatch, inProcessSampler, toBatch, type Sampler, type Trajectories } from './sampler.ts';
 
@@ -424,6 +424,9 @@ const outerTaskLossOfGraph =
 export const prompTaskDiagnostics = (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData, p: Params): [number, number, number] =>
   prompDiagnostics(trainer, start, pre, post, p)[0]!;
 
+/** θ [P] as every block of a θ of `count` blocks ([count, P]): the same parameters for each stacked task. */
+const everyBlock = (theta: tf.Tensor, count: number): tf.Tensor => tf.tile(tf.reshape(theta, [1, theta.size]), [count, 1]);
+
 /** `prompTaskDiagnostics` of each task of a stack (task-stack.ts), or of the one task of unstacked data. */
 export const prompDiagnostics = (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData, p: Params): Array<[number, number, number]> => {
   const groups = post.batch.groups;
@@ -431,7 +434,7 @@ export const prompDiagnostics = (trainer: Trainer, start: Params, pre: readonly 
   tf.tidy(() => {
     const single = trainer.parameters.toGraph(p);
     // A stack: every task's block of θ is p.
-    const theta = groups === undefined ? single : { [packedParameter]: tf.tile(tf.reshape(single[packedParameter]!, [1, -1]), [groups, 1]) };
+    const theta = groups === undefined ? single : { [packedParameter]: everyBlock(single[packedParameter]!, groups) };
     const adaptedAll = trainer.meta.adapt(theta, pre);
     const kl = prompKlOfGraph(trainer, trainer.parameters.toGraph(start), pre, theta, adaptedAll);
     const objective = tf.sub(trainer.meta.surrogate(theta, pre, post, adaptedAll), tf.mul(trainer.config.klPenalty, kl));
@@ -527,7 +530,7 @@ export const outerStackTerms = (trainer: Trainer, start: Params, pre: readonly L
   if (!packed || count === undefined) throw new TrainingError('outerStackTerms needs the fused engine and stacked tasks (batches with groups)');
   const [values, gradient] = readOut(() => {
     const theta = toGraph(at)[packedParameter]!;
-    const blocks = tf.tile(tf.reshape(theta, [1, theta.size]), [count, 1]);
+    const blocks = everyBlock(theta, count);
     const loss = outerTaskLossOfGraph(trainer, toGraph(start), pre, post);
     // The loss is one per task; its gradient with respect to the blocks, row k, task k's alone.
     const { value, grad } = tf.valueAndGrad((t: tf.Tensor) => loss({ [packedParameter]: t }))(blocks, tf.ones([count]));
@@ -585,7 +588,7 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
   const sampled = await sampleLevels(trainer, params, iteration);
   const { tasks, levels, levelParams, returns, timesteps, samplingSeconds, adaptationSeconds } = sampled;
   const prepared: Array<{ pre: LevelData[]; dispose: () => void }> = [];
-  const stacked: LevelData[] = [];
+  const stacked: Array<ReturnType<typeof stackTasks>> = [];
   try {
     // ProMP's per-level KL refers to the parameters that sampled each level: the sampling phase's own.
     const withSampler = needsSamplingParams(trainer);
@@ -606,12 +609,9 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
     const stacks =
       stackOf !== undefined && trainer.outerWorkers === undefined
         ? taskStacks(count, stackOf).map(({ start, end }) => {
-            const members = Array.from({ length: end - start }, (_, k) => start + k);
-            const stackPre = Array.from({ length: adaptationSteps }, (_, j) => stackLevelData(members.map((i) => pre(i)[j]!)));
-            stacked.push(...stackPre);
-            const stackPost = stackLevelData(members.map(post));
-            stacked.push(stackPost);
-            return { start, pre: stackPre, post: stackPost };
+            const stack = stackTasks(Array.from({ length: end - start }, (_, k) => ({ pre: pre(start + k), post: post(start + k) })));
+            stacked.push(stack);
+            return { start, ...stack };
           })
         : undefined;
     /**
@@ -771,7 +771,7 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
     return { params: result.params, optimizerState: result.optimizerState, stats };
   } finally {
     prepared.forEach((p) => p.dispose());
-    stacked.forEach(disposeStacked);
+    stacked.forEach(disposeStackedTasks);
     disposeLevels(sampled);
   }
 };

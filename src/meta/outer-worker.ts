@@ -21,7 +21,7 @@ import {
   withSamplingParams,
   type Trainer,
 } from './iteration.ts';
-import { disposeStacked, stackLevelData } from './task-stack.ts';
+import { disposeStackedTasks, stackTasks } from './task-stack.ts';
 import type { LevelData } from './meta-objective.ts';
 import type { FromOuterWorker, OuterWorkerSetup, ToOuterWorker, WireParams } from './outer-workers.ts';
 import { configPolicy } from './trainer-setup.ts';
@@ -49,6 +49,13 @@ interface HeldTask {
   readonly post: LevelData;
 }
 
+/** Held tasks stacked (task-stack.ts): their indices, and their data as one. */
+interface HeldStack {
+  readonly indices: readonly number[];
+  readonly pre: LevelData[];
+  readonly post: LevelData;
+}
+
 try {
   const trainer = await prepare();
   let held:
@@ -59,14 +66,14 @@ try {
         made?: Params[];
         prepared?: Array<() => void>;
         /** The held tasks in their stacks (iteration.ts outerStackSize), stacked once per iteration. */
-        stacks?: Array<{ readonly indices: number[]; readonly pre: LevelData[]; readonly post: LevelData }>;
+        stacks?: HeldStack[];
       }
     | undefined;
   const release = () => {
     held?.tasks.forEach((t) => [...t.pre, t.post].forEach((d) => disposeBatch(d.batch)));
     held?.made?.forEach(disposeParams);
     held?.prepared?.forEach((dispose) => dispose());
-    held?.stacks?.forEach((s) => [...s.pre, s.post].forEach(disposeStacked));
+    held?.stacks?.forEach(disposeStackedTasks);
     held = undefined;
   };
   port.on('message', (message: ToOuterWorker) => {
@@ -105,13 +112,16 @@ try {
             }
             const stack = held.stack;
             if (stack !== undefined && held.stacks === undefined) {
+              // The held tasks are whole stacks (outer-workers.ts): grouped by stack, in task order.
               const byStack = new Map<number, HeldTask[]>();
-              for (const t of held.tasks) byStack.set(Math.floor(t.index / stack), [...(byStack.get(Math.floor(t.index / stack)) ?? []), t]);
-              held.stacks = [...byStack.values()].map((members) => ({
-                indices: members.map((t) => t.index),
-                pre: members[0]!.pre.map((_, j) => stackLevelData(members.map((t) => t.pre[j]!))),
-                post: stackLevelData(members.map((t) => t.post)),
-              }));
+              for (const t of held.tasks) {
+                const key = Math.floor(t.index / stack);
+                byStack.set(key, [...(byStack.get(key) ?? []), t]);
+              }
+              // Kept as they are made, so that `release` frees them should a later one be refused.
+              const stacks: HeldStack[] = [];
+              held.stacks = stacks;
+              for (const members of byStack.values()) stacks.push({ indices: members.map((t) => t.index), ...stackTasks(members) });
             }
             const terms =
               held.stacks === undefined

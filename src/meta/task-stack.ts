@@ -144,3 +144,34 @@ export const disposeStacked = (d: LevelData): void => {
     ...[...(d.samplingDistributions?.values() ?? [])].flatMap((p) => Object.values(p as unknown as Record<string, tf.Tensor>)),
   ]);
 };
+
+/** One task's data for the outer step: its pre-update levels and its post-update data. */
+export interface TaskData {
+  readonly pre: readonly LevelData[];
+  readonly post: LevelData;
+}
+
+/**
+ * Tasks' data as one stack: each pre-update level and the post-update data stacked (`stackLevelData`).
+ * Free it with `disposeStackedTasks`; a refusal frees what was stacked before it.
+ */
+export const stackTasks = (tasks: readonly TaskData[]): { pre: LevelData[]; post: LevelData } => {
+  if (tasks.length === 0) throw new TaskStackError('no tasks to stack');
+  const made: LevelData[] = [];
+  try {
+    const pre = tasks[0]!.pre.map((_, j) => {
+      const level = stackLevelData(tasks.map((t) => t.pre[j]!));
+      made.push(level);
+      return level;
+    });
+    return { pre, post: stackLevelData(tasks.map((t) => t.post)) };
+  } catch (e) {
+    made.forEach(disposeStacked);
+    throw e;
+  }
+};
+
+/** Frees the tensors `stackTasks` made. */
+export const disposeStackedTasks = (stack: { readonly pre: readonly LevelData[]; readonly post: LevelData }): void =>
+  [...stack.pre, stack.post].forEach(disposeStacked);
+
