@@ -99,7 +99,9 @@ const CLAMP: f32 = 7.90531110763549805;
 const TINY: f32 = 0.0004;
 
 @inline function tanh4(x: v128): v128 {
-  const c = f32x4.max(f32x4.splat(-CLAMP), f32x4.min(f32x4.splat(CLAMP), x));
+  // pmin/pmax are one instruction each (min/max are several: their NaN and ±0 rules); in this order
+  // a NaN passes through them, as it did through min/max.
+  const c = f32x4.pmax(f32x4.pmin(x, f32x4.splat(CLAMP)), f32x4.splat(-CLAMP));
   const x2 = f32x4.mul(c, c);
   let p = madd(x2, f32x4.splat(A13), f32x4.splat(A11));
   p = madd(x2, p, f32x4.splat(A9));
@@ -229,22 +231,53 @@ export function biasRelu(x: usize, bias: usize, out: usize, m: i32, n: i32): voi
 /**
  * C[m×n] (+)= A[m×k] · Btᵀ for Bt[n×k] (B given transposed): each entry a dot product along k, four
  * at a time — for the narrow products (n < 16: a policy's output layer) that gemmNN would run scalar.
+ * Four rows of A at a time, each against every column of B in turn, so that four independent sums are
+ * in flight (one alone waits on each multiply-add's latency); every entry is summed in the same order
+ * as alone.
  */
 export function gemmDot(a: usize, bt: usize, c: usize, m: i32, k: i32, n: i32, accumulate: i32): void {
   const k4 = k & ~3;
-  for (let i = 0; i < m; i++) {
+  const m4 = m & ~3;
+  const rowA = <usize>k * 4;
+  let i = 0;
+  for (; i < m4; i += 4) {
+    const a0 = a + <usize>(i * k) * 4;
+    const a1 = a0 + rowA, a2 = a1 + rowA, a3 = a2 + rowA;
+    for (let j = 0; j < n; j++) {
+      const bj = bt + <usize>(j * k) * 4;
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      let p = 0;
+      for (; p < k4; p += 4) {
+        const o = <usize>p * 4;
+        const bv = v128.load(bj + o);
+        s0 = madd(v128.load(a0 + o), bv, s0);
+        s1 = madd(v128.load(a1 + o), bv, s1);
+        s2 = madd(v128.load(a2 + o), bv, s2);
+        s3 = madd(v128.load(a3 + o), bv, s3);
+      }
+      dotOut(a0, bj, c + <usize>(i * n + j) * 4, s0, k4, k, accumulate);
+      dotOut(a1, bj, c + <usize>((i + 1) * n + j) * 4, s1, k4, k, accumulate);
+      dotOut(a2, bj, c + <usize>((i + 2) * n + j) * 4, s2, k4, k, accumulate);
+      dotOut(a3, bj, c + <usize>((i + 3) * n + j) * 4, s3, k4, k, accumulate);
+    }
+  }
+  for (; i < m; i++) {
     const ai = a + <usize>(i * k) * 4;
     for (let j = 0; j < n; j++) {
       const bj = bt + <usize>(j * k) * 4;
       let acc = f32x4.splat(0);
       let p = 0;
       for (; p < k4; p += 4) acc = madd(v128.load(ai + <usize>p * 4), v128.load(bj + <usize>p * 4), acc);
-      let s: f32 = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
-      for (; p < k; p++) s += load<f32>(ai + <usize>p * 4) * load<f32>(bj + <usize>p * 4);
-      const o = c + <usize>(i * n + j) * 4;
-      store<f32>(o, accumulate ? load<f32>(o) + s : s);
+      dotOut(ai, bj, c + <usize>(i * n + j) * 4, acc, k4, k, accumulate);
     }
   }
+}
+
+/** A dot product's end: its four lanes summed, the tail k4 … k − 1 added, written (or added) at o. */
+@inline function dotOut(ai: usize, bj: usize, o: usize, acc: v128, k4: i32, k: i32, accumulate: i32): void {
+  let s: f32 = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+  for (let p = k4; p < k; p++) s += load<f32>(ai + <usize>p * 4) * load<f32>(bj + <usize>p * 4);
+  store<f32>(o, accumulate ? load<f32>(o) + s : s);
 }
 
 // Rows of A and B per panel of gemmTN: the two panels (2 × 16 KiB at width 64) stay in L1/L2 while
@@ -257,8 +290,8 @@ const TN_PANEL: i32 = 64;
  * k (the batch) is long and m, n (layer widths) are short: the k rows in panels of TN_PANEL, each panel's
  * product added to C. An even m and n a multiple of 16 (every hidden layer) take gemmNN's register
  * block, two rows by sixteen columns of C with B's rows loaded as vectors (50 GFLOP/s on 2000 × 64 ×
- * 64, against 20 for the column block, whose eight broadcasts per row of B bound it); other shapes the
- * column block.
+ * 64, against 20 for the column block, whose eight broadcasts per row of B bound it); m a multiple of
+ * 16 and n < 8 (an output layer's weight gradient) the narrow block; other shapes the column block.
  */
 export function gemmTN(a: usize, b: usize, c: usize, m: i32, k: i32, n: i32, accumulate: i32): void {
   if (k == 0 && !accumulate) memory.fill(c, 0, <usize>(m * n) * 4);
@@ -267,6 +300,7 @@ export function gemmTN(a: usize, b: usize, c: usize, m: i32, k: i32, n: i32, acc
     const rows = min(TN_PANEL, k - p0);
     const pa = a + <usize>(p0 * m) * 4, pb = b + <usize>(p0 * n) * 4, add = p0 > 0 || accumulate ? 1 : 0;
     if (rowBlocks) gemmTNRows(pa, pb, c, m, rows, n, add);
+    else if ((m & 15) == 0 && n < 8) gemmTNNarrow(pa, pb, c, m, rows, n, add);
     else gemmTNPanel(pa, pb, c, m, rows, n, add);
   }
 }
@@ -328,6 +362,59 @@ function gemmTNPanel(a: usize, b: usize, c: usize, m: i32, k: i32, n: i32, accum
       for (let p = 0; p < k; p++) s += load<f32>(a + <usize>(p * m + i) * 4) * load<f32>(b + <usize>(p * n + j) * 4);
       const o = c + <usize>(i * n + j) * 4;
       store<f32>(o, accumulate ? load<f32>(o) + s : s);
+    }
+  }
+}
+
+/**
+ * C[m×n] (+)= Aᵀ · B for one panel, m a multiple of 16 and n < 8 (too few columns for the column
+ * block's eight): sixteen rows of C (four vectors of A's row p) by two columns, eight sums in flight
+ * where the column block had one; each entry summed in the column block's order.
+ */
+function gemmTNNarrow(a: usize, b: usize, c: usize, m: i32, k: i32, n: i32, accumulate: i32): void {
+  const rowA = <usize>m * 4;
+  const rowB = <usize>n * 4;
+  const n2 = n & ~1;
+  for (let i = 0; i < m; i += 16) {
+    const ai = a + <usize>i * 4;
+    let j = 0;
+    for (; j < n2; j += 2) {
+      let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+      let d0 = f32x4.splat(0), d1 = f32x4.splat(0), d2 = f32x4.splat(0), d3 = f32x4.splat(0);
+      let pa = ai;
+      let pb = b + <usize>j * 4;
+      for (let p = 0; p < k; p++) {
+        const v0 = v128.load(pa), v1 = v128.load(pa, 16), v2 = v128.load(pa, 32), v3 = v128.load(pa, 48);
+        const s = v128.load32_splat(pb), t = v128.load32_splat(pb, 4);
+        c0 = madd(v0, s, c0); c1 = madd(v1, s, c1); c2 = madd(v2, s, c2); c3 = madd(v3, s, c3);
+        d0 = madd(v0, t, d0); d1 = madd(v1, t, d1); d2 = madd(v2, t, d2); d3 = madd(v3, t, d3);
+        pa += rowA;
+        pb += rowB;
+      }
+      storeColumn(c, n, i, j, c0, accumulate);
+      storeColumn(c, n, i + 4, j, c1, accumulate);
+      storeColumn(c, n, i + 8, j, c2, accumulate);
+      storeColumn(c, n, i + 12, j, c3, accumulate);
+      storeColumn(c, n, i, j + 1, d0, accumulate);
+      storeColumn(c, n, i + 4, j + 1, d1, accumulate);
+      storeColumn(c, n, i + 8, j + 1, d2, accumulate);
+      storeColumn(c, n, i + 12, j + 1, d3, accumulate);
+    }
+    if (j < n) {
+      let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+      let pa = ai;
+      let pb = b + <usize>j * 4;
+      for (let p = 0; p < k; p++) {
+        const s = v128.load32_splat(pb);
+        c0 = madd(v128.load(pa), s, c0); c1 = madd(v128.load(pa, 16), s, c1);
+        c2 = madd(v128.load(pa, 32), s, c2); c3 = madd(v128.load(pa, 48), s, c3);
+        pa += rowA;
+        pb += rowB;
+      }
+      storeColumn(c, n, i, j, c0, accumulate);
+      storeColumn(c, n, i + 4, j, c1, accumulate);
+      storeColumn(c, n, i + 8, j, c2, accumulate);
+      storeColumn(c, n, i + 12, j, c3, accumulate);
     }
   }
 }

@@ -78,7 +78,9 @@ const relativeError = (actual: readonly tf.Tensor[], expected: readonly tf.Tenso
   });
 
 // Rows per case: 37 in general; the widths that are multiples of 16 take the wasm GEMMs' register
-// blocks, and 150 rows are two full panels of gemmTN and a partial one.
+// blocks (and, before fewer than eight outputs, gemmTN's narrow block: two columns at a time, then an
+// odd one), and 150 rows are two full panels of gemmTN and a partial one, and not a multiple of the four
+// rows gemmDot takes at a time.
 const rowsFor = (spec: MlpSpec): number => (spec.widths.slice(1).every((w) => w % 16 === 0 || w === spec.widths.at(-1)) ? 150 : 37);
 
 const specs: readonly [string, MlpSpec][] = [
@@ -86,6 +88,7 @@ const specs: readonly [string, MlpSpec][] = [
   ['gaussian tanh, learned log-std', { widths: [3, 16, 8, 2], activation: 'tanh', head: { kind: 'gaussian', logStd: 'learned' } }],
   ['gaussian tanh, fixed log-std', { widths: [2, 8, 2], activation: 'tanh', head: { kind: 'gaussian', logStd: -0.3 } }],
   ['gaussian relu, learned log-std', { widths: [4, 12, 3], activation: 'relu', head: { kind: 'gaussian', logStd: 'learned' } }],
+  ['gaussian relu, a 16-wide layer before three actions', { widths: [5, 16, 3], activation: 'relu', head: { kind: 'gaussian', logStd: 'learned' } }],
   ['gaussian linear', { widths: [3, 2], activation: 'tanh', head: { kind: 'gaussian', logStd: 'learned' } }],
   ['categorical tanh', { widths: [3, 16, 8, 4], activation: 'tanh', head: { kind: 'categorical' } }],
   ['categorical relu', { widths: [5, 10, 3], activation: 'relu', head: { kind: 'categorical' } }],
