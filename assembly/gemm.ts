@@ -171,6 +171,12 @@ export function columnSums(x: usize, out: usize, m: i32, n: i32): void {
 
 /** out[i] = x[i]·act′(h[i]) (out may be x). */
 export function mulSlope(x: usize, h: usize, len: i32, relu: i32, out: usize): void {
+  // One loop per activation: a flag tested inside the loop costs both slopes' work on every vector.
+  if (relu) mulSlopeOf(x, h, len, 1, out);
+  else mulSlopeOf(x, h, len, 0, out);
+}
+
+@inline function mulSlopeOf(x: usize, h: usize, len: i32, relu: i32, out: usize): void {
   const l4 = len & ~3;
   let i = 0;
   for (; i < l4; i += 4) {
@@ -186,6 +192,11 @@ export function mulSlope(x: usize, h: usize, len: i32, relu: i32, out: usize): v
  * is read only, so it may be a tensor's memory).
  */
 export function slopeTangent(g: usize, gDot: usize, h: usize, hDot: usize, len: i32, relu: i32, gOut: usize): void {
+  if (relu) slopeTangentOf(g, gDot, h, hDot, len, 1, gOut);
+  else slopeTangentOf(g, gDot, h, hDot, len, 0, gOut);
+}
+
+@inline function slopeTangentOf(g: usize, gDot: usize, h: usize, hDot: usize, len: i32, relu: i32, gOut: usize): void {
   const l4 = len & ~3;
   let i = 0;
   for (; i < l4; i += 4) {
@@ -218,7 +229,8 @@ export function biasRelu(x: usize, bias: usize, out: usize, m: i32, n: i32): voi
     let j = 0;
     for (; j < n4; j += 4) {
       const o = <usize>j * 4;
-      v128.store(out + row + o, f32x4.max(f32x4.add(v128.load(x + row + o), v128.load(bias + o)), f32x4.splat(0)));
+      // pmax: one instruction (max is several, for its NaN and ±0 rules); a NaN passes through it.
+      v128.store(out + row + o, f32x4.pmax(f32x4.add(v128.load(x + row + o), v128.load(bias + o)), f32x4.splat(0)));
     }
     for (; j < n; j++) {
       const o = <usize>j * 4;
