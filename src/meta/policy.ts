@@ -332,7 +332,10 @@ export const gaussianMlpPolicy = (opts: GaussianMlpOptions): Policy => {
     const blocks = theta.shape[0]!;
     const leading = observations.shape.slice(0, -1);
     const perBlock = tf.reshape(tf.slice(theta, [0, layerSize], [blocks, actionDim]), [blocks, 1, actionDim]);
-    return tf.reshape(tf.tile(perBlock, [1, leading[0]! / blocks, 1]), [leading[0]!, ...leading.slice(1).map(() => 1), actionDim]);
+    // Repeated by a broadcasting add, whose gradient is one sum: tf.tile's is a slice and an add per
+    // repeat (and tfjs-wasm's Tile itself ~0.5 ms a call).
+    const repeated = tf.add(perBlock, tf.zeros([blocks, leading[0]! / blocks, actionDim]));
+    return tf.reshape(repeated, [leading[0]!, ...leading.slice(1).map(() => 1), actionDim]);
   };
 
   const forward = lazyForward();
