@@ -25,6 +25,8 @@ Protocol: one JSON request per stdin line, one JSON answer per stdout line.
   {"cmd": "init", "threads": 1, "tasks": 10, "trajectories": 20, "horizon": 100, "steps": 3, "seed": 1}
   {"cmd": "iterate"}            -> {"sampling": s, "adaptation": s, "outer": s, "total": s, "cpu": s, "outerCpu": s, "maxRssMb": m}
   {"cmd": "check", "file": F}   -> {"loss": x, "grads": {name: [...]}}
+  {"cmd": "kernels", "threads": 1, "rows": 2000, "width": 64, "calls": 200}
+                                -> seconds per call of the policy's hot kernels (`npm run bench -- kernels`)
   {"cmd": "quit"}
 """
 import json
@@ -269,6 +271,35 @@ def check(req):
     return {"loss": loss, "grads": {k: g.reshape(-1).tolist() for k, g in grads.items()}}
 
 
+def kernels(req):
+    """Seconds per call of the matrix products and the tanh of one hidden layer's step on `rows` rows,
+    in float32 (as magicbox runs them): A·W, G·Wᵀ, Hᵀ·G and tanh (median of 7 timings of `calls`)."""
+    torch.set_num_threads(int(req.get("threads", 1)))
+    rows, width, calls = int(req["rows"]), int(req["width"]), int(req.get("calls", 200))
+    gen = torch.Generator().manual_seed(1)
+    a, g = torch.randn(rows, width, generator=gen), torch.randn(rows, width, generator=gen)
+    w = torch.randn(width, width, generator=gen)
+
+    def seconds(f):
+        for _ in range(calls // 4):
+            f()
+        times = []
+        for _ in range(7):
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                f()
+            times.append((time.perf_counter() - t0) / calls)
+        return sorted(times)[3]
+
+    return {
+        "threads": torch.get_num_threads(),
+        "matmul": seconds(lambda: a @ w),
+        "matmulTransposed": seconds(lambda: g @ w.T),
+        "weightGradient": seconds(lambda: a.T @ g),
+        "tanh": seconds(lambda: torch.tanh(a)),
+    }
+
+
 def main():
     reference = None
     for line in sys.stdin:
@@ -281,6 +312,8 @@ def main():
             answer = reference.iterate()
         elif cmd == "check":
             answer = check(req)
+        elif cmd == "kernels":
+            answer = kernels(req)
         elif cmd == "quit":
             break
         else:
