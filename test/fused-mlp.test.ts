@@ -7,7 +7,7 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs';
 import { exp } from '../src/ops/index.ts';
-import { fusedMlpLogProb, FusedOrderError } from '../src/ops/mlp/log-prob-op.ts';
+import { fusedMlpLogProb, fusedMlpLogProbAndOutputPacked, FusedOrderError, packParams } from '../src/ops/mlp/log-prob-op.ts';
 import { fusedMlpOutput } from '../src/ops/mlp/output-op.ts';
 import { tfjsMlpKernels, type MlpKernels } from '../src/ops/mlp/kernels.ts';
 import { wasmMlpForward, wasmMlpKernels } from '../src/ops/mlp/wasm-kernels.ts';
@@ -123,6 +123,48 @@ for (const [kernelsName, makeKernels] of kernelSets) {
           t.true(relativeError([fused(c.params)], [general(c.params)]) < 2e-6, 'value');
           const ff = objective(fused, c.weights);
           const fg = objective(general, c.weights);
+          t.true(relativeError(gradient(ff, c.params), gradient(fg, c.params)) < 2e-5, 'gradient');
+          t.true(relativeError(hvp(ff, c.params, c.direction), hvp(fg, c.params, c.direction)) < 2e-4, 'Hessian-vector product');
+          t.true(relativeError(metaGradient(ff, c.params), metaGradient(fg, c.params)) < 2e-4, 'meta-gradient');
+        }
+      });
+      t.is(tf.memory().numTensors, before);
+    });
+  }
+}
+
+/**
+ * A scalar of ℓ and the network's output O together, nonlinear in both, so that its first, second and
+ * meta-derivatives need the combined op's every part: one backward pass for u and dO, and the
+ * second order's hvp (with dO in G_O), jvp and Ȯ.
+ */
+const objectiveOfBoth = (both: (p: readonly tf.Tensor[]) => { logProb: tf.Tensor; output: tf.Tensor }, w: tf.Tensor, c: tf.Tensor) => (p: readonly tf.Tensor[]) => {
+  const { logProb, output } = both(p);
+  return tf.add(tf.sum(tf.mul(w, exp(tf.div(logProb, 4)))), tf.sum(tf.mul(c, tf.square(tanh(output))))) as tf.Scalar;
+};
+
+for (const [kernelsName, makeKernels] of kernelSets) {
+  for (const [name, spec] of specs) {
+    test(`fused log-probability and output of ${name} from one op on ${kernelsName}: value, gradient, Hessian-vector product and meta-gradient equal the tfjs path's`, (t) => {
+      const kernels = makeKernels();
+      const before = tf.memory().numTensors;
+      tf.tidy(() => {
+        for (const seed of [4, 5]) {
+          const c = makeCase(spec, rowsFor(spec), seed);
+          const rows = c.x.shape[0];
+          const out = spec.widths.at(-1)!;
+          const weightsOfO = random(seededUniform(seed + 10), [rows, out]);
+          const op = fusedMlpLogProbAndOutputPacked(spec, kernels, c.x, c.a);
+          const fused = (p: readonly tf.Tensor[]) => {
+            const flat = op(packParams(p));
+            return { logProb: tf.slice(flat, [0], [rows]), output: tf.reshape(tf.slice(flat, [rows], [rows * out]), [rows, out]) };
+          };
+          const general = (p: readonly tf.Tensor[]) => ({ logProb: generalLogProb(spec, c.x, c.a)(p), output: generalOutput(spec, c.x)(p.slice(0, 2 * (spec.widths.length - 1))) });
+          const f = fused(c.params);
+          const g = general(c.params);
+          t.true(relativeError([f.logProb, f.output], [g.logProb, g.output]) < 2e-6, 'values');
+          const ff = objectiveOfBoth(fused, c.weights, weightsOfO);
+          const fg = objectiveOfBoth(general, c.weights, weightsOfO);
           t.true(relativeError(gradient(ff, c.params), gradient(fg, c.params)) < 2e-5, 'gradient');
           t.true(relativeError(hvp(ff, c.params, c.direction), hvp(fg, c.params, c.direction)) < 2e-4, 'Hessian-vector product');
           t.true(relativeError(metaGradient(ff, c.params), metaGradient(fg, c.params)) < 2e-4, 'meta-gradient');

@@ -11,7 +11,7 @@ import type { AnyTaskDistribution } from '../envs/index.ts';
 import { mixSeeds, seededUniform } from '../random.ts';
 import type { DistributionParams, Graph } from '../scg/builder.ts';
 import { groupSum, type Params } from '../surrogates/batch.ts';
-import { distributionsOf, meanKl, meanKlFrom } from '../surrogates/divergence.ts';
+import { distributionsOf, meanKl, meanKlFrom, meanKlOf } from '../surrogates/divergence.ts';
 import { evaluateGraph } from '../surrogates/evaluate.ts';
 import { adjustedRewards, taskAdvantages } from './advantages.ts';
 import { algorithms, disposeParams, keepParams, type Algorithm } from './algorithms.ts';
@@ -316,12 +316,23 @@ export const prompKl = (trainer: Trainer, start: Params, pre: readonly LevelData
 
 /**
  * `prompKl` with θo and θ in the graph's form, and θ's adapted parameters (as `meta.adapt` gives them)
- * when the caller has them already. On stacked tasks (batches with groups: task-stack.ts), one per task.
+ * when the caller has them already, and the levels' KLs already computed beside their inner steps
+ * (`computed`: undefined for a level computes it here). On stacked tasks (batches with groups:
+ * task-stack.ts), one per task.
  */
-const prompKlOfGraph = (trainer: Trainer, start: Params, pre: readonly LevelData[], p: Params, adapted?: readonly Params[]): tf.Tensor => {
+const prompKlOfGraph = (
+  trainer: Trainer,
+  start: Params,
+  pre: readonly LevelData[],
+  p: Params,
+  adapted?: readonly Params[],
+  computed?: ReadonlyArray<tf.Tensor | undefined>,
+): tf.Tensor => {
   const { graph, meta, parameters } = trainer;
   // The reference side of level j's KL: its precomputed distributions, else those of its parameters.
   const klAt = (j: number, old: () => Params, current: Params): tf.Tensor => {
+    const done = computed?.[j];
+    if (done !== undefined) return done;
     const fixed = pre[j]!.samplingDistributions;
     if (fixed !== undefined) return meanKlFrom(graph, fixed, current, pre[j]!.batch);
     // θo's adaptation on a stack would be the tasks' joint one, not each task's: a stack carries its reference.
@@ -340,6 +351,22 @@ const prompKlOfGraph = (trainer: Trainer, start: Params, pre: readonly LevelData
   const current = [p, ...(adapted ?? meta.adapt(p, pre)).slice(0, -1)];
   const kls = pre.map((_, j) => klAt(j, oldAt(j), current[j]!));
   return tf.div(kls.reduce((a, b) => tf.add(a, b)), pre.length);
+};
+
+/**
+ * θ's adapted parameters and, beside each inner step whose level ProMP's KL reads with a precomputed
+ * reference, that level's KL from the evaluation the step differentiates (`MetaObjective.adaptBeside`):
+ * with the fused policy one op computes the step's log-probabilities and the KL's distribution, so one
+ * forward and one backward pass serve both, where the KL's own evaluation ran them again on the same θ_j
+ * and states. The KLs are the caller's to dispose.
+ */
+const adaptWithKl = (trainer: Trainer, pre: readonly LevelData[], theta: Params) => {
+  const levels = klLevels(trainer, pre);
+  const { adapted, beside } = trainer.meta.adaptBeside(theta, pre, (j) => {
+    const fixed = pre[j]!.samplingDistributions;
+    return j < levels && fixed !== undefined ? (evaluation) => meanKlOf(trainer.graph, fixed, evaluation, pre[j]!.batch) : undefined;
+  });
+  return { adapted, kls: beside };
 };
 
 /** How many levels ProMP's KL reads: 1 (eq. 13, or one inner step) or every pre-update level. */
@@ -408,11 +435,16 @@ const outerTaskLossOfGraph =
   (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData) =>
   (theta: Params): tf.Tensor => {
     if (trainer.algorithm.optimizer !== 'promp') return tf.neg(trainer.meta.surrogate(theta, pre, post));
-    // θ's adapted parameters serve the surrogate and the per-level KL alike: built once.
-    const adapted = trainer.meta.adapt(theta, pre);
-    const value = tf.neg(trainer.meta.surrogate(theta, pre, post, adapted));
-    const kl = prompKlOfGraph(trainer, start, pre, theta, adapted);
-    return tf.add(value, tf.mul(trainer.config.klPenalty, kl));
+    // θ's adapted parameters serve the surrogate and the per-level KL alike: built once, the KLs beside.
+    const { adapted, kls } = adaptWithKl(trainer, pre, theta);
+    try {
+      const value = tf.neg(trainer.meta.surrogate(theta, pre, post, adapted));
+      const kl = prompKlOfGraph(trainer, start, pre, theta, adapted, kls);
+      return tf.add(value, tf.mul(trainer.config.klPenalty, kl));
+    } finally {
+      // Kept past the inner steps' scopes; the ops reading them saved what their gradients need.
+      tf.dispose(kls.filter((k): k is tf.Tensor => k !== undefined));
+    }
   };
 
 /**

@@ -22,7 +22,7 @@ import type { NodeSpec } from '../scg/spec.ts';
 import { groupMean, groupSum, type Batch, type Params } from '../surrogates/batch.ts';
 import { compile, type Surrogate } from '../surrogates/compile.ts';
 import { estimatorName, type Estimator } from '../surrogates/estimators.ts';
-import { evaluateGraph } from '../surrogates/evaluate.ts';
+import { evaluateGraph, type Evaluation } from '../surrogates/evaluate.ts';
 
 export type Formulation = 'I' | 'II' | 'naive-maml';
 export const formulations: readonly Formulation[] = ['I', 'II', 'naive-maml'];
@@ -83,6 +83,20 @@ export interface MetaObjective {
   readonly innerStep: (params: Params, data: LevelData) => Params;
   /** θ₁ … θ_k from θ and the pre-update data D₀ … D_{k−1} (differentiable in θ). */
   readonly adapt: (params: Params, pre: readonly LevelData[]) => Params[];
+  /**
+   * `adapt`, and beside each inner step j a value of the caller's computed from the very evaluation of
+   * the task graph that step differentiates (θ_j on D_j, its distributions computed with its
+   * log-probabilities: `evaluateGraph`'s `distributions`): a caller reading θ_j's distributions on D_j
+   * (ProMP's KL) then shares the step's forward pass and, with a fused policy, its backward pass.
+   * `beside(j)` is the function of level j's evaluation, or undefined for a level the caller does not
+   * read (its step runs as `adapt`'s); it runs inside the step's gradient scope, and what it returns is
+   * kept past it, for the caller to dispose.
+   */
+  readonly adaptBeside: (
+    params: Params,
+    pre: readonly LevelData[],
+    beside: (level: number) => ((evaluation: Evaluation) => tf.Tensor) | undefined,
+  ) => { readonly adapted: Params[]; readonly beside: ReadonlyArray<tf.Tensor | undefined> };
   /**
    * The meta-surrogate of one task, to maximise: its gradient is the meta-gradient. `adapted`, when
    * given, is `adapt(params, pre)` computed by the caller (who needs it too), so it is not built twice.
@@ -169,28 +183,48 @@ export const metaObjective = (taskGraph: Graph, options: MetaObjectiveOptions): 
     options.outer ?? ((adapted, data) => weightedMean(outerSurrogate.perSample(adapted, data.batch), data, adapted));
   const names = taskGraph.spec.nodes.filter((n) => n.kind === 'parameter').map((n) => n.name);
 
-  const innerStep = (params: Params, data: LevelData): Params => {
+  /** An inner step, and `beside`'s value from the evaluation it differentiates (kept: see adaptBeside). */
+  const stepBeside = (params: Params, data: LevelData, beside?: (evaluation: Evaluation) => tf.Tensor): { next: Params; beside?: tf.Tensor } => {
+    let kept: tf.Tensor | undefined;
     const objective = (...values: tf.Tensor[]) => {
       const p = Object.fromEntries(names.map((n, i) => [n, values[i]!]));
-      const objective = weightedMean(innerSurrogate.perSample(p, data.batch), data, p);
+      const evaluation = beside === undefined ? undefined : evaluateGraph(innerSurrogate.graph, p, data.batch, { distributions: true });
+      const objective = weightedMean(innerSurrogate.perSample(p, data.batch, evaluation), data, p);
+      // Kept past tf.grads' scope; its ops are on the tape like every other, for the caller's gradient.
+      if (evaluation !== undefined) kept = tf.keep(beside!(evaluation));
       // Groups: their sum, whose gradient is each group's own in its block of θ.
       return data.batch.groups === undefined ? objective : tf.sum(objective);
     };
-    // tf.grads keeps the dependence of the gradient on the parameters: θ' stays differentiable in θ.
-    const grads = tf.grads(objective)(names.map((n) => params[n]!));
-    return Object.fromEntries(names.map((n, i) => [n, tf.add(params[n]!, tf.mul(stepSize, grads[i]!))]));
+    try {
+      // tf.grads keeps the dependence of the gradient on the parameters: θ' stays differentiable in θ.
+      const grads = tf.grads(objective)(names.map((n) => params[n]!));
+      return { next: Object.fromEntries(names.map((n, i) => [n, tf.add(params[n]!, tf.mul(stepSize, grads[i]!))])), beside: kept };
+    } catch (e) {
+      kept?.dispose();
+      throw e;
+    }
   };
+  const innerStep = (params: Params, data: LevelData): Params => stepBeside(params, data).next;
 
-  const adapt = (params: Params, pre: readonly LevelData[]): Params[] => {
+  const adaptBeside = (params: Params, pre: readonly LevelData[], beside?: (level: number) => ((evaluation: Evaluation) => tf.Tensor) | undefined) => {
     if (pre.length !== steps) throw new MetaObjectiveError(`${steps} inner step(s) need ${steps} pre-update batch(es), got ${pre.length}`);
     const adapted: Params[] = [];
+    const values: Array<tf.Tensor | undefined> = [];
     let current = params;
-    for (const data of pre) {
-      current = innerStep(current, data);
-      adapted.push(current);
+    try {
+      for (const [j, data] of pre.entries()) {
+        const step = stepBeside(current, data, beside?.(j));
+        values.push(step.beside);
+        current = step.next;
+        adapted.push(current);
+      }
+    } catch (e) {
+      tf.dispose(values.filter((v): v is tf.Tensor => v !== undefined));
+      throw e;
     }
-    return adapted;
+    return { adapted, beside: values };
   };
+  const adapt = (params: Params, pre: readonly LevelData[]): Params[] => adaptBeside(params, pre).adapted;
 
   const surrogate = (params: Params, pre: readonly LevelData[], post: LevelData, given?: readonly Params[]): tf.Tensor => {
     const adapted = given ?? adapt(params, pre);
@@ -218,5 +252,5 @@ export const metaObjective = (taskGraph: Graph, options: MetaObjectiveOptions): 
     return scores.reduce<tf.Tensor>((a, b) => tf.add(a, b), outerValue);
   };
 
-  return { graph: metaGraph(steps, formulation), options, innerStep, adapt, surrogate };
+  return { graph: metaGraph(steps, formulation), options, innerStep, adapt, adaptBeside, surrogate };
 };

@@ -13,7 +13,7 @@ import type { ActionSpace } from '../envs/types.ts';
 import { categoricalKl, categoricalLogProb, gaussianKl, gaussianLogProb, matMul, tanh } from '../ops/index.ts';
 import { mlpKernelChooser } from '../ops/mlp/choice.ts';
 import type { MlpKernels } from '../ops/mlp/kernels.ts';
-import { fusedMlpLogProbPacked } from '../ops/mlp/log-prob-op.ts';
+import { fusedMlpLogProbAndOutputPacked, fusedMlpLogProbPacked } from '../ops/mlp/log-prob-op.ts';
 import { fusedMlpOutputPacked } from '../ops/mlp/output-op.ts';
 import { wasmMlpForward } from '../ops/mlp/wasm-kernels.ts';
 import type { Activation, MlpSpec } from '../ops/mlp/spec.ts';
@@ -98,6 +98,15 @@ export interface PackedPolicy {
   readonly logProb: (theta: tf.Tensor, observations: tf.Tensor, actions: tf.Tensor) => tf.Tensor;
   /** `fusedDistribution` on θ (the first derivative only). */
   readonly distribution: (theta: tf.Tensor, observations: tf.Tensor) => GaussianParams | CategoricalParams;
+  /**
+   * `logProb` and `distribution` at once, from one op whose derivatives (to order 2) take both results'
+   * cotangents in one backward pass: for a caller that reads both at the same θ and observations.
+   */
+  readonly logProbAndDistribution?: (
+    theta: tf.Tensor,
+    observations: tf.Tensor,
+    actions: tf.Tensor,
+  ) => { readonly logProb: tf.Tensor; readonly distribution: GaussianParams | CategoricalParams };
   /**
    * Whether `logProb` and `distribution` also take θ of K blocks ([K, size]: K parameter settings, block
    * k for the k-th share of the observations' first axis, as src/ops/mlp/kernels.ts's), a
@@ -250,6 +259,23 @@ const fusedLogProbOf =
     return tf.reshape(fusedMlpLogProbPacked(spec, kernels ?? chosen(), x, a)(theta), leading);
   };
 
+/**
+ * log π and the network's output over any leading dims from one fused op on θ (its flat [ℓ; O] sliced):
+ * [...leading] and [...leading, out], with one backward pass for both results' cotangents.
+ */
+const fusedLogProbAndOutputOf =
+  (spec: MlpSpec, kernels: MlpKernels | undefined, chosen: () => MlpKernels) =>
+  (theta: tf.Tensor, observations: tf.Tensor, actions: tf.Tensor): { logProb: tf.Tensor; output: tf.Tensor } => {
+    const { x, leading, rows } = asRows(spec, observations);
+    const out = spec.widths.at(-1)!;
+    const a = spec.head.kind === 'categorical' ? tf.reshape(actions, [rows]) : tf.reshape(actions, [rows, out]);
+    const both = fusedMlpLogProbAndOutputPacked(spec, kernels ?? chosen(), x, a)(theta);
+    return {
+      logProb: tf.reshape(tf.slice(both, [0], [rows]), leading),
+      output: tf.reshape(tf.slice(both, [rows], [rows * out]), [...leading, out]),
+    };
+  };
+
 /** θ ↔ named parameters for parameter shapes in the op's order (paramShapes' order). */
 const packing = (paramShapes: Readonly<Record<string, readonly number[]>>) => {
   const names = Object.keys(paramShapes);
@@ -319,6 +345,7 @@ export const gaussianMlpPolicy = (opts: GaussianMlpOptions): Policy => {
   const chosen = mlpKernelChooser();
   const fusedOutput = fusedOutputOf(spec, opts.kernels, chosen);
   const fusedLogProb = fusedLogProbOf(spec, opts.kernels, chosen);
+  const fusedLogProbAndOutput = fusedLogProbAndOutputOf(spec, opts.kernels, chosen);
   const { size, pack, unpack } = packing(paramShapes);
   const layerSize = size - (learnStd ? actionDim : 0);
   /**
@@ -384,6 +411,10 @@ export const gaussianMlpPolicy = (opts: GaussianMlpOptions): Policy => {
       unpack,
       logProb: fusedLogProb,
       distribution: (theta, observations) => ({ mean: fusedOutput(theta, observations), logStd: packedLogStd(theta, observations) }),
+      logProbAndDistribution: (theta, observations, actions) => {
+        const { logProb, output } = fusedLogProbAndOutput(theta, observations, actions);
+        return { logProb, distribution: { mean: output, logStd: packedLogStd(theta, observations) } };
+      },
       blocks: true,
     },
     kl: (paramsP, paramsQ, observations) => {
@@ -447,6 +478,7 @@ export const categoricalMlpPolicy = (opts: CategoricalMlpOptions): Policy => {
   const chosen = mlpKernelChooser();
   const fusedOutput = fusedOutputOf(spec, opts.kernels, chosen);
   const fusedLogProb = fusedLogProbOf(spec, opts.kernels, chosen);
+  const fusedLogProbAndOutput = fusedLogProbAndOutputOf(spec, opts.kernels, chosen);
   const { size, pack, unpack } = packing(paramShapes);
 
   return {
@@ -463,7 +495,18 @@ export const categoricalMlpPolicy = (opts: CategoricalMlpOptions): Policy => {
       categoricalLogProb(distribution(params, observations).logits, actionIndices),
     fusedLogProb: (params, observations, actions) => fusedLogProb(pack(params), observations, actions),
     fusedDistribution: (params, observations) => ({ logits: fusedOutput(pack(params), observations) }),
-    packed: { size, pack, unpack, logProb: fusedLogProb, distribution: (theta, observations) => ({ logits: fusedOutput(theta, observations) }), blocks: true },
+    packed: {
+      size,
+      pack,
+      unpack,
+      logProb: fusedLogProb,
+      distribution: (theta, observations) => ({ logits: fusedOutput(theta, observations) }),
+      logProbAndDistribution: (theta, observations, actions) => {
+        const { logProb, output } = fusedLogProbAndOutput(theta, observations, actions);
+        return { logProb, distribution: { logits: output } };
+      },
+      blocks: true,
+    },
     kl: (paramsP, paramsQ, observations) =>
       categoricalKl(distribution(paramsP, observations).logits, distribution(paramsQ, observations).logits),
   };

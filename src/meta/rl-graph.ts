@@ -90,6 +90,12 @@ export const rlGraph = (policy: Policy, name = 'rl-task', engine: PolicyEngine =
           kind: 'distribution',
           fn: (values) => packed.distribution(values[packedParameter]!, values.s!),
           logProb: (values, actions) => packed.logProb(values[packedParameter]!, values.s!, actions),
+          ...(packed.logProbAndDistribution === undefined
+            ? {}
+            : {
+                logProbAndDistribution: (values: ParentValues, actions: tf.Tensor) =>
+                  packed.logProbAndDistribution!(values[packedParameter]!, values.s!, actions),
+              }),
         }
       : {
           kind: 'distribution',

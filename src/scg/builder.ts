@@ -46,6 +46,16 @@ export type NodeImpl =
        * family's log-density of `fn`'s distribution, with the same derivatives.
        */
       readonly logProb?: (parents: ParentValues, value: tf.Tensor, context: NodeContext) => tf.Tensor;
+      /**
+       * `logProb` and `fn` at once (one fused op), for an evaluation that reads both
+       * (`evaluateGraph`'s `distributions` option); they must equal the two apart, with the same
+       * derivatives.
+       */
+      readonly logProbAndDistribution?: (
+        parents: ParentValues,
+        value: tf.Tensor,
+        context: NodeContext,
+      ) => { readonly logProb: tf.Tensor; readonly distribution: DistributionParams };
     }
   | { readonly kind: 'value'; readonly fn: (parents: ParentValues, context: NodeContext) => tf.Tensor };
 

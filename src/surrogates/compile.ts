@@ -24,8 +24,12 @@ import { timeOperator } from './time-operator.ts';
 export interface Surrogate {
   readonly graph: Graph;
   readonly estimator: Estimator;
-  /** The surrogate of each sample, [B]. Call inside tf.tidy or a gradient function. */
-  readonly perSample: (params: Params, batch: Batch) => tf.Tensor1D;
+  /**
+   * The surrogate of each sample, [B]. Call inside tf.tidy or a gradient function. `evaluation`: the
+   * graph already evaluated at these parameters on this batch (`evaluateGraph`), by a caller that reads
+   * it too; else it is evaluated here.
+   */
+  readonly perSample: (params: Params, batch: Batch, evaluation?: Evaluation) => tf.Tensor1D;
   /** The mean over the batch: the scalar whose derivatives are the estimator's. */
   readonly objective: (params: Params, batch: Batch) => tf.Scalar;
 }
@@ -347,8 +351,8 @@ export const compile = (graph: Graph, estimator: Estimator): Surrogate => {
     }
     return q;
   };
-  const perSample = (params: Params, batch: Batch): tf.Tensor1D => {
-    const evaluation = evaluateGraph(graph, params, batch);
+  const perSample = (params: Params, batch: Batch, given?: Evaluation): tf.Tensor1D => {
+    const evaluation = given ?? evaluateGraph(graph, params, batch);
     const ing: Ingredients = {
       evaluation,
       query: queryFor(evaluation.horizon),

@@ -8,7 +8,7 @@ import { categoricalKl, gaussianKl } from '../ops/index.ts';
 import type { DistributionParams, Graph } from '../scg/builder.ts';
 import { isTemporal, type NodeSpec } from '../scg/spec.ts';
 import { groupMean, groupSum, type Batch, type Params } from './batch.ts';
-import { evaluateGraph } from './evaluate.ts';
+import { evaluateGraph, type Evaluation } from './evaluate.ts';
 
 const klOf = (node: NodeSpec, p: DistributionParams, q: DistributionParams): tf.Tensor => {
   if ('logits' in p && 'logits' in q) return categoricalKl(p.logits, q.logits);
@@ -36,8 +36,14 @@ export const distributionsOf = (graph: Graph, params: Params, batch: Batch): Map
 };
 
 /** `meanKl` with the P side's distributions given (`distributionsOf`); per group where the batch has groups. */
-export const meanKlFrom = (graph: Graph, p: ReadonlyMap<string, DistributionParams>, paramsQ: Params, batch: Batch): tf.Tensor => {
-  const q = evaluateGraph(graph, paramsQ, batch, { logProbs: false });
+export const meanKlFrom = (graph: Graph, p: ReadonlyMap<string, DistributionParams>, paramsQ: Params, batch: Batch): tf.Tensor =>
+  meanKlOf(graph, p, evaluateGraph(graph, paramsQ, batch, { logProbs: false }), batch);
+
+/**
+ * `meanKlFrom` with the Q side an evaluation of the graph on the batch already made (by a caller that
+ * evaluated it for something else too: ProMP's inner step, whose policy op then serves both).
+ */
+export const meanKlOf = (graph: Graph, p: ReadonlyMap<string, DistributionParams>, q: Evaluation, batch: Batch): tf.Tensor => {
   const parts = graph.spec.nodes.flatMap((n) => {
     const dp = p.get(n.name);
     const dq = q.distributionOf(n.name);

@@ -95,6 +95,12 @@ export interface EvaluationOptions {
    * network, wasted there.
    */
   readonly logProbs?: boolean;
+  /**
+   * Whether the caller reads distributions too (`distributionOf`) besides the log-probabilities: a node
+   * that can compute both at once (`logProbAndDistribution`: a policy's fused op, one backward pass for
+   * both) then does. Default false: distributions are computed when first asked for.
+   */
+  readonly distributions?: boolean;
 }
 
 /**
@@ -186,7 +192,15 @@ export const evaluateGraph = (graph: Graph, params: Params, batch: Batch, option
       distributionMakers.set(n.name, distribution);
       if (!withLogProbs) continue;
       const value = values.get(n.name)!;
-      const logProb = impl.logProb === undefined ? logProbOf(n.name, family, value, distribution()) : impl.logProb(parentsFor(n), value, context);
+      const both =
+        options.distributions === true && impl.logProbAndDistribution !== undefined ? impl.logProbAndDistribution(parentsFor(n), value, context) : undefined;
+      if (both !== undefined) distributions.set(n.name, both.distribution);
+      const logProb =
+        both !== undefined
+          ? both.logProb
+          : impl.logProb === undefined
+            ? logProbOf(n.name, family, value, distribution())
+            : impl.logProb(parentsFor(n), value, context);
       const lp = toSampleShape(`log-probability of '${n.name}'`, logProb, sampleShape);
       logProbs.set(n.name, mask !== undefined && isTemporal(n) ? tf.mul(lp, mask) : lp);
       continue;

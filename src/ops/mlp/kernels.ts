@@ -8,6 +8,12 @@
  *   vjp          Σ_b u_b ∇_θ ℓ_b                                             → [P] (flat, op order)
  *   secondOrder  hvp = Σ_b u_b ∇²_θ ℓ_b · v  → [P],  jvp = ∇_θ ℓ_b · v  → [B]
  *
+ * `vjp` and `secondOrder` may also take a cotangent dO [B, out] of the network's output O: then vjp is
+ * Σ_b u_b ∇ℓ_b + Σ_b ∂O_bᵀdO_b (one backward pass from G_O + dO), secondOrder its derivative (the hvp
+ * with G_O + dO, and, besides the jvp, the output's tangent Ȯ = ∂O·v [B, out]: the derivative with
+ * respect to dO). That is the gradient of an op whose outputs are ℓ and O together (log-prob-op.ts),
+ * for a caller that reads both at the same θ (ProMP's KL at an inner step's parameters and data).
+ *
  * θ may also be [K, P]: K parameter settings (blocks), block k applying to the rows k·B/K … (k+1)·B/K − 1
  * (K tasks' batches stacked, each with its own parameters). Derivatives with respect to θ (and v) then
  * have θ's shape, row k that of block k's rows alone: one call does what K calls would, with the tfjs
@@ -55,11 +61,13 @@ export interface MlpVjp {
   readonly cotangents: readonly tf.Tensor[];
 }
 
-/** `secondOrder`'s two results: the derivative of `vjp` along v with respect to θ, and with respect to u. */
+/** `secondOrder`'s results: the derivative of `vjp` along v with respect to θ, to u, and (given dO) to dO. */
 export interface MlpSecondOrder {
   /** θ's shape. */
   readonly hvp: tf.Tensor;
   readonly jvp: tf.Tensor1D;
+  /** Ȯ [B, out], when the vjp had an output cotangent dO. */
+  readonly outputTangent?: tf.Tensor2D;
 }
 
 /** The computations behind a fused MLP op; each runs off the tape and returns new tensors. */
@@ -75,7 +83,8 @@ export interface MlpKernels {
    * ([layer entries], or [K, layer entries] for a θ of K blocks).
    */
   readonly outputVjp: (spec: MlpSpec, theta: tf.Tensor, activations: readonly tf.Tensor[], x: tf.Tensor2D, g: tf.Tensor2D) => tf.Tensor;
-  readonly vjp: (spec: MlpSpec, theta: tf.Tensor, activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D) => MlpVjp;
+  /** dO: a cotangent of the output O besides u's (see the module comment). */
+  readonly vjp: (spec: MlpSpec, theta: tf.Tensor, activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D, dO?: tf.Tensor2D) => MlpVjp;
   readonly secondOrder: (
     spec: MlpSpec,
     theta: tf.Tensor,
@@ -87,6 +96,8 @@ export interface MlpKernels {
     u: tf.Tensor1D,
     /** θ's shape. */
     v: tf.Tensor,
+    /** The vjp's output cotangent, if it had one. */
+    dO?: tf.Tensor2D,
   ) => MlpSecondOrder;
 }
 
@@ -212,23 +223,37 @@ export const blockwise = (single: MlpKernels): MlpKernels => {
         stackRows(perBlock(theta, x.shape[0], (row, rowsOf) => single.outputVjp(spec, row(theta), activations.map(rowsOf), rowsOf(x), rowsOf(g)))),
       );
     },
-    vjp: (spec, theta, activations, x, a, u) => {
-      if (theta.rank === 1) return single.vjp(spec, theta, activations, x, a, u);
+    vjp: (spec, theta, activations, x, a, u, dO) => {
+      if (theta.rank === 1) return single.vjp(spec, theta, activations, x, a, u, dO);
       return tf.tidy(() => {
-        const parts = perBlock(theta, x.shape[0], (row, rowsOf) => single.vjp(spec, row(theta), activations.map(rowsOf), rowsOf(x), rowsOf(a), rowsOf(u)));
+        const parts = perBlock(theta, x.shape[0], (row, rowsOf) =>
+          single.vjp(spec, row(theta), activations.map(rowsOf), rowsOf(x), rowsOf(a), rowsOf(u), dO === undefined ? undefined : rowsOf(dO)),
+        );
         return {
           value: stackRows(parts.map((p) => p.value)),
           cotangents: parts[0]!.cotangents.map((_, l) => joinRows(parts.map((p) => p.cotangents[l]!))),
         };
       });
     },
-    secondOrder: (spec, theta, activations, cotangents, x, a, u, v) => {
-      if (theta.rank === 1) return single.secondOrder(spec, theta, activations, cotangents, x, a, u, v);
+    secondOrder: (spec, theta, activations, cotangents, x, a, u, v, dO) => {
+      if (theta.rank === 1) return single.secondOrder(spec, theta, activations, cotangents, x, a, u, v, dO);
       return tf.tidy(() => {
         const parts = perBlock(theta, x.shape[0], (row, rowsOf) =>
-          single.secondOrder(spec, row(theta), activations.map(rowsOf), cotangents.map(rowsOf), rowsOf(x), rowsOf(a), rowsOf(u), row(v)),
+          single.secondOrder(
+            spec,
+            row(theta),
+            activations.map(rowsOf),
+            cotangents.map(rowsOf),
+            rowsOf(x),
+            rowsOf(a),
+            rowsOf(u),
+            row(v),
+            dO === undefined ? undefined : rowsOf(dO),
+          ),
         );
-        return { hvp: stackRows(parts.map((p) => p.hvp)), jvp: joinRows(parts.map((p) => p.jvp)) as tf.Tensor1D };
+        const hvp = stackRows(parts.map((p) => p.hvp));
+        const jvp = joinRows(parts.map((p) => p.jvp)) as tf.Tensor1D;
+        return dO === undefined ? { hvp, jvp } : { hvp, jvp, outputTangent: joinRows(parts.map((p) => p.outputTangent!)) as tf.Tensor2D };
       });
     },
   };
@@ -263,18 +288,18 @@ const oneBlockTfjsKernels: MlpKernels = {
       return flat(layersVjp(spec, W, H, g).grads);
     }),
 
-  vjp: (spec, theta, activations, x, a, u) =>
+  vjp: (spec, theta, activations, x, a, u, dO) =>
     tf.tidy(() => {
       const { W, logStd } = unpack(spec, theta);
       const H = [x, ...activations.slice(0, -1)];
       const O = activations.at(-1)!;
       const head = headVjp(spec, O, a, u, logStd);
-      const { grads, preSlope } = layersVjp(spec, W, H, head.G);
+      const { grads, preSlope } = layersVjp(spec, W, H, dO === undefined ? head.G : tf.add(head.G, dO));
       if (spec.head.kind === 'gaussian' && spec.head.logStd === 'learned') grads.push(head.gs!);
       return { value: flat(grads), cotangents: preSlope };
     }),
 
-  secondOrder: (spec, theta, activations, cotangents, x, a, u, v) =>
+  secondOrder: (spec, theta, activations, cotangents, x, a, u, v, dO) =>
     tf.tidy(() => {
       const { layers, W, logStd } = unpack(spec, theta);
       const dirs = unflatten(spec, v);
@@ -321,6 +346,8 @@ const oneBlockTfjsKernels: MlpKernels = {
         jvp = ds === undefined ? jvpMean : tf.add(jvpMean, tf.sum(tf.mul(tf.sub(tf.square(r), 1), ds), 1));
         if (ds !== undefined) gsDot = tf.mul(2, tf.sum(tf.mul(uCol, tf.mul(r, rDot)), 0));
       }
+      // An output cotangent dO is a constant: it adds to G_O, not to its tangent.
+      if (dO !== undefined) G = tf.add(G, dO);
 
       // backward pass and its tangents
       const hvp: tf.Tensor[] = [];
@@ -340,7 +367,8 @@ const oneBlockTfjsKernels: MlpKernels = {
         G = nextG;
       }
       if (gsDot !== undefined) hvp.push(gsDot);
-      return { hvp: flat(hvp), jvp: tf.reshape(jvp, [-1]) as tf.Tensor1D };
+      const results = { hvp: flat(hvp), jvp: tf.reshape(jvp, [-1]) as tf.Tensor1D };
+      return dO === undefined ? results : { ...results, outputTangent: Odot as tf.Tensor2D };
     }),
 };
 

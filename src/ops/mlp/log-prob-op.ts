@@ -11,6 +11,12 @@
  * Each level is a tf.customGrad whose value comes from the kernels (kernels.ts) and whose gradient is
  * the next level's op, so a second derivative is exact and a third one says so rather than returning
  * a wrong number. Observations and actions are data (no derivative flows to them).
+ *
+ * The same ops with the network's output O as a second result (`fusedMlpLogProbAndOutputPacked`): one
+ * flat output [ℓ; O], whose cotangent [u; dO] the vjp takes whole (one backward pass for both: kernels.ts)
+ * and whose second order also returns O's tangent — for a caller that reads ℓ and O at the same θ and
+ * rows (ProMP's KL at an inner step's parameters and data), where ℓ's op and the output op apart would
+ * each run the forward pass and a backward pass.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { MlpKernels } from './kernels.ts';
@@ -57,9 +63,25 @@ export const packParams = (params: readonly tf.Tensor[]): tf.Tensor1D => tf.conc
  * parameter op on the tape. θ may be K rows ([K, P]), block k applying to its share of the rows
  * (kernels.ts); its derivatives then have θ's shape.
  */
-export const fusedMlpLogProbPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor2D, a: tf.Tensor) => {
+export const fusedMlpLogProbPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor2D, a: tf.Tensor) => fusedOps(spec, kernels, x, a, false);
+
+/**
+ * `fusedMlpLogProbPacked` with the network's output too: θ ↦ [ℓ (rows); O (rows × out, row-major)] as one
+ * flat vector (slice it; a θ of K blocks gives the same layout over all rows). Derivatives to order 2,
+ * the two results' cotangents taken by one backward pass.
+ */
+export const fusedMlpLogProbAndOutputPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor2D, a: tf.Tensor) => fusedOps(spec, kernels, x, a, true);
+
+const fusedOps = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor2D, a: tf.Tensor, withOutput: boolean) => {
   const { total } = parameterSizes(spec);
   const layers = layerCount(spec);
+  const rows = x.shape[0];
+  const out = spec.widths.at(-1)!;
+  /** The op's cotangent as the kernels take it: u [rows], and dO [rows, out] where the op outputs O too. */
+  const cotangentOf = (flat: tf.Tensor): { u: tf.Tensor1D; dO?: tf.Tensor2D } =>
+    withOutput
+      ? { u: tf.slice(flat, [0], [rows]) as tf.Tensor1D, dO: tf.reshape(tf.slice(flat, [rows], [rows * out]), [rows, out]) as tf.Tensor2D }
+      : { u: flat as tf.Tensor1D };
 
   // Inputs of the derivative ops: θ; the forward pass's activations (constants that the kernels reuse:
   // their dependence on θ is already in the kernels' own tangents, so the gradient sent to them is
@@ -97,10 +119,13 @@ export const fusedMlpLogProbPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.
   const secondOrder = (inputs: readonly tf.Tensor[]): [tf.Tensor1D, tf.Tensor1D] => {
     let jvp: tf.Tensor | undefined;
     const hvpOp = custom((ins) => {
-      const { theta, activations, x, a, u } = split(ins);
+      const { theta, activations, x, a, u: cotangent } = split(ins);
+      const { u, dO } = cotangentOf(cotangent);
       const cotangents = ins.slice(4 + layers, 4 + layers + hidden);
-      const both = kernels.secondOrder(spec, theta, activations, cotangents, x, a, u, ins[4 + layers + hidden] as tf.Tensor1D);
-      jvp = tf.keep(both.jvp); // past this op's scope, for jvpOp right below
+      const both = kernels.secondOrder(spec, theta, activations, cotangents, x, a, u, ins[4 + layers + hidden] as tf.Tensor1D, dO);
+      // The derivative with respect to the whole cotangent: [∇ℓ·v; Ȯ] where the op outputs O too.
+      const whole = both.outputTangent === undefined ? both.jvp : tf.concat([both.jvp, tf.reshape(both.outputTangent, [-1])]);
+      jvp = tf.keep(whole); // past this op's scope, for jvpOp right below
       return { value: both.hvp, gradFunc: refuseThirdOrder };
     });
     const jvpOp = custom(() => {
@@ -112,8 +137,9 @@ export const fusedMlpLogProbPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.
   };
 
   const vjp = custom((inputs, save) => {
-    const { theta, activations, x, a, u } = split(inputs);
-    const { value, cotangents } = kernels.vjp(spec, theta, activations, x, a, u);
+    const { theta, activations, x, a, u: cotangent } = split(inputs);
+    const { u, dO } = cotangentOf(cotangent);
+    const { value, cotangents } = kernels.vjp(spec, theta, activations, x, a, u, dO);
     save([...inputs, ...cotangents]);
     return {
       value,
@@ -130,14 +156,15 @@ export const fusedMlpLogProbPacked = (spec: MlpSpec, kernels: MlpKernels, x: tf.
     const { value, activations } = kernels.logProb(spec, theta, x, a);
     save([theta, ...activations, x, a]);
     return {
-      value,
-      // dℓ has ℓ's shape, [rows] (tfjs checks it), as vjp's u needs: no reshape (a taped op and its clone).
+      value: withOutput ? tf.concat([value, tf.reshape(activations.at(-1)!, [-1])]) : value,
+      // dℓ has ℓ's shape, [rows] (tfjs checks it), as vjp's u needs: no reshape (a taped op and its clone);
+      // with O, the flat [u; dO] goes to vjp whole.
       gradFunc: (dl, saved) => [vjp(...saved, dl), ...unreachable(saved.slice(-2))],
     };
   });
 
   return (theta: tf.Tensor): tf.Tensor1D => {
-    checkBlocks('fusedMlpLogProb', theta, [total], x.shape[0]);
+    checkBlocks(withOutput ? 'fusedMlpLogProbAndOutput' : 'fusedMlpLogProb', theta, [total], x.shape[0]);
     return logProb(theta, x, a) as tf.Tensor1D;
   };
 };

@@ -215,13 +215,14 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
 
   /**
    * Floats a call on `rows` rows in `blocks` blocks may need: every layer's activations (and tangents)
-   * and a few row-sized scratch matrices, the loaded output, actions and row weights (where inputs are
-   * copied), θ, a direction and a gradient per block, and one block's transposed weights.
+   * and a few row-sized scratch matrices, the loaded output, actions, output cotangent, output tangent
+   * and row weights (where inputs are copied), θ, a direction and a gradient per block, and one
+   * block's transposed weights.
    */
   const floatsFor = (spec: MlpSpec, rows: number, blocks = 1): number => {
     const widest = Math.max(...spec.widths);
     const all = spec.widths.reduce((s, w) => s + w, 0);
-    return rows * (8 * all + 4 * widest + 2 * spec.widths.at(-1)! + 1) + 8 * blocks * parameterSizes(spec).total + 8 * widest * widest;
+    return rows * (8 * all + 4 * widest + 4 * spec.widths.at(-1)! + 1) + 8 * blocks * parameterSizes(spec).total + 8 * widest * widest;
   };
 
   /** Ones of the action indices, for the categorical head. */
@@ -419,6 +420,11 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
 
   const learnedStd = (spec: MlpSpec) => spec.head.kind === 'gaussian' && spec.head.logStd === 'learned';
 
+  /** G_O += dO (an output cotangent besides u's: kernels.ts), element by element in float32. */
+  const addInto = (g: Float32Array, dO: Float32Array): void => {
+    for (let i = 0; i < g.length; i++) g[i] = g[i]! + dO[i]!;
+  };
+
   /**
    * Backward through the layers from the output cotangent G_O, writing gW_0, gb_0, … into `grad` (a flat
    * vector in the op's order); with `preSlope` (result matrices, l = L−1 … 1), each hidden layer's
@@ -439,7 +445,7 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     }
   };
 
-  const vjp = (spec: MlpSpec, theta: tf.Tensor, activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D): MlpVjp => {
+  const vjp = (spec: MlpSpec, theta: tf.Tensor, activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D, dO?: tf.Tensor2D): MlpVjp => {
     const rows = x.shape[0];
     const blocks = blocksOf(theta, rows);
     return withMemory(floatsFor(spec, rows, blocks.count), (ws) => {
@@ -452,6 +458,7 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
       const O = ws.input(activations.at(-1)!, rows, k).data;
       const actions = actionsOf(spec, ws, a, rows);
       const us = ws.input(u, 1, rows).data;
+      const dOs = dO === undefined ? undefined : ws.input(dO, rows, k).data;
       const perAction = spec.head.kind === 'categorical' ? 1 : k;
       for (let blk = 0; blk < blocks.count; blk++) {
         const { W, logStd } = byRole(spec, block(thetas, blk, blocks.count));
@@ -460,6 +467,7 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
           const G = ws.scratch(blocks.rows, k);
           const of = <T extends Float32Array | Int32Array>(values: T, perRow: number) => rowsOf(values, blk, blocks.rows, perRow);
           const { gs } = head(spec, of(O, k), k, blocks.rows, of(actions, perAction), of(us, 1), logStd, G.data);
+          if (dOs !== undefined) addInto(G.data, of(dOs, k));
           const Hb = H.map((m) => block(m, blk, blocks.count));
           layersBackward(spec, ws, W, Hb, G, gradRow, kept.map((m) => block(m, blk, blocks.count)));
           if (learnedStd(spec)) gradRow.data.set(gs!, layout(spec, gradRow).layers);
@@ -478,13 +486,15 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     a: tf.Tensor,
     u: tf.Tensor1D,
     v: tf.Tensor,
+    dO?: tf.Tensor2D,
   ): MlpSecondOrder => {
     const rows = x.shape[0];
     const blocks = blocksOf(theta, rows);
     return withMemory(floatsFor(spec, rows, blocks.count), (ws) => {
-      // The results first (before any view is taken): Σ_b u_b ∇²ℓ_b·v and ∇ℓ_b·v.
+      // The results first (before any view is taken): Σ_b u_b ∇²ℓ_b·v, ∇ℓ_b·v and (given dO) Ȯ.
       const hvp = ws.result(blocks.count, blocks.size);
       const jvp = ws.result(1, rows);
+      const outputTangent = dO === undefined ? undefined : ws.result(rows, spec.widths.at(-1)!);
       const thetas = ws.input(theta, blocks.count, blocks.size);
       const directions = ws.input(v, blocks.count, blocks.size);
       const widths = spec.widths;
@@ -493,6 +503,7 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
       const O = ws.input(activations.at(-1)!, rows, k).data;
       const actions = actionsOf(spec, ws, a, rows);
       const us = ws.input(u, 1, rows).data;
+      const dOs = dO === undefined ? undefined : ws.input(dO, rows, k).data;
       const Gh = cotangents.map((t) => ws.input(t, rows, t.shape[1]!));
       const perAction = spec.head.kind === 'categorical' ? 1 : k;
       for (let blk = 0; blk < blocks.count; blk++) {
@@ -524,6 +535,9 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
             gDot: Gdot.data,
             jvp: of(jvp.data, 1),
           });
+          // dO is a constant: it adds to G_O, not to its tangent; Ȯ is the last layer's Ż.
+          if (dOs !== undefined) addInto(G.data, of(dOs, k));
+          if (outputTangent !== undefined) block(outputTangent, blk, blocks.count).data.set(Zdot.data);
 
           // backward pass and its tangents, written into hvp
           const into = layout(spec, hvpRow);
@@ -544,7 +558,8 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
           if (learnedStd(spec)) hvpRow.data.set(gsDot!, into.layers);
         });
       }
-      return { hvp: ws.adopt(hvp, [...theta.shape]), jvp: ws.adopt(jvp, [rows]) as tf.Tensor1D };
+      const results = { hvp: ws.adopt(hvp, [...theta.shape]), jvp: ws.adopt(jvp, [rows]) as tf.Tensor1D };
+      return outputTangent === undefined ? results : { ...results, outputTangent: ws.adopt(outputTangent) as tf.Tensor2D };
     });
   };
 
