@@ -470,17 +470,22 @@ export const prompDiagnostics = (trainer: Trainer, start: Params, pre: readonly 
     const single = trainer.parameters.toGraph(p);
     // A stack: every task's block of θ is p.
     const theta = groups === undefined ? single : { [packedParameter]: everyBlock(single[packedParameter]!, groups) };
-    const adaptedAll = trainer.meta.adapt(theta, pre);
-    const kl = prompKlOfGraph(trainer, trainer.parameters.toGraph(start), pre, theta, adaptedAll);
-    const objective = tf.sub(trainer.meta.surrogate(theta, pre, post, adaptedAll), tf.mul(trainer.config.klPenalty, kl));
-    const adapted = adaptedAll.at(-1)!;
-    const logProbs = [...evaluateGraph(trainer.graph, adapted, post.batch).logProbs.values()].filter((lp) => lp.rank === 2);
-    const logProb = logProbs.reduce((a, b) => tf.add(a, b));
-    const ratio = tf.exp(tf.sub(logProb, post.batch.behaviour!.a!));
-    const outside = tf.cast(tf.greater(tf.abs(tf.sub(ratio, 1)), trainer.config.clip), 'float32');
-    const mask = post.batch.mask ?? tf.onesLike(outside);
-    const fraction = tf.div(groupSum(tf.mul(outside, mask), groups), tf.maximum(groupSum(mask, groups), 1));
-    read.push(...[objective, kl, fraction].map((t) => Float32Array.from(t.dataSync())));
+    const { adapted: adaptedAll, kls } = adaptWithKl(trainer, pre, theta);
+    try {
+      const kl = prompKlOfGraph(trainer, trainer.parameters.toGraph(start), pre, theta, adaptedAll, kls);
+      const objective = tf.sub(trainer.meta.surrogate(theta, pre, post, adaptedAll), tf.mul(trainer.config.klPenalty, kl));
+      const adapted = adaptedAll.at(-1)!;
+      const logProbs = [...evaluateGraph(trainer.graph, adapted, post.batch).logProbs.values()].filter((lp) => lp.rank === 2);
+      const logProb = logProbs.reduce((a, b) => tf.add(a, b));
+      const ratio = tf.exp(tf.sub(logProb, post.batch.behaviour!.a!));
+      const outside = tf.cast(tf.greater(tf.abs(tf.sub(ratio, 1)), trainer.config.clip), 'float32');
+      const mask = post.batch.mask ?? tf.onesLike(outside);
+      const fraction = tf.div(groupSum(tf.mul(outside, mask), groups), tf.maximum(groupSum(mask, groups), 1));
+      read.push(...[objective, kl, fraction].map((t) => Float32Array.from(t.dataSync())));
+    } finally {
+      // Kept past the inner steps' scopes (adaptWithKl), so not this tidy's to free.
+      tf.dispose(kls.filter((k): k is tf.Tensor => k !== undefined));
+    }
   });
   return Array.from({ length: groups ?? 1 }, (_, k) => [read[0]![k]!, read[1]![k]!, read[2]![k]!]);
 };
