@@ -48,7 +48,7 @@ import { resolveConfig } from '../src/meta/config.ts';
 import { evaluateParams, runIteration, type OptimizerState } from '../src/meta/iteration.ts';
 import { adam } from '../src/meta/optimizers.ts';
 import { trainerFor } from '../src/meta/train.ts';
-import { benchArgs } from './_options.ts';
+import { BenchUsageError, benchArgs } from './_options.ts';
 
 const ALGORITHMS: readonly AlgorithmName[] = ['promp', 'maml-trpo', 'emaml-trpo', 'lvc-vpg', 'dice-vpg'];
 /** The evaluation seed of every run's final parameters: the same fresh tasks for all. */
@@ -72,14 +72,14 @@ interface Options {
 const parseOptions = (args: readonly string[]): Options => {
   const { quick, value, raw } = benchArgs('algorithms', args, ['env', 'iterations', 'seeds', 'tasks', 'trajectories', 'horizon', 'hidden', 'eval-tasks', 'algos']);
   const env = raw('env') ?? 'nav-2d';
-  if (!(taskDistributionNames as readonly string[]).includes(env)) throw new RangeError(`--env: unknown environment '${env}'; valid: ${taskDistributionNames.join(', ')}`);
+  if (!(taskDistributionNames as readonly string[]).includes(env)) throw new BenchUsageError(`--env: unknown environment '${env}'; valid: ${taskDistributionNames.join(', ')}`);
   const hiddenText = raw('hidden');
   const hidden = hiddenText === undefined ? [32, 32] : hiddenText.split(',').map(Number);
-  if (hidden.some((h) => !Number.isInteger(h) || h < 1)) throw new RangeError(`--hidden needs whole numbers ≥ 1 separated by commas, got '${hiddenText}'`);
+  if (hidden.some((h) => !Number.isInteger(h) || h < 1)) throw new BenchUsageError(`--hidden needs whole numbers ≥ 1 separated by commas, got '${hiddenText}'`);
   const algosText = raw('algos');
   const algos = algosText === undefined ? ALGORITHMS : (algosText.split(',') as AlgorithmName[]);
   const bad = algos.filter((a) => !ALGORITHMS.includes(a));
-  if (bad.length > 0) throw new RangeError(`--algos: ${bad.join(', ')} not among ${ALGORITHMS.join(', ')}`);
+  if (bad.length > 0) throw new BenchUsageError(`--algos: ${bad.join(', ')} not among ${ALGORITHMS.join(', ')}`);
   return {
     env,
     iterations: value('iterations') ?? (quick ? 2 : 15),

@@ -23,7 +23,7 @@
  */
 import asc from 'assemblyscript/asc';
 import { chosenMlpKernelBuild, mlpKernelBytes, type MlpKernelBuild } from '../src/ops/mlp/wasm-module.ts';
-import { benchArgs } from './_options.ts';
+import { BenchUsageError, benchArgs } from './_options.ts';
 import { referenceInstallHint, referenceMissing, startReference } from './_reference.ts';
 
 interface KernelExports {
@@ -63,8 +63,8 @@ const peakSource = (build: MlpKernelBuild): string => {
   ].join('\n');
 };
 
-/** GFLOP/s of the multiply-add chains, the best of `rounds` timings after warming up (tier-up). */
-const fmaPeak = async (build: MlpKernelBuild, rounds: number): Promise<number> => {
+/** GFLOP/s of the multiply-add chains, the best of seven timings after warming up (tier-up). */
+const fmaPeak = async (build: MlpKernelBuild): Promise<number> => {
   const { error, binary, stderr } = await asc.compileString(peakSource(build), {
     optimizeLevel: 3,
     runtime: 'stub',
@@ -76,7 +76,7 @@ const fmaPeak = async (build: MlpKernelBuild, rounds: number): Promise<number> =
   const iters = 2e7;
   for (let w = 0; w < 3; w++) peak(iters, 0.5);
   const rates: number[] = [];
-  for (let r = 0; r < rounds; r++) {
+  for (let r = 0; r < 7; r++) {
     const t0 = performance.now();
     peak(iters, 0.5);
     rates.push((iters * 80) / ((performance.now() - t0) / 1000) / 1e9);
@@ -126,10 +126,10 @@ export const run = async (args: readonly string[] = []): Promise<Record<string, 
   const threads = value('threads') ?? 1;
   if (reference) {
     const missing = referenceMissing();
-    if (missing !== undefined) throw new Error(`--reference needs PyTorch: ${missing}; ${referenceInstallHint}`);
+    if (missing !== undefined) throw new BenchUsageError(`--reference needs PyTorch: ${missing}; ${referenceInstallHint}`);
   }
   const build = chosenMlpKernelBuild();
-  const peak = await fmaPeak(build, rounds);
+  const peak = await fmaPeak(build);
   log(`128-bit multiply-add peak (${build} build): ${peak.toFixed(1)} GFLOP/s`);
   const calls = Math.max(20, Math.round(4e8 / (2 * rows * width * width)));
   const ours: Array<Record<Kernel, number>> = [];

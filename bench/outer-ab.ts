@@ -24,7 +24,7 @@ import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { benchArgs } from './_options.ts';
+import { BenchUsageError, benchArgs } from './_options.ts';
 
 const here = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const median = (xs: readonly number[]): number => {
@@ -75,13 +75,13 @@ const sideOf = async (root: string, mode: string, tasks: number, kl: string | un
 export const run = async (args: readonly string[] = []): Promise<Record<string, unknown>> => {
   const { raw, value } = benchArgs('outer-ab', args, ['other', 'mode', 'tasks', 'rounds', 'kl']);
   const other = raw('other');
-  if (other === undefined) throw new RangeError('outer-ab needs --other=PATH: a checkout of magicbox to compare this tree with');
+  if (other === undefined) throw new BenchUsageError('outer-ab needs --other=PATH: a checkout of magicbox to compare this tree with');
   const otherRoot = resolve(other);
-  if (!existsSync(join(otherRoot, 'src', 'meta', 'iteration.ts'))) throw new RangeError(`--other=${other}: no magicbox checkout there (src/meta/iteration.ts missing)`);
+  if (!existsSync(join(otherRoot, 'src', 'meta', 'iteration.ts'))) throw new BenchUsageError(`--other=${other}: no magicbox checkout there (src/meta/iteration.ts missing)`);
   const mode = raw('mode') ?? 'terms';
-  if (mode !== 'terms' && mode !== 'iteration') throw new RangeError(`--mode must be terms or iteration, got '${mode}'`);
+  if (mode !== 'terms' && mode !== 'iteration') throw new BenchUsageError(`--mode must be terms or iteration, got '${mode}'`);
   const kl = raw('kl');
-  if (kl !== undefined && kl !== 'pre-update' && kl !== 'every-level') throw new RangeError(`--kl must be pre-update or every-level, got '${kl}'`);
+  if (kl !== undefined && kl !== 'pre-update' && kl !== 'every-level') throw new BenchUsageError(`--kl must be pre-update or every-level, got '${kl}'`);
   const tasks = value('tasks') ?? 4;
   const rounds = value('rounds', 2) ?? 10;
   const loadBefore = loadavg();

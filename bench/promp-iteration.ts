@@ -55,7 +55,7 @@ import type { Params } from '../src/surrogates/batch.ts';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { benchArgs } from './_options.ts';
+import { BenchUsageError, benchArgs } from './_options.ts';
 import { referenceInstallHint, referenceMissing, startReference, type Reference } from './_reference.ts';
 
 const PAPER = { tasks: 40, trajectories: 20, horizon: 100, steps: 3 } as const;
@@ -83,9 +83,9 @@ const parseOptions = (args: readonly string[]): Options => {
     ['tasks', 'trajectories', 'horizon', 'steps', 'reps', 'warmup', 'engine', 'threads'],
   );
   const engine = (raw('engine') ?? 'fused') as PolicyEngine;
-  if (!policyEngines.includes(engine)) throw new RangeError(`--engine must be one of ${policyEngines.join(', ')}, got '${engine}'`);
+  if (!policyEngines.includes(engine)) throw new BenchUsageError(`--engine must be one of ${policyEngines.join(', ')}, got '${engine}'`);
   const threads = (raw('threads') ?? '1,2').split(',').map((t) => Number(t.trim()));
-  if (threads.some((t) => !(t === 1 || t === 2))) throw new RangeError(`--threads takes 1, 2 or 1,2; got '${raw('threads')}'`);
+  if (threads.some((t) => !(t === 1 || t === 2))) throw new BenchUsageError(`--threads takes 1, 2 or 1,2; got '${raw('threads')}'`);
   return {
     engine,
     reference,
@@ -325,7 +325,7 @@ interface Phases {
 
 const runWithReference = async (opts: Options): Promise<Record<string, unknown>> => {
   const missing = referenceMissing();
-  if (missing !== undefined) throw new Error(`the PyTorch reference cannot run: ${missing}. Install it: ${referenceInstallHint}`);
+  if (missing !== undefined) throw new BenchUsageError(`the PyTorch reference cannot run: ${missing}. Install it: ${referenceInstallHint}`);
   const started = performance.now();
   const loadBefore = loadavg();
   const checker = startReference(1);

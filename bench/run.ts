@@ -16,6 +16,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { describeBackend, selectBackend } from '../src/backend.ts';
+import { BenchUsageError } from './_options.ts';
 
 /** What a benchmark module exports. Extra arguments after its name on the command line are passed on. */
 export type BenchmarkRun = (args: readonly string[]) => Promise<Record<string, unknown>>;
@@ -86,7 +87,11 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    // How the benchmark was asked to run: one line; anything else is a fault, with its stack.
+    const name = process.argv[2] ?? 'bench';
+    const usage = (message: string) => (message.startsWith(`${name}:`) ? message : `${name}: ${message}`);
+    const line = e instanceof BenchUsageError ? usage(e.message) : e instanceof Error ? (e.stack ?? e.message) : String(e);
+    process.stderr.write(`${line}\n`);
     process.exitCode = 1;
   },
 );
