@@ -106,25 +106,43 @@ test.serial("a divergence reads distributions only: ProMP's KL runs no log-proba
   }
 });
 
+/** The ProMP setting of the KL tests: one task, two inner steps, short trajectories. */
+const klConfig = (patch: Record<string, unknown> = {}) =>
+  resolveConfig({ algo: 'promp', env: 'point-corners', seed: 3, tasksPerIteration: 1, trajectoriesPerTask: 3, horizon: 8, adaptationSteps: 2, actionNormalization: 'raw', ...patch });
+
+/**
+ * `body` on one sampled ProMP task: θo (`start`), parameters moved off it (`at`), its pre-update levels
+ * (the later ones carrying the parameters that sampled them) and its post-update data; all freed after.
+ */
+const withKlTask = async (
+  trainer: ReturnType<typeof makeTrainer>,
+  taskPolicy: typeof policy,
+  body: (task: { start: Params; at: Params; pre: LevelData[]; post: LevelData }) => void,
+): Promise<void> => {
+  const start = taskPolicy.init(4);
+  const at = moved(start);
+  const sampled = await sampleLevels(trainer, start, 0);
+  try {
+    const pre = sampled.levels.slice(0, 2).map((l, j) => (j === 0 ? l[0]! : { ...l[0]!, sampledBy: sampled.levelParams[j]![0]! }));
+    body({ start, at, pre, post: sampled.levels[2]![0]! });
+  } finally {
+    disposeLevels(sampled);
+    disposeParams(start);
+    disposeParams(at);
+  }
+};
+
 // With its reference precomputed, each level's KL reads the evaluation its inner step differentiates
 // (adaptBeside): one policy op for both, whose backward pass adds the two cotangents before it runs
 // rather than after, so the two paths agree to float32 rounding, not bit for bit.
 for (const engine of ['fused', 'tfjs'] as const) {
   test.serial(`${engine} engine: ProMP's KL with its reference distributions computed once equals the KL computed afresh, at every level; disposing them frees them and nothing of the caller's`, async (t) => {
-    const trainer = makeTrainer(
-      resolveConfig({ algo: 'promp', env: 'point-corners', engine, seed: 3, tasksPerIteration: 1, trajectoriesPerTask: 3, horizon: 8, adaptationSteps: 2, actionNormalization: 'raw' }),
-      pointCorners,
-      policy,
-    );
-    const start = policy.init(4);
-    const at = moved(start);
-    const sampled = await sampleLevels(trainer, start, 0);
-    try {
-      const pre = sampled.levels.slice(0, 2).map((l, j) => (j === 0 ? l[0]! : { ...l[0]!, sampledBy: sampled.levelParams[j]![0]! }));
+    const trainer = makeTrainer(klConfig({ engine }), pointCorners, policy);
+    await withKlTask(trainer, policy, ({ start, at, pre, post }) => {
       const before = tf.memory().numTensors;
       const fixed = withSamplingDistributions(trainer, start, pre);
       t.true(fixed.pre.every((d) => d.samplingDistributions !== undefined), 'every level the KL reads has its distributions');
-      const kl = (levels: readonly LevelData[]) => tf.tidy(() => outerTaskTerms(trainer, start, levels, sampled.levels[2]![0]!, at));
+      const kl = (levels: readonly LevelData[]) => tf.tidy(() => outerTaskTerms(trainer, start, levels, post, at));
       const fresh = kl(pre);
       const once = kl(fixed.pre);
       const error = relativeError(once, fresh);
@@ -133,11 +151,7 @@ for (const engine of ['fused', 'tfjs'] as const) {
       fixed.dispose();
       t.is(tf.memory().numTensors, before, 'the precomputed distributions are freed');
       t.true(Object.values(start).every((p) => !p.isDisposed), "the caller's parameters survive (a learned log-std is handed back as the parameter itself)");
-    } finally {
-      disposeLevels(sampled);
-      disposeParams(start);
-      disposeParams(at);
-    }
+    });
   });
 }
 
@@ -153,36 +167,27 @@ test.serial("fused engine: ProMP's KL on every level shares its inner steps' pol
   const action = pointCorners.action;
   if (action.kind !== 'continuous') throw new Error('point-corners has continuous actions');
   const counted = gaussianMlpPolicy({ observationDim: pointCorners.observationDim, actionDim: action.dim, low: action.low, high: action.high, hidden: [16, 16], kernels: counting });
-  const trainer = makeTrainer(
-    resolveConfig({ algo: 'promp', env: 'point-corners', seed: 3, tasksPerIteration: 1, trajectoriesPerTask: 3, horizon: 8, adaptationSteps: 2, actionNormalization: 'raw', prompKlLevels: 'every-level' }),
-    pointCorners,
-    counted,
-  );
-  const start = counted.init(4);
-  const at = moved(start);
-  const sampled = await sampleLevels(trainer, start, 0);
-  try {
-    const pre = sampled.levels.slice(0, 2).map((l, j) => (j === 0 ? l[0]! : { ...l[0]!, sampledBy: sampled.levelParams[j]![0]! }));
-    const fixed = withSamplingDistributions(trainer, start, pre);
+  const trainer = makeTrainer(klConfig({ prompKlLevels: 'every-level' }), pointCorners, counted);
+  await withKlTask(trainer, counted, ({ start, at, pre, post }) => {
     const term = (levels: readonly LevelData[]) => {
       Object.assign(calls, { forward: 0, outputVjp: 0, vjpWithOutput: 0 });
-      tf.tidy(() => outerTaskTerms(trainer, start, levels, sampled.levels[2]![0]!, at));
+      tf.tidy(() => outerTaskTerms(trainer, start, levels, post, at));
       return { ...calls };
     };
-    // Per level, the one op's vjp twice: the inner step's gradient (no output cotangent yet: zeros) and,
-    // in the outer gradient, the backward pass that takes log π's and the KL's cotangents together.
-    t.deepEqual(term(fixed.pre), { forward: 0, outputVjp: 0, vjpWithOutput: 4 }, 'each level: one op for log π and the KL, one backward pass for both');
+    const fixed = withSamplingDistributions(trainer, start, pre);
+    try {
+      // Per level, the one op's vjp twice: the inner step's gradient (no output cotangent yet: zeros) and,
+      // in the outer gradient, the backward pass that takes log π's and the KL's cotangents together.
+      t.deepEqual(term(fixed.pre), { forward: 0, outputVjp: 0, vjpWithOutput: 4 }, 'each level: one op for log π and the KL, one backward pass for both');
+    } finally {
+      fixed.dispose();
+    }
     // Afresh: the reference (θo, θo's adapted) and the current side of each level through the output op.
     const fresh = term(pre);
     t.is(fresh.outputVjp, 2, 'afresh: a backward pass of the output op per level');
     t.true(fresh.forward >= 2, `afresh: forward passes of the output op (${fresh.forward})`);
     t.is(fresh.vjpWithOutput, 0);
-    fixed.dispose();
-  } finally {
-    disposeLevels(sampled);
-    disposeParams(start);
-    disposeParams(at);
-  }
+  });
 });
 
 test.serial("on the fused engine the behaviour log-probabilities are the graph's log π at the sampling parameters, bit for bit (a likelihood ratio of exactly 1)", async (t) => {

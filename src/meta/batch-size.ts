@@ -8,7 +8,7 @@
 import { environmentDescriptor } from '../envs/index.ts';
 import { algorithms } from './algorithms.ts';
 import type { TrainConfig } from './config.ts';
-import { stackSize } from './task-stack.ts';
+import { networkWidth, stackSize } from './task-stack.ts';
 
 /** The wasm32 heap tfjs-backend-wasm can grow to (DESIGN.md §7). */
 export const wasmHeapBytes = 4 * 1024 ** 3;
@@ -38,7 +38,7 @@ export const batchSize = (config: TrainConfig): BatchSize => {
   const levels = (config.adaptationSteps ?? env.adaptationSteps) + 1;
   const steps = config.tasksPerIteration * config.trajectoriesPerTask * horizon * levels;
   const actionWidth = env.action.kind === 'continuous' ? env.action.dim : env.action.n;
-  const width = env.observationDim + config.hidden.reduce((a, b) => a + b, 0) + actionWidth;
+  const width = networkWidth(env.observationDim, config.hidden, actionWidth);
   const perTask = steps / config.tasksPerIteration;
   // Tasks stacked into one outer-step computation (iteration.ts outerStackSize; fewer with outer workers).
   const stacked =

@@ -21,7 +21,7 @@ import { adam, backtrackingLineSearch, conjugateGradient, flattenParams, paramLa
 import type { Policy } from './policy.ts';
 import { graphParameters, packedParameter, rlGraph, type GraphParameters } from './rl-graph.ts';
 import type { OuterWorkers } from './outer-workers.ts';
-import { disposeStacked, disposeStackedTasks, stackLevelData, stackSize, stackTasks, taskStacks } from './task-stack.ts';
+import { disposeStacked, disposeStackedTasks, networkWidth, stackLevelData, stackSize, stackTasks, taskStacks } from './task-stack.ts';
 import { readOut, sumOverTasks, tensorOf } from './task-sum.ts';
 import { averageReturn, disposeBatch, inProcessSampler, toBatch, type Sampler, type Trajectories } from './sampler.ts';
 
@@ -277,7 +277,7 @@ const stacksTasks = (trainer: Trainer): boolean => trainer.parameters.packed && 
 /** The tasks one stack of this trainer's holds (task-stack.ts `stackSize`: by the batch's rows and the network's width). */
 const tasksPerStack = (trainer: Trainer): number => {
   const { policy } = trainer;
-  const width = policy.observationDim + policy.hidden.reduce((a, b) => a + b, 0) + (policy.action.kind === 'continuous' ? policy.action.dim : policy.action.n);
+  const width = networkWidth(policy.observationDim, policy.hidden, policy.action.kind === 'continuous' ? policy.action.dim : policy.action.n);
   return stackSize(trainer.config.trajectoriesPerTask * trainer.horizon, width, trainer.stackUnits);
 };
 
@@ -537,14 +537,16 @@ export const outerTaskTerms = (trainer: Trainer, start: Params, pre: readonly Le
     const { value, grad } = tf.valueAndGrad((t: tf.Tensor) => loss({ [packedParameter]: t }))(theta);
     return [value, grad];
   });
+  return [value!, ...byParameter(trainer, gradient!)];
+};
+
+/** A gradient on the packed θ ([P]) cut into the policy's named parameters, in its order (copies). */
+const byParameter = (trainer: Trainer, flat: Float32Array): Float32Array[] => {
   let offset = 0;
-  return [
-    value!,
-    ...names.map((n) => {
-      const size = trainer.policy.paramShapes[n]!.reduce((a, b) => a * b, 1);
-      return gradient!.slice(offset, (offset += size));
-    }),
-  ];
+  return Object.values(trainer.policy.paramShapes).map((shape) => {
+    const entries = shape.reduce((a, b) => a * b, 1);
+    return flat.slice(offset, (offset += entries));
+  });
 };
 
 /**
@@ -564,7 +566,6 @@ export const outerStackSize = (trainer: Trainer, tasks: number, workers = 1): nu
  * engine's packed θ only.
  */
 export const outerStackTerms = (trainer: Trainer, start: Params, pre: readonly LevelData[], post: LevelData, at: Params): Float32Array[][] => {
-  const names = Object.keys(trainer.policy.paramShapes);
   const { packed, toGraph } = trainer.parameters;
   const count = post.batch.groups;
   if (!packed || count === undefined) throw new TrainingError('outerStackTerms needs the fused engine and stacked tasks (batches with groups)');
@@ -577,17 +578,7 @@ export const outerStackTerms = (trainer: Trainer, start: Params, pre: readonly L
     return [value, grad];
   });
   const size = gradient!.length / count;
-  return Array.from({ length: count }, (_, k) => {
-    const row = gradient!.subarray(k * size, (k + 1) * size);
-    let offset = 0;
-    return [
-      values!.slice(k, k + 1),
-      ...names.map((n) => {
-        const entries = trainer.policy.paramShapes[n]!.reduce((a, b) => a * b, 1);
-        return row.slice(offset, (offset += entries));
-      }),
-    ];
-  });
+  return Array.from({ length: count }, (_, k) => [values!.slice(k, k + 1), ...byParameter(trainer, gradient!.subarray(k * size, (k + 1) * size))]);
 };
 
 /**

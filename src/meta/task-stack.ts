@@ -24,6 +24,13 @@ import type { LevelData } from './meta-objective.ts';
  */
 export const stackUnits = 20_000 * 132;
 
+/**
+ * A network's width as `stackUnits` counts it: its observation, hidden and action widths summed (one
+ * per action for a categorical one).
+ */
+export const networkWidth = (observationDim: number, hidden: readonly number[], actionWidth: number): number =>
+  observationDim + hidden.reduce((a, b) => a + b, 0) + actionWidth;
+
 /** How many tasks of `rowsPerTask` rows each one stack of `units` holds for a network `width` wide: at least 1. */
 export const stackSize = (rowsPerTask: number, width: number, units = stackUnits): number =>
   Math.max(1, Math.floor(units / Math.max(1, rowsPerTask * width)));
