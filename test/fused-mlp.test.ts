@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { exp } from '../src/ops/index.ts';
 import { fusedMlpLogProb, fusedMlpLogProbAndOutputPacked, FusedOrderError, packParams } from '../src/ops/mlp/log-prob-op.ts';
 import { fusedMlpOutput } from '../src/ops/mlp/output-op.ts';
-import { tfjsMlpKernels, type MlpKernels } from '../src/ops/mlp/kernels.ts';
+import { secondOrder, tfjsMlpKernels, type MlpKernels } from '../src/ops/mlp/kernels.ts';
 import { wasmMlpForward, wasmMlpKernels } from '../src/ops/mlp/wasm-kernels.ts';
 import { kernelMemory } from '../src/ops/mlp/kernel-memory.ts';
 import { chosenMlpKernelBuild, fmaAvailable, mlpKernelBytes } from '../src/ops/mlp/wasm-module.ts';
@@ -133,6 +133,55 @@ for (const [kernelsName, makeKernels] of kernelSets) {
   }
 }
 
+// The op's second order is split around the surrogate's algebra (log-prob-op.ts): the vjp's gradient
+// leaves its forward half's state for the op's own gradient, reached later in the same backward pass,
+// which merges the backward half with the algebra's cotangent u′. Two graphs that test what makes that
+// safe: a surrogate linear in ℓ (u does not depend on ℓ, so only the op's value as vjp's input leads
+// the backward pass to the op), and a backward pass that reaches the vjp but not the op.
+const linearSpecs = [specs[1]!, specs[6]!];
+for (const [kernelsName, makeKernels] of kernelSets) {
+  for (const [name, spec] of linearSpecs) {
+    test(`fused ${name} on ${kernelsName}, a surrogate linear in ℓ: Hessian-vector product and meta-gradient equal the tfjs path's`, (t) => {
+      const kernels = makeKernels();
+      const before = tf.memory().numTensors;
+      tf.tidy(() => {
+        const c = makeCase(spec, rowsFor(spec), 7);
+        const linear = (logProb: (p: readonly tf.Tensor[]) => tf.Tensor) => (p: readonly tf.Tensor[]) => tf.sum(tf.mul(c.weights, logProb(p))) as tf.Scalar;
+        const ff = linear(fusedMlpLogProb(spec, kernels, c.x, c.a));
+        const fg = linear(generalLogProb(spec, c.x, c.a));
+        const expected = hvp(fg, c.params, c.direction);
+        t.true(relativeError(expected, expected.map((e) => tf.zerosLike(e))) > 0.5, 'the Hessian-vector product is not zero');
+        t.true(relativeError(hvp(ff, c.params, c.direction), expected) < 2e-4, 'Hessian-vector product');
+        t.true(relativeError(metaGradient(ff, c.params), metaGradient(fg, c.params)) < 2e-4, 'meta-gradient');
+      });
+      t.is(tf.memory().numTensors, before);
+    });
+
+    test(`fused ${name} on ${kernelsName}: a backward pass through the inner gradient for the weights alone leaves nothing to a later one through the same op`, (t) => {
+      const kernels = makeKernels();
+      const before = tf.memory().numTensors;
+      tf.tidy(() => {
+        const c = makeCase(spec, rowsFor(spec), 8);
+        const v = c.direction;
+        // ∇_θ Σ_k ∇_θ L · v with L = Σ w exp(ℓ/4), after a backward pass, inside, of the same inner
+        // gradient for w alone (its vjp is reached, the op is not: θ is no input of that pass).
+        const outer = (logProb: (p: readonly tf.Tensor[]) => tf.Tensor) =>
+          tf.grads((...p: tf.Tensor[]) => {
+            const l = logProb(p);
+            const w = tf.clone(c.weights);
+            const g = tf.grads((..._: tf.Tensor[]) => tf.sum(tf.mul(w, exp(tf.div(l, 4)))) as tf.Scalar)(p);
+            const gv = () => tf.addN(g.map((gk, k) => tf.sum(tf.mul(gk, v[k]!)))) as tf.Scalar;
+            const [byWeights] = tf.grads((_: tf.Tensor) => gv())([w]);
+            t.true(byWeights!.shape[0] === c.weights.shape[0]);
+            return gv();
+          })(c.params);
+        t.true(relativeError(outer(fusedMlpLogProb(spec, kernels, c.x, c.a)), outer(generalLogProb(spec, c.x, c.a))) < 2e-4);
+      });
+      t.is(tf.memory().numTensors, before);
+    });
+  }
+}
+
 /**
  * A scalar of ℓ and the network's output O together, nonlinear in both, so that its first, second and
  * meta-derivatives need the combined op's every part: one backward pass for u and dO, and the
@@ -188,13 +237,13 @@ test('on the wasm backend the kernels work in its heap, reading their inputs in 
     const { cotangents } = kernels.vjp(spec, theta, activations, c.x, c.a, c.weights as tf.Tensor1D);
     const inputs = [theta, v, c.x, c.a, c.weights, ...activations, ...cotangents];
     const copies = inputs.map((x) => Float32Array.from(x.dataSync()));
-    const once = kernels.secondOrder(spec, theta, activations, cotangents, c.x, c.a, c.weights as tf.Tensor1D, v);
-    const twice = kernels.secondOrder(spec, theta, activations, cotangents, c.x, c.a, c.weights as tf.Tensor1D, v);
+    const once = secondOrder(kernels, spec, theta, activations, cotangents, c.x, c.a, c.weights as tf.Tensor1D, v);
+    const twice = secondOrder(kernels, spec, theta, activations, cotangents, c.x, c.a, c.weights as tf.Tensor1D, v);
     inputs.forEach((x, k) => t.deepEqual(Float32Array.from(x.dataSync()), copies[k], `input ${k} unchanged`));
     t.deepEqual(twice.hvp.dataSync(), once.hvp.dataSync());
     t.deepEqual(twice.jvp.dataSync(), once.jvp.dataSync());
     // and the results are the tfjs kernels' (the oracle), the activations and cotangents included
-    const reference = tfjsMlpKernels.secondOrder(spec, theta, activations, cotangents, c.x, c.a, c.weights as tf.Tensor1D, v);
+    const reference = secondOrder(tfjsMlpKernels, spec, theta, activations, cotangents, c.x, c.a, c.weights as tf.Tensor1D, v);
     t.true(relativeError([once.hvp, once.jvp], [reference.hvp, reference.jvp]) < 2e-5);
     const referenceForward = tfjsMlpKernels.logProb(spec, theta, c.x, c.a);
     t.true(relativeError(activations, referenceForward.activations) < 2e-6);

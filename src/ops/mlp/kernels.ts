@@ -6,7 +6,10 @@
  *
  *   logProb      ℓ_b = log π_θ(a_b | x_b)                                    → [B]
  *   vjp          Σ_b u_b ∇_θ ℓ_b                                             → [P] (flat, op order)
- *   secondOrder  hvp = Σ_b u_b ∇²_θ ℓ_b · v  → [P],  jvp = ∇_θ ℓ_b · v  → [B]
+ *   secondOrder  hvp = Σ_b u_b ∇²_θ ℓ_b · v  → [P],  jvp = ∇_θ ℓ_b · v  → [B], in two halves:
+ *                `tangents` (the forward pass's and the head's tangents along v, and the jvp) and
+ *                `secondOrderBackward` (the backward pass and its tangents: the hvp), which may take
+ *                a further cotangent u′ whose vjp Σ_b u′_b ∇ℓ_b it adds in the same pass
  *
  * `vjp` and `secondOrder` may also take a cotangent dO [B, out] of the network's output O: then vjp is
  * Σ_b u_b ∇ℓ_b + Σ_b ∂O_bᵀdO_b (one backward pass from G_O + dO), secondOrder its derivative (the hvp
@@ -61,13 +64,38 @@ export interface MlpVjp {
   readonly cotangents: readonly tf.Tensor[];
 }
 
-/** `secondOrder`'s results: the derivative of `vjp` along v with respect to θ, to u, and (given dO) to dO. */
-export interface MlpSecondOrder {
-  /** θ's shape. */
-  readonly hvp: tf.Tensor;
+/**
+ * What the second order's backward half needs from its forward half (`tangents`) at the same θ, u, v
+ * (and dO): the forward pass's tangents and the head's cotangent and its tangent, kept as tensors
+ * between the two calls so that the backward half can run later, with a further cotangent merged in.
+ */
+export interface MlpTangents {
+  /** Ḣ_1 … Ḣ_{L−1}: each hidden layer's tangent along v ([B, width_l]). */
+  readonly hidden: readonly tf.Tensor[];
+  /** G_O for weights u (dO added, where the vjp had one), [B, out]. */
+  readonly outputCotangent: tf.Tensor2D;
+  /** Its tangent Ġ_O along v, [B, out]. */
+  readonly outputCotangentTangent: tf.Tensor2D;
+  /** The learned log-std's part of the hvp ([out]; [K, out] for θ of K blocks), where it has one. */
+  readonly logStdHvp?: tf.Tensor;
+}
+
+/** The forward half's results: the derivative of `vjp` with respect to u (and dO), and the state for the backward half. */
+export interface MlpForwardTangents {
   readonly jvp: tf.Tensor1D;
   /** Ȯ [B, out], when the vjp had an output cotangent dO. */
   readonly outputTangent?: tf.Tensor2D;
+  readonly tangents: MlpTangents;
+}
+
+/**
+ * A first-order cotangent the backward half adds in (see `secondOrderBackward`): row weights u′ of ℓ
+ * and, where the op outputs O too, dO′ of O, with the actions the head needs.
+ */
+export interface MlpExtraCotangent {
+  readonly a: tf.Tensor;
+  readonly u: tf.Tensor1D;
+  readonly dO?: tf.Tensor2D;
 }
 
 /** The computations behind a fused MLP op; each runs off the tape and returns new tensors. */
@@ -85,23 +113,73 @@ export interface MlpKernels {
   readonly outputVjp: (spec: MlpSpec, theta: tf.Tensor, activations: readonly tf.Tensor[], x: tf.Tensor2D, g: tf.Tensor2D) => tf.Tensor;
   /** dO: a cotangent of the output O besides u's (see the module comment). */
   readonly vjp: (spec: MlpSpec, theta: tf.Tensor, activations: readonly tf.Tensor[], x: tf.Tensor2D, a: tf.Tensor, u: tf.Tensor1D, dO?: tf.Tensor2D) => MlpVjp;
-  readonly secondOrder: (
+  /** The second order's forward half: the tangents along v (θ's shape) of the forward pass and the head. */
+  readonly tangents: (
+    spec: MlpSpec,
+    theta: tf.Tensor,
+    activations: readonly tf.Tensor[],
+    x: tf.Tensor2D,
+    a: tf.Tensor,
+    u: tf.Tensor1D,
+    v: tf.Tensor,
+    /** The vjp's output cotangent, if it had one. */
+    dO?: tf.Tensor2D,
+  ) => MlpForwardTangents;
+  /**
+   * The second order's backward half: Σ_b u_b ∇²ℓ_b·v (θ's shape) from `tangents`' state, plus, given
+   * `extra`, the vjp for its weights — Σ_b u′_b ∇ℓ_b (+ Σ_b ∂O_bᵀdO′_b) — in the same backward pass:
+   * both are linear in the output cotangent's tangent, so u′'s cotangent joins Ġ_O (the module comment).
+   */
+  readonly secondOrderBackward: (
     spec: MlpSpec,
     theta: tf.Tensor,
     activations: readonly tf.Tensor[],
     /** `vjp`'s cotangents at the same θ and u. */
     cotangents: readonly tf.Tensor[],
     x: tf.Tensor2D,
-    a: tf.Tensor,
-    u: tf.Tensor1D,
-    /** θ's shape. */
     v: tf.Tensor,
-    /** The vjp's output cotangent, if it had one. */
-    dO?: tf.Tensor2D,
-  ) => MlpSecondOrder;
+    tangents: MlpTangents,
+    extra?: MlpExtraCotangent,
+  ) => tf.Tensor;
 }
 
+/** `secondOrder`'s results: the derivative of `vjp` along v with respect to θ, to u, and (given dO) to dO. */
+export interface MlpSecondOrder {
+  /** θ's shape. */
+  readonly hvp: tf.Tensor;
+  readonly jvp: tf.Tensor1D;
+  /** Ȯ [B, out], when the vjp had an output cotangent dO. */
+  readonly outputTangent?: tf.Tensor2D;
+}
+
+/** The derivative of `vjp` along v (θ's shape), the two halves in one call: hvp = Σ_b u_b ∇²ℓ_b·v, jvp = ∇ℓ_b·v (and Ȯ, given dO). */
+export const secondOrder = (
+  kernels: MlpKernels,
+  spec: MlpSpec,
+  theta: tf.Tensor,
+  activations: readonly tf.Tensor[],
+  cotangents: readonly tf.Tensor[],
+  x: tf.Tensor2D,
+  a: tf.Tensor,
+  u: tf.Tensor1D,
+  v: tf.Tensor,
+  dO?: tf.Tensor2D,
+): MlpSecondOrder => {
+  const forward = kernels.tangents(spec, theta, activations, x, a, u, v, dO);
+  const hvp = kernels.secondOrderBackward(spec, theta, activations, cotangents, x, v, forward.tangents);
+  disposeTangents(forward.tangents);
+  return forward.outputTangent === undefined ? { hvp, jvp: forward.jvp } : { hvp, jvp: forward.jvp, outputTangent: forward.outputTangent };
+};
+
+/** Frees the tensors of a forward half's state. */
+export const disposeTangents = (t: MlpTangents): void => {
+  tf.dispose([...t.hidden, t.outputCotangent, t.outputCotangentTangent, ...(t.logStdHvp === undefined ? [] : [t.logStdHvp])]);
+};
+
 const halfLog2Pi = 0.5 * Math.log(2 * Math.PI);
+
+/** tf.tidy for a result that holds its tensors in nested records (tidy walks them; its types want an index signature). */
+const tidyRecord = <T extends object>(f: () => T): T => tf.tidy(f as () => tf.TensorContainer) as T;
 
 /** A·B, A·Bᵀ and Aᵀ·B, the last two through explicit transposes (see the module comment). */
 const mm = (a: tf.Tensor, b: tf.Tensor): tf.Tensor2D => tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D);
@@ -127,6 +205,17 @@ const unpack = (spec: MlpSpec, theta: tf.Tensor) => {
   const logStd =
     spec.head.kind !== 'gaussian' ? undefined : spec.head.logStd === 'learned' ? params[2 * layers]! : tf.fill([out], spec.head.logStd);
   return { layers, W, b, logStd };
+};
+
+/** A direction v along θ by role: dW_l, db_l and (learned log-std) ds. */
+const directionOf = (spec: MlpSpec, v: tf.Tensor) => {
+  const layers = layerCount(spec);
+  const dirs = unflatten(spec, v);
+  return {
+    dW: Array.from({ length: layers }, (_, l) => dirs[2 * l]!),
+    db: Array.from({ length: layers }, (_, l) => dirs[2 * l + 1]!),
+    ds: spec.head.kind === 'gaussian' && spec.head.logStd === 'learned' ? dirs[2 * layers]! : undefined,
+  };
 };
 
 /** H_0 … H_{L−1} (the inputs of each layer) and the output O. */
@@ -235,26 +324,47 @@ export const blockwise = (single: MlpKernels): MlpKernels => {
         };
       });
     },
-    secondOrder: (spec, theta, activations, cotangents, x, a, u, v, dO) => {
-      if (theta.rank === 1) return single.secondOrder(spec, theta, activations, cotangents, x, a, u, v, dO);
-      return tf.tidy(() => {
+    tangents: (spec, theta, activations, x, a, u, v, dO) => {
+      if (theta.rank === 1) return single.tangents(spec, theta, activations, x, a, u, v, dO);
+      return tidyRecord((): MlpForwardTangents => {
         const parts = perBlock(theta, x.shape[0], (row, rowsOf) =>
-          single.secondOrder(
-            spec,
-            row(theta),
-            activations.map(rowsOf),
-            cotangents.map(rowsOf),
-            rowsOf(x),
-            rowsOf(a),
-            rowsOf(u),
-            row(v),
-            dO === undefined ? undefined : rowsOf(dO),
-          ),
+          single.tangents(spec, row(theta), activations.map(rowsOf), rowsOf(x), rowsOf(a), rowsOf(u), row(v), dO === undefined ? undefined : rowsOf(dO)),
         );
-        const hvp = stackRows(parts.map((p) => p.hvp));
+        const t = parts.map((p) => p.tangents);
+        const logStdHvp = t[0]!.logStdHvp === undefined ? undefined : stackRows(t.map((p) => p.logStdHvp!));
+        const tangents: MlpTangents = {
+          hidden: t[0]!.hidden.map((_, l) => joinRows(t.map((p) => p.hidden[l]!))),
+          outputCotangent: joinRows(t.map((p) => p.outputCotangent)) as tf.Tensor2D,
+          outputCotangentTangent: joinRows(t.map((p) => p.outputCotangentTangent)) as tf.Tensor2D,
+          ...(logStdHvp === undefined ? {} : { logStdHvp }),
+        };
         const jvp = joinRows(parts.map((p) => p.jvp)) as tf.Tensor1D;
-        return dO === undefined ? { hvp, jvp } : { hvp, jvp, outputTangent: joinRows(parts.map((p) => p.outputTangent!)) as tf.Tensor2D };
+        return dO === undefined ? { jvp, tangents } : { jvp, tangents, outputTangent: joinRows(parts.map((p) => p.outputTangent!)) as tf.Tensor2D };
       });
+    },
+    secondOrderBackward: (spec, theta, activations, cotangents, x, v, tangents, extra) => {
+      if (theta.rank === 1) return single.secondOrderBackward(spec, theta, activations, cotangents, x, v, tangents, extra);
+      return tf.tidy(() =>
+        stackRows(
+          perBlock(theta, x.shape[0], (row, rowsOf) =>
+            single.secondOrderBackward(
+              spec,
+              row(theta),
+              activations.map(rowsOf),
+              cotangents.map(rowsOf),
+              rowsOf(x),
+              row(v),
+              {
+                hidden: tangents.hidden.map(rowsOf),
+                outputCotangent: rowsOf(tangents.outputCotangent),
+                outputCotangentTangent: rowsOf(tangents.outputCotangentTangent),
+                ...(tangents.logStdHvp === undefined ? {} : { logStdHvp: row(tangents.logStdHvp) }),
+              },
+              extra === undefined ? undefined : { a: rowsOf(extra.a), u: rowsOf(extra.u), ...(extra.dO === undefined ? {} : { dO: rowsOf(extra.dO) }) },
+            ),
+          ),
+        ),
+      );
     },
   };
 };
@@ -299,24 +409,21 @@ const oneBlockTfjsKernels: MlpKernels = {
       return { value: flat(grads), cotangents: preSlope };
     }),
 
-  secondOrder: (spec, theta, activations, cotangents, x, a, u, v, dO) =>
-    tf.tidy(() => {
+  tangents: (spec, theta, activations, x, a, u, v, dO) =>
+    tidyRecord((): MlpForwardTangents => {
       const { layers, W, logStd } = unpack(spec, theta);
-      const dirs = unflatten(spec, v);
-      const dW = Array.from({ length: layers }, (_, l) => dirs[2 * l]!);
-      const db = Array.from({ length: layers }, (_, l) => dirs[2 * l + 1]!);
-      const ds = spec.head.kind === 'gaussian' && spec.head.logStd === 'learned' ? dirs[2 * layers]! : undefined;
+      const { dW, db, ds } = directionOf(spec, v);
 
       // the forward pass's tangents (the activations themselves are the forward's)
       const H = [x, ...activations.slice(0, -1)];
       const O = activations.at(-1)!;
-      const Hdot: (tf.Tensor | undefined)[] = [undefined];
+      const hidden: tf.Tensor[] = [];
       let Zdot: tf.Tensor = x;
       for (let l = 0; l < layers; l++) {
-        const fromInput = Hdot[l] === undefined ? undefined : mm(Hdot[l]!, W[l]!);
+        const fromInput = l === 0 ? undefined : mm(hidden[l - 1]!, W[l]!);
         const fromWeights = tf.add(mm(H[l]!, dW[l]!), db[l]!);
         Zdot = fromInput === undefined ? fromWeights : tf.add(fromInput, fromWeights);
-        if (l + 1 < layers) Hdot.push(tf.mul(activationSlope(spec, H[l + 1]!), Zdot));
+        if (l + 1 < layers) hidden.push(tf.mul(activationSlope(spec, H[l + 1]!), Zdot));
       }
       const Odot = Zdot;
       const uCol = tf.expandDims(u, 1);
@@ -348,6 +455,31 @@ const oneBlockTfjsKernels: MlpKernels = {
       }
       // An output cotangent dO is a constant: it adds to G_O, not to its tangent.
       if (dO !== undefined) G = tf.add(G, dO);
+      const tangents: MlpTangents = {
+        hidden,
+        outputCotangent: G as tf.Tensor2D,
+        outputCotangentTangent: Gdot as tf.Tensor2D,
+        ...(gsDot === undefined ? {} : { logStdHvp: gsDot }),
+      };
+      const results = { jvp: tf.reshape(jvp, [-1]) as tf.Tensor1D, tangents };
+      return dO === undefined ? results : { ...results, outputTangent: Odot as tf.Tensor2D };
+    }),
+
+  secondOrderBackward: (spec, theta, activations, cotangents, x, v, tangents, extra) =>
+    tf.tidy(() => {
+      const { layers, W, logStd } = unpack(spec, theta);
+      const { dW } = directionOf(spec, v);
+      const H = [x, ...activations.slice(0, -1)];
+      const Hdot = [undefined, ...tangents.hidden];
+      let G: tf.Tensor = tangents.outputCotangent;
+      let Gdot: tf.Tensor = tangents.outputCotangentTangent;
+      let gsDot = tangents.logStdHvp;
+      // The extra cotangent's vjp rides on Ġ: the backward pass is linear in it.
+      if (extra !== undefined) {
+        const head = headVjp(spec, activations.at(-1)!, extra.a, extra.u, logStd);
+        Gdot = tf.add(Gdot, extra.dO === undefined ? head.G : tf.add(head.G, extra.dO));
+        if (head.gs !== undefined && gsDot !== undefined) gsDot = tf.add(gsDot, head.gs);
+      }
 
       // backward pass and its tangents
       const hvp: tf.Tensor[] = [];
@@ -367,8 +499,7 @@ const oneBlockTfjsKernels: MlpKernels = {
         G = nextG;
       }
       if (gsDot !== undefined) hvp.push(gsDot);
-      const results = { hvp: flat(hvp), jvp: tf.reshape(jvp, [-1]) as tf.Tensor1D };
-      return dO === undefined ? results : { ...results, outputTangent: Odot as tf.Tensor2D };
+      return flat(hvp);
     }),
 };
 

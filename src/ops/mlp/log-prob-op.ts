@@ -3,10 +3,12 @@
  * everything else (the compiler's surrogate algebra over ℓ stays as it is) while the network's own
  * derivatives run as a few large kernels instead of hundreds of small taped ones:
  *
- *   ℓ = logProb(θ)                        gradient: (dℓ) ↦ vjp(θ, dℓ)        (θ: all parameters, flat)
- *   g = vjp(θ, u) = Σ_b u_b ∇ℓ_b          gradient: (dg) ↦ (Σ_b u_b ∇²ℓ_b·dg, ∇ℓ·dg)   [secondOrder,
- *                                                  reusing the vjp's backward cotangents]
- *   secondOrder's two results             gradient: a clear error (third order is not provided)
+ *   ℓ = logProb(θ)                gradient: (dℓ) ↦ vjp(θ, dℓ)               (θ: all parameters, flat)
+ *                                 — or, where vjp's gradient left its forward half: the backward half
+ *                                   Σ u ∇²ℓ·v with dℓ's vjp merged in (see `application` below)
+ *   g = vjp(θ, u) = Σ_b u_b ∇ℓ_b  gradient: (dg) ↦ (0, ∇ℓ·dg), the forward half of the second order
+ *                                 (kernels' `tangents`), its backward half left for logProb's gradient
+ *   the second order's results    gradient: a clear error (third order is not provided)
  *
  * Each level is a tf.customGrad whose value comes from the kernels (kernels.ts) and whose gradient is
  * the next level's op, so a second derivative is exact and a third one says so rather than returning
@@ -19,7 +21,7 @@
  * each run the forward pass and a backward pass.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { MlpKernels } from './kernels.ts';
+import { disposeTangents, type MlpKernels, type MlpTangents } from './kernels.ts';
 import { layerCount, parameterShapes, parameterSizes, type MlpSpec } from './spec.ts';
 
 export class FusedOrderError extends Error {
@@ -95,7 +97,7 @@ const fusedOps = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor2D, a: tf.Tens
     a: inputs[2 + layers]!,
     u: inputs[3 + layers] as tf.Tensor1D,
   });
-  // secondOrder's inputs: vjp's, then the vjp's cotangents (one per hidden layer), then v.
+  // What vjp saves: its inputs but the op's value, then its cotangents (one per hidden layer).
   const hidden = layers - 1;
   // The "gradients" of the activations, observations and actions. The activations are made inside the
   // forward op, so no tape path leads from any parameter to them, and the observations and actions are
@@ -111,61 +113,96 @@ const fusedOps = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor2D, a: tf.Tens
       'a third derivative through the fused MLP policy op was requested; it provides orders 1 and 2 — use the tfjs policy path (engine "tfjs") for higher orders',
     );
   };
-  // secondOrder has two results (with respect to θ and to u) and a custom op one output: two taped ops
-  // on the same inputs share one kernel call — the first computes both and hands the second its result
-  // (so that each is on the tape, and a third derivative through either is refused). Measured: the
-  // single op's [P + B] output split by tf.split cost ~0.4 ms a call inside a ProMP iteration on the
-  // wasm backend (whose SplitV then copied the whole input per part), ~4% of a task term.
-  const secondOrder = (inputs: readonly tf.Tensor[]): [tf.Tensor1D, tf.Tensor1D] => {
-    let jvp: tf.Tensor | undefined;
-    const hvpOp = custom((ins) => {
-      const { theta, activations, x, a, u: cotangent } = split(ins);
+  /**
+   * A second-order result as an op on the tape (of `inputs`, what it depends on) whose gradient is a
+   * clear error: a third derivative through it is refused, not silently zero. It takes `value` over.
+   */
+  const final = (value: tf.Tensor, ...inputs: tf.Tensor[]): tf.Tensor =>
+    custom(() => {
+      const own = tf.clone(value);
+      value.dispose();
+      return { value: own, gradFunc: refuseThirdOrder };
+    })(...inputs);
+
+  // One application of the op (one forward pass at one θ), with the second order split in two halves
+  // around the surrogate's algebra. Differentiating the inner step's g = vjp(θ, u), u = ∂L/∂ℓ (ℓ this
+  // op's value), the backward pass meets vjp first: its gradient, with respect to u, is the JVP ∇ℓ·v,
+  // which runs back through the algebra to ℓ as a cotangent u′; then this op, whose gradient is the
+  // vjp for u′. With respect to θ, vjp's gradient is Σ u ∇²ℓ·v, a backward pass through the same layers
+  // as u′'s vjp and linear in the same output cotangent's tangent, so the two are one pass: vjp's
+  // gradient runs only the forward half (`tangents`: the JVP and the state) and leaves the state in
+  // `pending`; this op's gradient, reached later in the same backward pass, runs the backward half
+  // with u′ merged in (`secondOrderBackward`). One backward pass per level fewer: two of a level's
+  // eleven large products.
+  //
+  // What makes this safe is that this op's gradient always runs after vjp's: vjp takes this op's value
+  // as an input besides u (its gradient there is zero), so wherever a backward pass reaches vjp and
+  // wants θ's gradient, it reaches this op too — even where u does not depend on ℓ (a surrogate linear
+  // in ℓ) — and tfjs runs the tape backwards, this op (recorded first) last. A state that a backward
+  // pass leaves behind (it wanted u's gradient alone) is the backward pass's own tensors, freed when it
+  // ends: a later pass skips it.
+  const application = (theta: tf.Tensor): tf.Tensor => {
+    interface Pending {
+      readonly v: tf.Tensor;
+      readonly cotangents: readonly tf.Tensor[];
+      readonly tangents: MlpTangents;
+    }
+    const pending: Pending[] = [];
+    /** This application's value (for vjp's extra input), set once the op has run. */
+    let output: tf.Tensor | undefined;
+
+    const vjp = custom((inputs, save) => {
+      const { theta, activations, x, a, u: cotangent } = split(inputs);
       const { u, dO } = cotangentOf(cotangent);
-      const cotangents = ins.slice(4 + layers, 4 + layers + hidden);
-      const both = kernels.secondOrder(spec, theta, activations, cotangents, x, a, u, ins[4 + layers + hidden] as tf.Tensor1D, dO);
-      // The derivative with respect to the whole cotangent: [∇ℓ·v; Ȯ] where the op outputs O too.
-      const whole = both.outputTangent === undefined ? both.jvp : tf.concat([both.jvp, tf.reshape(both.outputTangent, [-1])]);
-      jvp = tf.keep(whole); // past this op's scope, for jvpOp right below
-      return { value: both.hvp, gradFunc: refuseThirdOrder };
+      const { value, cotangents } = kernels.vjp(spec, theta, activations, x, a, u, dO);
+      save([...inputs.slice(0, 4 + layers), ...cotangents]);
+      return {
+        value,
+        gradFunc: (dg, saved) => {
+          const s = split(saved);
+          const { u, dO } = cotangentOf(s.u);
+          const half = kernels.tangents(spec, s.theta, s.activations, s.x, s.a, u, dg, dO);
+          pending.push({ v: dg, cotangents: saved.slice(4 + layers, 4 + layers + hidden), tangents: half.tangents });
+          // The derivative with respect to the whole cotangent: [∇ℓ·v; Ȯ] where the op outputs O too.
+          const whole = half.outputTangent === undefined ? half.jvp : tf.concat([half.jvp, tf.reshape(half.outputTangent, [-1])]);
+          return [tf.zerosLike(s.theta), ...unreachable([...s.activations, s.x, s.a]), final(whole, s.theta, s.u, dg), tf.zeros(output!.shape)];
+        },
+      };
     });
-    const jvpOp = custom(() => {
-      const value = tf.clone(jvp!);
-      jvp!.dispose();
-      return { value, gradFunc: refuseThirdOrder };
+
+    const logProb = custom((inputs, save) => {
+      const [theta, x, a] = inputs as [tf.Tensor1D, tf.Tensor2D, tf.Tensor];
+      const { value, activations } = kernels.logProb(spec, theta, x, a);
+      save([theta, ...activations, x, a]);
+      return {
+        value: withOutput ? tf.concat([value, tf.reshape(activations.at(-1)!, [-1])]) : value,
+        // dℓ has ℓ's shape, [rows] (tfjs checks it), as vjp's u needs: no reshape (a taped op and its clone);
+        // with O, the flat [u; dO] goes to vjp whole.
+        gradFunc: (dl, saved) => {
+          const halves = pending.splice(0).filter((p) => !p.tangents.outputCotangent.isDisposed);
+          if (halves.length === 0) return [vjp(...saved, dl, output!), ...unreachable(saved.slice(-2))];
+          const [thetaSaved, ...rest] = saved as [tf.Tensor, ...tf.Tensor[]];
+          const activations = rest.slice(0, layers);
+          const [x, a] = saved.slice(-2) as [tf.Tensor2D, tf.Tensor];
+          const { u, dO } = cotangentOf(dl);
+          const extra = { a, u, ...(dO === undefined ? {} : { dO }) };
+          // The first half's backward pass takes u′ (and dO′) in; any further half (the op's value
+          // differentiated by more than one inner step) runs its own.
+          const parts = halves.map((h, i) => kernels.secondOrderBackward(spec, thetaSaved, activations, h.cotangents, x, h.v, h.tangents, i === 0 ? extra : undefined));
+          halves.forEach((h) => disposeTangents(h.tangents));
+          const total = parts.length === 1 ? parts[0]! : tf.addN(parts);
+          return [final(total, thetaSaved, dl, ...halves.map((h) => h.v)), ...unreachable(saved.slice(-2))];
+        },
+      };
     });
-    return [hvpOp(...inputs) as tf.Tensor1D, jvpOp(...inputs) as tf.Tensor1D];
+
+    output = logProb(theta, x, a);
+    return output;
   };
-
-  const vjp = custom((inputs, save) => {
-    const { theta, activations, x, a, u: cotangent } = split(inputs);
-    const { u, dO } = cotangentOf(cotangent);
-    const { value, cotangents } = kernels.vjp(spec, theta, activations, x, a, u, dO);
-    save([...inputs, ...cotangents]);
-    return {
-      value,
-      gradFunc: (dg, saved) => {
-        const [hvp, jvp] = secondOrder([...saved, dg]);
-        const s = split(saved);
-        return [hvp, ...unreachable([...s.activations, s.x, s.a]), jvp];
-      },
-    };
-  });
-
-  const logProb = custom((inputs, save) => {
-    const [theta, x, a] = inputs as [tf.Tensor1D, tf.Tensor2D, tf.Tensor];
-    const { value, activations } = kernels.logProb(spec, theta, x, a);
-    save([theta, ...activations, x, a]);
-    return {
-      value: withOutput ? tf.concat([value, tf.reshape(activations.at(-1)!, [-1])]) : value,
-      // dℓ has ℓ's shape, [rows] (tfjs checks it), as vjp's u needs: no reshape (a taped op and its clone);
-      // with O, the flat [u; dO] goes to vjp whole.
-      gradFunc: (dl, saved) => [vjp(...saved, dl), ...unreachable(saved.slice(-2))],
-    };
-  });
 
   return (theta: tf.Tensor): tf.Tensor1D => {
     checkBlocks(withOutput ? 'fusedMlpLogProbAndOutput' : 'fusedMlpLogProb', theta, [total], x.shape[0]);
-    return logProb(theta, x, a) as tf.Tensor1D;
+    return application(theta) as tf.Tensor1D;
   };
 };
 

@@ -7,7 +7,7 @@
  * derivation); that module's tfjs implementation is the oracle these are tested against.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { MlpForward, MlpKernels, MlpSecondOrder, MlpVjp } from './kernels.ts';
+import type { MlpExtraCotangent, MlpForward, MlpForwardTangents, MlpKernels, MlpTangents, MlpVjp } from './kernels.ts';
 import { layerCount, parameterSizes, type MlpSpec } from './spec.ts';
 import { kernelMemory, newWasmMemory, type CallMemory, type Matrix, type WasmMemory } from './kernel-memory.ts';
 import { chosenMlpKernelBuild, mlpKernelBytes } from './wasm-module.ts';
@@ -477,89 +477,159 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
     });
   };
 
-  const secondOrder = (
+  /**
+   * The second order's forward half: per block, the forward pass's tangents along v (Ḣ_l kept as
+   * results, Ȯ too given dO), then the head's G_O and Ġ_O (results) with the JVP and the log-std's
+   * HVP part.
+   */
+  const tangents = (
     spec: MlpSpec,
     theta: tf.Tensor,
     activations: readonly tf.Tensor[],
-    cotangents: readonly tf.Tensor[],
     x: tf.Tensor2D,
     a: tf.Tensor,
     u: tf.Tensor1D,
     v: tf.Tensor,
     dO?: tf.Tensor2D,
-  ): MlpSecondOrder => {
+  ): MlpForwardTangents => {
     const rows = x.shape[0];
     const blocks = blocksOf(theta, rows);
     return withMemory(floatsFor(spec, rows, blocks.count), (ws) => {
-      // The results first (before any view is taken): Σ_b u_b ∇²ℓ_b·v, ∇ℓ_b·v and (given dO) Ȯ.
-      const hvp = ws.result(blocks.count, blocks.size);
+      const widths = spec.widths;
+      const k = widths.at(-1)!;
+      // The results first (before any view is taken).
       const jvp = ws.result(1, rows);
-      const outputTangent = dO === undefined ? undefined : ws.result(rows, spec.widths.at(-1)!);
+      const outputTangent = dO === undefined ? undefined : ws.result(rows, k);
+      const hidden = widths.slice(1, -1).map((width) => ws.result(rows, width));
+      const G = ws.result(rows, k);
+      const Gdot = ws.result(rows, k);
+      const logStdHvp = learnedStd(spec) ? ws.result(blocks.count, k) : undefined;
       const thetas = ws.input(theta, blocks.count, blocks.size);
       const directions = ws.input(v, blocks.count, blocks.size);
-      const widths = spec.widths;
       const H = layerInputs(spec, ws, x, activations);
-      const k = widths.at(-1)!;
       const O = ws.input(activations.at(-1)!, rows, k).data;
       const actions = actionsOf(spec, ws, a, rows);
       const us = ws.input(u, 1, rows).data;
       const dOs = dO === undefined ? undefined : ws.input(dO, rows, k).data;
-      const Gh = cotangents.map((t) => ws.input(t, rows, t.shape[1]!));
       const perAction = spec.head.kind === 'categorical' ? 1 : k;
       for (let blk = 0; blk < blocks.count; blk++) {
         const of = <T extends Float32Array | Int32Array>(values: T, perRow: number) => rowsOf(values, blk, blocks.rows, perRow);
-        const Hb = H.map((m) => block(m, blk, blocks.count));
-        const hvpRow = block(hvp, blk, blocks.count);
-        const { layers, W: Wm, logStd } = byRole(spec, block(thetas, blk, blocks.count));
+        const mine = (m: Matrix) => block(m, blk, blocks.count);
+        const Hb = H.map(mine);
+        const { layers, W: Wm, logStd } = byRole(spec, mine(thetas));
         // The direction by role: dW_l, db_l and (learned log-std) ds.
-        const { W: dWm, b: db, logStd: dsLearned } = byRole(spec, block(directions, blk, blocks.count));
+        const { W: dWm, b: db, logStd: dsLearned } = byRole(spec, mine(directions));
         const ds = learnedStd(spec) ? dsLearned : undefined;
         ws.scoped(() => {
-          // forward tangents
-          const Hdot: (Matrix | undefined)[] = [undefined];
-          let Zdot = ws.scratch(blocks.rows, widths[1]!);
+          let Zdot: Matrix | undefined;
           for (let l = 0; l < layers; l++) {
-            Zdot = mm(ws, Hb[l]!, dWm[l]!);
-            if (Hdot[l] !== undefined) mm(ws, Hdot[l]!, Wm[l]!, Zdot, true);
-            ex.addRow(Zdot.ptr, db[l]!.ptr, Zdot.rows, Zdot.cols);
-            if (l + 1 < layers) {
-              ex.mulSlope(Zdot.ptr, Hb[l + 1]!.ptr, Zdot.rows * Zdot.cols, reluFlag(spec), Zdot.ptr);
-              Hdot.push(Zdot);
-            }
+            const into = l + 1 < layers ? mine(hidden[l]!) : outputTangent === undefined ? undefined : mine(outputTangent);
+            const z = mm(ws, Hb[l]!, dWm[l]!, into);
+            if (l > 0) mm(ws, Zdot!, Wm[l]!, z, true);
+            ex.addRow(z.ptr, db[l]!.ptr, z.rows, z.cols);
+            if (l + 1 < layers) ex.mulSlope(z.ptr, Hb[l + 1]!.ptr, z.rows * z.cols, reluFlag(spec), z.ptr);
+            Zdot = z;
           }
-          let G = ws.scratch(blocks.rows, k);
-          let Gdot = ws.scratch(blocks.rows, k);
-          const { gsDot } = head(spec, of(O, k), k, blocks.rows, of(actions, perAction), of(us, 1), logStd, G.data, {
-            Odot: Zdot.data,
+          const Gb = mine(G);
+          const { gsDot } = head(spec, of(O, k), k, blocks.rows, of(actions, perAction), of(us, 1), logStd, Gb.data, {
+            Odot: Zdot!.data,
             ds,
-            gDot: Gdot.data,
+            gDot: mine(Gdot).data,
             jvp: of(jvp.data, 1),
           });
-          // dO is a constant: it adds to G_O, not to its tangent; Ȯ is the last layer's Ż.
-          if (dOs !== undefined) addInto(G.data, of(dOs, k));
-          if (outputTangent !== undefined) block(outputTangent, blk, blocks.count).data.set(Zdot.data);
+          // dO is a constant: it adds to G_O, not to its tangent.
+          if (dOs !== undefined) addInto(Gb.data, of(dOs, k));
+          if (logStdHvp !== undefined) mine(logStdHvp).data.set(gsDot!);
+        });
+      }
+      const tangentsState: MlpTangents = {
+        hidden: hidden.map((m) => ws.adopt(m)),
+        outputCotangent: ws.adopt(G) as tf.Tensor2D,
+        outputCotangentTangent: ws.adopt(Gdot) as tf.Tensor2D,
+        ...(logStdHvp === undefined ? {} : { logStdHvp: ws.adopt(logStdHvp, theta.rank === 2 ? [blocks.count, k] : [k]) }),
+      };
+      const results = { jvp: ws.adopt(jvp, [rows]) as tf.Tensor1D, tangents: tangentsState };
+      return outputTangent === undefined ? results : { ...results, outputTangent: ws.adopt(outputTangent) as tf.Tensor2D };
+    });
+  };
 
-          // backward pass and its tangents, written into hvp
+  /**
+   * The second order's backward half, per block: the backward pass and its tangents from `tangents`'
+   * state, written into the hvp; an extra cotangent's G_O (and dO′) joins Ġ_O first, its log-std
+   * gradient the log-std's part.
+   */
+  const secondOrderBackward = (
+    spec: MlpSpec,
+    theta: tf.Tensor,
+    activations: readonly tf.Tensor[],
+    cotangents: readonly tf.Tensor[],
+    x: tf.Tensor2D,
+    v: tf.Tensor,
+    state: MlpTangents,
+    extra?: MlpExtraCotangent,
+  ): tf.Tensor => {
+    const rows = x.shape[0];
+    const blocks = blocksOf(theta, rows);
+    return withMemory(floatsFor(spec, rows, blocks.count), (ws) => {
+      const hvp = ws.result(blocks.count, blocks.size);
+      const thetas = ws.input(theta, blocks.count, blocks.size);
+      const directions = ws.input(v, blocks.count, blocks.size);
+      const widths = spec.widths;
+      const k = widths.at(-1)!;
+      const H = layerInputs(spec, ws, x, activations);
+      const Gh = cotangents.map((t) => ws.input(t, rows, t.shape[1]!));
+      const Hdot = state.hidden.map((t) => ws.input(t, rows, t.shape[1]!));
+      const GO = ws.input(state.outputCotangent, rows, k);
+      const GOdot = ws.input(state.outputCotangentTangent, rows, k);
+      const gsDot = state.logStdHvp === undefined ? undefined : ws.input(state.logStdHvp, blocks.count, k);
+      const O = extra === undefined ? undefined : ws.input(activations.at(-1)!, rows, k).data;
+      const actions = extra === undefined ? undefined : actionsOf(spec, ws, extra.a, rows);
+      const us = extra === undefined ? undefined : ws.input(extra.u, 1, rows).data;
+      const dOs = extra?.dO === undefined ? undefined : ws.input(extra.dO, rows, k).data;
+      const perAction = spec.head.kind === 'categorical' ? 1 : k;
+      for (let blk = 0; blk < blocks.count; blk++) {
+        const of = <T extends Float32Array | Int32Array>(values: T, perRow: number) => rowsOf(values, blk, blocks.rows, perRow);
+        const mine = (m: Matrix) => block(m, blk, blocks.count);
+        const Hb = [...H.map(mine)];
+        const Hdotb: (Matrix | undefined)[] = [undefined, ...Hdot.map(mine)];
+        const hvpRow = mine(hvp);
+        const { layers, W: Wm, logStd } = byRole(spec, mine(thetas));
+        const { W: dWm } = byRole(spec, mine(directions));
+        ws.scoped(() => {
+          let G = mine(GO);
+          // Ġ_O, with the extra cotangent's G_O (and dO′) added in a copy: the inputs are read, never written.
+          let Gdot = mine(GOdot);
+          let gsExtra: Float32Array | undefined;
+          if (us !== undefined) {
+            const merged = ws.scratch(blocks.rows, k);
+            gsExtra = head(spec, of(O!, k), k, blocks.rows, of(actions!, perAction), of(us, 1), logStd, merged.data).gs;
+            addInto(merged.data, Gdot.data);
+            if (dOs !== undefined) addInto(merged.data, of(dOs, k));
+            Gdot = merged;
+          }
           const into = layout(spec, hvpRow);
           for (let l = layers - 1; l >= 0; l--) {
             tMm(ws, Hb[l]!, Gdot, into.W[l]);
-            if (Hdot[l] !== undefined) tMm(ws, Hdot[l]!, G, into.W[l], true);
+            if (Hdotb[l] !== undefined) tMm(ws, Hdotb[l]!, G, into.W[l], true);
             columnSums(Gdot, into.b[l]!);
             if (l === 0) break;
             // G_l W_lᵀ: the vjp's at this θ and u (its cotangents run l = L−1 … 1), read where it is.
-            const GhBlock = block(Gh[layers - 1 - l]!, blk, blocks.count);
+            const GhBlock = mine(Gh[layers - 1 - l]!);
             const GhDot = mmT(ws, Gdot, Wm[l]!);
             mmT(ws, G, dWm[l]!, GhDot, true);
             const next = ws.scratch(blocks.rows, widths[l]!);
-            ex.slopeTangent(GhBlock.ptr, GhDot.ptr, Hb[l]!.ptr, Hdot[l]!.ptr, blocks.rows * widths[l]!, reluFlag(spec), next.ptr);
+            ex.slopeTangent(GhBlock.ptr, GhDot.ptr, Hb[l]!.ptr, Hdotb[l]!.ptr, blocks.rows * widths[l]!, reluFlag(spec), next.ptr);
             G = next;
             Gdot = GhDot;
           }
-          if (learnedStd(spec)) hvpRow.data.set(gsDot!, into.layers);
+          if (gsDot !== undefined) {
+            const part = hvpRow.data.subarray(into.layers, into.layers + k);
+            part.set(mine(gsDot).data);
+            if (gsExtra !== undefined) addInto(part, gsExtra);
+          }
         });
       }
-      const results = { hvp: ws.adopt(hvp, [...theta.shape]), jvp: ws.adopt(jvp, [rows]) as tf.Tensor1D };
-      return outputTangent === undefined ? results : { ...results, outputTangent: ws.adopt(outputTangent) as tf.Tensor2D };
+      return ws.adopt(hvp, [...theta.shape]);
     });
   };
 
@@ -585,5 +655,5 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
   const forward = (spec: MlpSpec, theta: tf.Tensor, x: tf.Tensor2D): tf.Tensor[] =>
     withMemory(floatsFor(spec, x.shape[0], blocksOf(theta, x.shape[0]).count), (ws) => forwardPass(spec, theta, x, ws).results.map((m) => ws.adopt(m)));
 
-  return { name: 'wasm', logProb, forward, outputVjp, vjp, secondOrder };
+  return { name: 'wasm', logProb, forward, outputVjp, vjp, tangents, secondOrderBackward };
 };
