@@ -165,7 +165,7 @@ const fusedOps = (spec: MlpSpec, kernels: MlpKernels, x: tf.Tensor2D, a: tf.Tens
           pending.push({ v: dg, cotangents: saved.slice(4 + layers, 4 + layers + hidden), tangents: half.tangents });
           // The derivative with respect to the whole cotangent: [∇ℓ·v; Ȯ] where the op outputs O too.
           const whole = half.outputTangent === undefined ? half.jvp : tf.concat([half.jvp, tf.reshape(half.outputTangent, [-1])]);
-          return [tf.zerosLike(s.theta), ...unreachable([...s.activations, s.x, s.a]), final(whole, s.theta, s.u, dg), tf.zeros(output!.shape)];
+          return [tf.zerosLike(s.theta), ...unreachable([...s.activations, s.x, s.a]), final(whole, s.theta, s.u, dg), tf.fill(output!.shape, 0)];
         },
       };
     });

@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { MlpExtraCotangent, MlpForward, MlpForwardTangents, MlpKernels, MlpTangents, MlpVjp } from './kernels.ts';
 import { layerCount, parameterSizes, type MlpSpec } from './spec.ts';
-import { kernelMemory, newWasmMemory, type CallMemory, type Matrix, type WasmMemory } from './kernel-memory.ts';
+import { kernelMemory, matrixAt, newWasmMemory, type CallMemory, type Matrix, type WasmMemory } from './kernel-memory.ts';
 import { chosenMlpKernelBuild, mlpKernelBytes } from './wasm-module.ts';
 
 /** The WebAssembly API's few members used here (the project's TypeScript libraries do not declare it). */
@@ -151,15 +151,8 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
   const columnSums = (g: Matrix, out: Matrix): void => ex.columnSums(g.ptr, out.ptr, g.rows, g.cols);
   const reluFlag = (spec: MlpSpec): number => (spec.activation === 'relu' ? 1 : 0);
 
-  /** Rows × cols of `m`'s values from entry `offset` on, as a matrix of its own (no copy). */
-  const part = (m: Matrix, offset: number, rows: number, cols: number): Matrix => ({
-    ptr: m.ptr + 4 * offset,
-    rows,
-    cols,
-    get data() {
-      return m.data.subarray(offset, offset + rows * cols);
-    },
-  });
+  /** Rows × cols of `m`'s values from entry `offset` on, as a matrix of its own (no copy; every matrix here is in `heap`'s memory). */
+  const part = (m: Matrix, offset: number, rows: number, cols: number): Matrix => matrixAt(heap.memory, m.ptr + 4 * offset, rows, cols);
 
   /**
    * Where each layer's W_l [in, out] and b_l [1, out] sit in a flat vector in the op's order (θ, a
