@@ -280,11 +280,14 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
   const logProb = (spec: MlpSpec, theta: tf.Tensor, x: tf.Tensor2D, a: tf.Tensor): MlpForward =>
     withMemory(floatsFor(spec, x.shape[0], blocksOf(theta, x.shape[0]).count), (ws) => {
       const rows = x.shape[0];
+      // ℓ written where its tensor will be (a JavaScript array of the batch's size, then copied into a
+      // tensor, was a third of this kernel's JavaScript time); allocated first, as forwardPass's results.
+      const ell = ws.result(1, rows);
       const { results, logStd, blocks } = forwardPass(spec, theta, x, ws);
       const k = spec.widths.at(-1)!;
       const actions = actionsOf(spec, ws, a, rows);
       const O = results.at(-1)!.data;
-      const value = new Float32Array(rows);
+      const value = ell.data;
       if (spec.head.kind === 'categorical') {
         for (let r = 0; r < rows; r++) {
           let max = -Infinity;
@@ -311,8 +314,7 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
           }
         }
       }
-      // Tensors last: making one may grow the memory, which detaches the views above.
-      return { value: tf.tensor1d(value), activations: results.map((m) => ws.adopt(m)) };
+      return { value: ws.adopt(ell, [rows]) as tf.Tensor1D, activations: results.map((m) => ws.adopt(m)) };
     });
 
   /**
