@@ -62,11 +62,18 @@ const make = (tasks: readonly PointCornersTask[]): VectorEnv => {
     goals[2 * i + 1] = gy;
   });
   const positions = new Float32Array(2 * size);
+  /**
+   * ‖x − g‖ at each row's stored position: a step's distance before the move is the previous step's
+   * after it (the same float32 position, so the same number), computed once.
+   */
+  const distances = new Float64Array(size);
+  const distanceToGoal = (i: number, x: number, y: number): number => Math.hypot(x - goals[2 * i]!, y - goals[2 * i + 1]!);
   /** steps taken since the last reset; −1 before the first reset */
   let t = -1;
 
   const reset = (uniform: Uniform): Float32Array => {
     for (let k = 0; k < positions.length; k++) positions[k] = startSpread * (2 * uniform() - 1);
+    for (let i = 0; i < size; i++) distances[i] = distanceToGoal(i, positions[2 * i]!, positions[2 * i + 1]!);
     t = 0;
     return positions.slice();
   };
@@ -77,14 +84,24 @@ const make = (tasks: readonly PointCornersTask[]): VectorEnv => {
     for (let i = 0; i < size; i++) {
       const ix = 2 * i;
       const iy = ix + 1;
-      const before = Math.hypot(positions[ix]! - goals[ix]!, positions[iy]! - goals[iy]!);
+      const before = distances[i]!;
       positions[ix] = positions[ix]! + clip(actions[ix]!, maxAction);
       positions[iy] = positions[iy]! + clip(actions[iy]!, maxAction);
       // the reward is computed from the stored (float32) position, the one the agent observes
       const x = positions[ix]!;
       const y = positions[iy]!;
-      const after = Math.hypot(x - goals[ix]!, y - goals[iy]!);
-      const nearestIsGoal = CORNER_TASKS.every((corner) => Math.hypot(x - corner.goal[0], y - corner.goal[1]) >= after);
+      const after = distanceToGoal(i, x, y);
+      distances[i] = after;
+      // Whether no corner is nearer than the goal; the goal's own corner is `after` away (the same
+      // arguments), so it is not measured again.
+      let nearestIsGoal = true;
+      for (const { goal } of CORNER_TASKS) {
+        if (goal[0] === goals[ix] && goal[1] === goals[iy]) continue;
+        if (!(Math.hypot(x - goal[0], y - goal[1]) >= after)) {
+          nearestIsGoal = false;
+          break;
+        }
+      }
       rewards[i] = Math.abs(x) + Math.abs(y) < startRegion || !nearestIsGoal ? 0 : before - after;
     }
     t += 1;
