@@ -60,8 +60,11 @@ export interface KernelMemory {
   readonly memory: WasmMemory;
   /** 'tfjs-wasm' (the backend's heap, in place) or 'own' (copies). */
   readonly kind: 'tfjs-wasm' | 'own';
-  /** A call's memory, with room reserved for `floats` scratch floats. */
-  readonly open: (floats: number) => CallMemory;
+  /**
+   * A call's memory, with room reserved for `floats` scratch floats; a memory of the kernels' own
+   * reserves `allFloats` (default: `floats`), since its results and copied inputs come out of the same room.
+   */
+  readonly open: (floats: number, allFloats?: number) => CallMemory;
 }
 
 interface WasmBackendInternals {
@@ -178,17 +181,21 @@ const backendHeap = (backend: WasmBackendInternals): KernelMemory => {
         owned.push(ptr);
         return ptr;
       };
-      // Scratch: one block.
+      // Scratch: one block. Results, and the inputs that are not in the heap already, have blocks of
+      // their own: the scratch is only what a call works in (one block of rows at a time), and a block
+      // reserved for everything a call might hold was ~100 MB at 20,000 rows, which, made while other
+      // tensors sat in the heap, grew it by as much.
       const block = malloc(floats * 4 + 16 * 64);
       const { scratch, scoped } = bumpAllocator(memory, block, block + floats * 4 + 16 * 64);
+      const own = (rows: number, cols: number): Matrix => matrixAt(memory, malloc(rows * cols * 4), rows, cols);
       return {
         scratch,
         scoped,
         input: (t, rows, cols) => {
           const offset = resident(t);
-          return offset !== undefined ? matrixAt(memory, offset, rows, cols) : copiedInput(scratch, t, rows, cols);
+          return offset !== undefined ? matrixAt(memory, offset, rows, cols) : copiedInput(own, t, rows, cols);
         },
-        result: (rows, cols) => matrixAt(memory, malloc(rows * cols * 4), rows, cols),
+        result: own,
         adopt: (m, shape = [m.rows, m.cols]) => {
           const at = owned.indexOf(m.ptr);
           if (at < 0) throw new Error('fused MLP kernels: adopt() of a matrix that is not a result of this call');
@@ -210,9 +217,9 @@ const ownMemory = (): KernelMemory => {
   return {
     memory,
     kind: 'own',
-    open: (floats) => {
+    open: (floats, allFloats = floats) => {
       // Results and scratch alike from one bump region, reserved up front so that no view goes stale.
-      const capacity = checkedBytes(floats * 4 + 16 * 64);
+      const capacity = checkedBytes(Math.max(floats, allFloats) * 4 + 16 * 64);
       if (memory.buffer.byteLength < capacity) {
         try {
           memory.grow(Math.ceil((capacity - memory.buffer.byteLength) / 65536));

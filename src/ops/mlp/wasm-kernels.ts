@@ -115,9 +115,9 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
   const heap = kernelMemory();
   const ex = instantiate(bytes, heap.memory);
 
-  /** Runs `body` with a call's memory of `floats` scratch floats, released afterwards. */
-  const withMemory = <T>(floats: number, body: (ws: CallMemory) => T): T => {
-    const ws = heap.open(floats);
+  /** Runs `body` with a call's memory (`floatsFor`), released afterwards. */
+  const withMemory = <T>(floats: { readonly scratch: number; readonly all: number }, body: (ws: CallMemory) => T): T => {
+    const ws = heap.open(floats.scratch, floats.all);
     try {
       return body(ws);
     } finally {
@@ -207,15 +207,25 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
   };
 
   /**
-   * Floats a call on `rows` rows in `blocks` blocks may need: every layer's activations (and tangents)
-   * and a few row-sized scratch matrices, the loaded output, actions, output cotangent, output tangent
-   * and row weights (where inputs are copied), θ, a direction and a gradient per block, and one
-   * block's transposed weights.
+   * Floats a call on `rows` rows in `blocks` blocks may need. `scratch`: what one block's rows work in
+   * (the kernels take their scratch block by block, in `ws.scoped`): at most two row-sized matrices per
+   * hidden layer and one of the output's width, and up to four transposed weight matrices per layer.
+   * `all`, for a memory of the kernels' own, where results and copied inputs share that room: every
+   * layer's activations (and tangents) and a few row-sized matrices over all rows, the loaded output,
+   * actions, output cotangent, output tangent and row weights, θ, a direction and a gradient per block,
+   * and one block's transposed weights.
    */
-  const floatsFor = (spec: MlpSpec, rows: number, blocks = 1): number => {
+  const floatsFor = (spec: MlpSpec, rows: number, blocks = 1): { scratch: number; all: number } => {
     const widest = Math.max(...spec.widths);
     const all = spec.widths.reduce((s, w) => s + w, 0);
-    return rows * (8 * all + 4 * widest + 4 * spec.widths.at(-1)! + 1) + 8 * blocks * parameterSizes(spec).total + 8 * widest * widest;
+    const out = spec.widths.at(-1)!;
+    const layers = layerCount(spec);
+    // + 4 floats of 16-byte alignment per scratch matrix (fewer than 8 per layer, and 2).
+    const transposes = 4 * layers * widest * widest + 4 * (8 * layers + 2);
+    return {
+      scratch: Math.ceil(rows / blocks) * 2 * all + transposes,
+      all: rows * (8 * all + 4 * widest + 4 * out + 1) + 8 * blocks * parameterSizes(spec).total + 8 * widest * widest,
+    };
   };
 
   /** Ones of the action indices, for the categorical head. */
