@@ -46,7 +46,10 @@ export interface CallMemory {
    * region and would be given back too.
    */
   readonly scoped: <T>(body: () => T) => T;
-  /** A tensor's values as a matrix: in place where they are in this memory, else a copy. */
+  /**
+   * A tensor's values as a matrix: in place where they are in this memory, else a copy (which, like a
+   * result, may grow the memory: take every input and result before the first view).
+   */
   readonly input: (t: tf.Tensor, rows: number, cols: number) => Matrix;
   /** A result matrix that `adopt` will turn into a tensor (allocate every result before the first view). */
   readonly result: (rows: number, cols: number) => Matrix;

@@ -231,9 +231,19 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
   /** Ones of the action indices, for the categorical head. */
   const indexOf = (a: Float32Array | Int32Array, r: number) => a[r]!;
 
-  /** The actions: a Gaussian's [rows, out] loaded into the workspace; a categorical's indices as they are. */
-  const actionsOf = (spec: MlpSpec, ws: Workspace, a: tf.Tensor, rows: number): Float32Array | Int32Array =>
-    spec.head.kind === 'categorical' || a.dtype !== 'float32' ? (a.dataSync() as Float32Array | Int32Array) : ws.input(a, rows, spec.widths.at(-1)!).data;
+  /**
+   * The actions: a Gaussian's [rows, out] loaded into the workspace; a categorical's indices as they are —
+   * as a function giving their values, to call once every input is taken: an input that is not in the
+   * heap already is copied into a block of its own, which may grow the memory and detach older views.
+   */
+  const actionsOf = (spec: MlpSpec, ws: Workspace, a: tf.Tensor, rows: number): (() => Float32Array | Int32Array) => {
+    if (spec.head.kind === 'categorical' || a.dtype !== 'float32') {
+      const values = a.dataSync() as Float32Array | Int32Array;
+      return () => values;
+    }
+    const m = ws.input(a, rows, spec.widths.at(-1)!);
+    return () => m.data;
+  };
 
   /** Block k's part of per-row values with `perRow` entries a row. */
   const rowsOf = <T extends Float32Array | Int32Array>(values: T, k: number, rows: number, perRow: number): T =>
@@ -293,9 +303,11 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
       // ℓ written where its tensor will be (a JavaScript array of the batch's size, then copied into a
       // tensor, was a third of this kernel's JavaScript time); allocated first, as forwardPass's results.
       const ell = ws.result(1, rows);
+      const actionValues = actionsOf(spec, ws, a, rows);
+      // Its views of the log-std are the call's first.
       const { results, logStd, blocks } = forwardPass(spec, theta, x, ws);
       const k = spec.widths.at(-1)!;
-      const actions = actionsOf(spec, ws, a, rows);
+      const actions = actionValues();
       const O = results.at(-1)!.data;
       const value = ell.data;
       if (spec.head.kind === 'categorical') {
@@ -460,10 +472,12 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
       const thetas = ws.input(theta, blocks.count, blocks.size);
       const H = layerInputs(spec, ws, x, activations);
       const k = spec.widths.at(-1)!;
-      const O = ws.input(activations.at(-1)!, rows, k).data;
-      const actions = actionsOf(spec, ws, a, rows);
-      const us = ws.input(u, 1, rows).data;
-      const dOs = dO === undefined ? undefined : ws.input(dO, rows, k).data;
+      const Om = ws.input(activations.at(-1)!, rows, k);
+      const actionValues = actionsOf(spec, ws, a, rows);
+      const um = ws.input(u, 1, rows);
+      const dOm = dO === undefined ? undefined : ws.input(dO, rows, k);
+      // Views once every input is taken (see actionsOf).
+      const [O, actions, us, dOs] = [Om.data, actionValues(), um.data, dOm?.data];
       const perAction = spec.head.kind === 'categorical' ? 1 : k;
       for (let blk = 0; blk < blocks.count; blk++) {
         const { W, logStd } = byRole(spec, block(thetas, blk, blocks.count));
@@ -512,10 +526,12 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
       const thetas = ws.input(theta, blocks.count, blocks.size);
       const directions = ws.input(v, blocks.count, blocks.size);
       const H = layerInputs(spec, ws, x, activations);
-      const O = ws.input(activations.at(-1)!, rows, k).data;
-      const actions = actionsOf(spec, ws, a, rows);
-      const us = ws.input(u, 1, rows).data;
-      const dOs = dO === undefined ? undefined : ws.input(dO, rows, k).data;
+      const Om = ws.input(activations.at(-1)!, rows, k);
+      const actionValues = actionsOf(spec, ws, a, rows);
+      const um = ws.input(u, 1, rows);
+      const dOm = dO === undefined ? undefined : ws.input(dO, rows, k);
+      // Views once every input is taken (see actionsOf).
+      const [O, actions, us, dOs] = [Om.data, actionValues(), um.data, dOm?.data];
       const perAction = spec.head.kind === 'categorical' ? 1 : k;
       for (let blk = 0; blk < blocks.count; blk++) {
         const of = <T extends Float32Array | Int32Array>(values: T, perRow: number) => rowsOf(values, blk, blocks.rows, perRow);
@@ -587,10 +603,12 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
       const GO = ws.input(state.outputCotangent, rows, k);
       const GOdot = ws.input(state.outputCotangentTangent, rows, k);
       const gsDot = state.logStdHvp === undefined ? undefined : ws.input(state.logStdHvp, blocks.count, k);
-      const O = extra === undefined ? undefined : ws.input(activations.at(-1)!, rows, k).data;
-      const actions = extra === undefined ? undefined : actionsOf(spec, ws, extra.a, rows);
-      const us = extra === undefined ? undefined : ws.input(extra.u, 1, rows).data;
-      const dOs = extra?.dO === undefined ? undefined : ws.input(extra.dO, rows, k).data;
+      const Om = extra === undefined ? undefined : ws.input(activations.at(-1)!, rows, k);
+      const actionValues = extra === undefined ? undefined : actionsOf(spec, ws, extra.a, rows);
+      const um = extra === undefined ? undefined : ws.input(extra.u, 1, rows);
+      const dOm = extra?.dO === undefined ? undefined : ws.input(extra.dO, rows, k);
+      // Views once every input is taken (see actionsOf).
+      const [O, actions, us, dOs] = [Om?.data, actionValues?.(), um?.data, dOm?.data];
       const perAction = spec.head.kind === 'categorical' ? 1 : k;
       for (let blk = 0; blk < blocks.count; blk++) {
         const of = <T extends Float32Array | Int32Array>(values: T, perRow: number) => rowsOf(values, blk, blocks.rows, perRow);
