@@ -13,7 +13,7 @@ import { point1d, POINT_1D } from '../src/envs/index.ts';
 import { disposeParams } from '../src/meta/algorithms.ts';
 import type { AlgorithmName } from '../src/meta/algorithm-names.ts';
 import { resolveConfig, type TrainConfig } from '../src/meta/config.ts';
-import { evaluateParams, levelData, makeTrainer, memoryError, outerTaskTerms, runIteration, sampleLevels, disposeLevels, TrainingError } from '../src/meta/iteration.ts';
+import { evaluateParams, levelData, makeTrainer, memoryError, outerTaskTerms, prompTaskDiagnostics, runIteration, sampleLevels, disposeLevels, TrainingError } from '../src/meta/iteration.ts';
 import type { OuterWorkers } from '../src/meta/outer-workers.ts';
 import { gae } from '../src/meta/advantages.ts';
 import { fitLinearBaseline } from '../src/meta/baseline.ts';
@@ -230,7 +230,7 @@ test.serial('a ProMP step that diverges after the first (learning rate 1e20) is 
  * what the iteration asks of them: the terms come from them, and their tasks are released at the end.
  */
 const countingWorkers = (trainer: ReturnType<typeof makeTrainer>) => {
-  const calls = { load: 0, terms: 0, release: 0 };
+  const calls = { load: 0, terms: 0, diagnostics: 0, release: 0 };
   let levels: ReturnType<typeof levelData>[][] = [];
   const workers: OuterWorkers = {
     workers: 1,
@@ -242,6 +242,10 @@ const countingWorkers = (trainer: ReturnType<typeof makeTrainer>) => {
       calls.terms++;
       return levels[0]!.map((_, i) => outerTaskTerms(trainer, start, levels.slice(0, -1).map((l) => l[i]!), levels.at(-1)![i]!, at));
     },
+    diagnostics: async (start, at) => {
+      calls.diagnostics++;
+      return levels[0]!.map((_, i) => prompTaskDiagnostics(trainer, start, levels.slice(0, -1).map((l) => l[i]!), levels.at(-1)![i]!, at));
+    },
     release: async () => {
       calls.release++;
       levels.flat().forEach((d) => disposeBatch(d.batch));
@@ -252,7 +256,7 @@ const countingWorkers = (trainer: ReturnType<typeof makeTrainer>) => {
   return { workers, calls };
 };
 
-test.serial('with outer workers, ProMP takes every step’s terms from them and releases their tasks, also when a step fails', async (t) => {
+test.serial('with outer workers, ProMP takes every step’s terms and its end-of-step statistics from them and releases their tasks, also when a step fails', async (t) => {
   for (const rate of [0.01, 1e20]) {
     const base = makeTrainer({ ...configFor('promp', 1), outerLearningRate: rate }, point1d, policy);
     const { workers, calls } = countingWorkers(base);
@@ -261,7 +265,7 @@ test.serial('with outer workers, ProMP takes every step’s terms from them and 
     const run = runIteration(trainer, params, undefined, 1);
     if (rate === 0.01) {
       const result = await run;
-      t.deepEqual(calls, { load: 1, terms: 5, release: 1 }, 'five ProMP steps, each from the workers');
+      t.deepEqual(calls, { load: 1, terms: 5, diagnostics: 1, release: 1 }, 'five ProMP steps, each from the workers, then the statistics at the end');
       disposeParams(result.params);
       adam().dispose(result.optimizerState!);
     } else {

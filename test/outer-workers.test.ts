@@ -17,7 +17,7 @@ test.before(async () => {
 
 const values = (p: Params): number[][] => Object.values(p).map((t) => Array.from(t.dataSync()));
 
-/** Two iterations from the same start: the parameters, Adam moments and statistics after each. */
+/** Two iterations from the same start: the parameters, Adam moments and statistics (ProMP's end-of-step ones too) after each. */
 const twoIterations = async (trainer: Trainer) => {
   let params = trainer.policy.init(3);
   let state: OptimizerState = undefined;
@@ -28,7 +28,9 @@ const twoIterations = async (trainer: Trainer) => {
     if (state !== undefined) tf.dispose([...Object.values(state.m), ...Object.values(state.v)]);
     params = r.params;
     state = r.optimizerState;
-    trace.push({ params: values(params), m: values(state!.m), v: values(state!.v), returns: r.stats.averageReturn, objective: r.stats.objective });
+    // ProMP's end-of-step statistics too (computed by the workers where there are some).
+    const { objectiveAfter, kl, clipFraction } = r.stats;
+    trace.push({ params: values(params), m: values(state!.m), v: values(state!.v), returns: r.stats.averageReturn, objective: r.stats.objective, after: [objectiveAfter, kl, clipFraction] });
   }
   tf.dispose(Object.values(params));
   if (state !== undefined) tf.dispose([...Object.values(state.m), ...Object.values(state.v)]);

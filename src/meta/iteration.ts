@@ -704,6 +704,8 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
             return lossAndGradientOf((i) => terms[i]!);
           };
           if (workers !== undefined) await workers.load(sampled.trajectories, scoreWeights, stackOf);
+          /** ProMP's end-of-step statistics per task, where the workers computed them. */
+          let afterInWorkers: readonly (readonly number[])[] | undefined;
           try {
             for (let n = 0; n < steps; n++) {
               const { loss, grads } = await stepLoss(current);
@@ -719,6 +721,9 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
               current = next.params;
               state = next.state;
             }
+            // Where the tasks' data are, in their stacks and in parallel (on the main thread they would
+            // be task by task: it holds no stacks when workers compute the terms).
+            if (workers !== undefined && trainer.algorithm.optimizer === 'promp') afterInWorkers = await workers.diagnostics(params, current);
           } catch (e) {
             // A failed step (a NaN gradient) ends the run: free what the earlier steps made.
             if (current !== params) disposeParams(current);
@@ -729,7 +734,10 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
           }
           if (trainer.algorithm.optimizer !== 'promp') return { params: current, optimizerState: state };
           // ProMP's objective at θo is ~0 by construction; what its outer step reached says more.
-          const diagnostics = perTaskOfStacks((stack) => prompDiagnostics(trainer, params, stack.pre, stack.post, current), (i) => prompTaskDiagnostics(trainer, params, pre(i), post(i), current));
+          const diagnostics =
+            afterInWorkers !== undefined
+              ? (i: number) => afterInWorkers![i]!
+              : perTaskOfStacks((stack) => prompDiagnostics(trainer, params, stack.pre, stack.post, current), (i) => prompTaskDiagnostics(trainer, params, pre(i), post(i), current));
           const [after] = sumOverTasks(count, (i) => [Float32Array.from(diagnostics(i))]);
           return { params: current, optimizerState: state, after: { objective: after![0]! / count, kl: after![1]! / count, clipFraction: after![2]! / count } };
         }

@@ -3,7 +3,7 @@
  * descriptor, policy and backend), holds the level data of the tasks it is given for one iteration,
  * and answers with each task's term of the outer loss and its gradient at the parameters it is sent —
  * the code the main thread runs for that task (iteration.ts `outerTaskTerms`), so the numbers are the
- * same bit for bit.
+ * same bit for bit — and, for ProMP, with each task's end-of-step statistics (`prompDiagnostics`).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
@@ -17,6 +17,8 @@ import {
   needsSamplingParams,
   outerStackTerms,
   outerTaskTerms,
+  prompDiagnostics,
+  prompTaskDiagnostics,
   withSamplingDistributions,
   withSamplingParams,
   type Trainer,
@@ -93,7 +95,8 @@ try {
           reply({ kind: 'loaded', id: message.id });
           return;
         }
-        case 'terms': {
+        case 'terms':
+        case 'diagnostics': {
           if (held?.key !== message.key) throw new Error(`no data loaded for iteration key ${message.key}`);
           const start = tensorsOf(message.start);
           const at = tensorsOf(message.at);
@@ -122,6 +125,15 @@ try {
               const stacks: HeldStack[] = [];
               held.stacks = stacks;
               for (const members of byStack.values()) stacks.push({ indices: members.map((t) => t.index), ...stackTasks(members) });
+            }
+            if (message.kind === 'diagnostics') {
+              // ProMP's end-of-step statistics at the parameters the outer step ended with.
+              const values =
+                held.stacks === undefined
+                  ? held.tasks.map((t) => ({ index: t.index, values: prompTaskDiagnostics(trainer, start, t.pre, t.post, at) }))
+                  : held.stacks.flatMap((s) => prompDiagnostics(trainer, start, s.pre, s.post, at).map((v, k) => ({ index: s.indices[k]!, values: v })));
+              reply({ kind: 'diagnostics', id: message.id, values });
+              return;
             }
             const terms =
               held.stacks === undefined

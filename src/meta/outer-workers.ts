@@ -8,7 +8,8 @@
  * of workers.
  *
  * Per iteration: `load` sends each worker its tasks' trajectories (it builds their batches once);
- * then every outer step sends only the parameters and gets back one [value, ...gradients] per task.
+ * then every outer step sends only the parameters and gets back one [value, ...gradients] per task,
+ * and ProMP's end-of-step statistics come back the same way (`diagnostics`).
  */
 import { Worker } from 'node:worker_threads';
 import type { Params } from '../surrogates/batch.ts';
@@ -36,7 +37,7 @@ export type ToOuterWorker =
       /** Tasks per stack: task i is in stack ⌊i / stack⌋ (iteration.ts outerStackSize); absent: task by task. */
       readonly stack?: number;
     }
-  | { readonly kind: 'terms'; readonly id: number; readonly key: number; readonly start: WireParams; readonly at: WireParams }
+  | { readonly kind: 'terms' | 'diagnostics'; readonly id: number; readonly key: number; readonly start: WireParams; readonly at: WireParams }
   | { readonly kind: 'release'; readonly id: number };
 
 export type FromOuterWorker =
@@ -44,6 +45,7 @@ export type FromOuterWorker =
   | { readonly kind: 'setup-failed'; readonly message: string }
   | { readonly kind: 'loaded' | 'released'; readonly id: number }
   | { readonly kind: 'terms'; readonly id: number; readonly terms: readonly { readonly index: number; readonly values: readonly Float32Array[] }[] }
+  | { readonly kind: 'diagnostics'; readonly id: number; readonly values: readonly { readonly index: number; readonly values: readonly number[] }[] }
   | { readonly kind: 'failed'; readonly id: number; readonly message: string };
 
 export class OuterWorkerError extends Error {
@@ -60,6 +62,8 @@ export interface OuterWorkers {
   readonly load: (trajectories: readonly (readonly Trajectories[])[], scoreWeights: readonly number[] | undefined, stack: number | undefined) => Promise<void>;
   /** Every task's [loss term, ...gradients] at `at` (KL reference `start`), in task order. */
   readonly terms: (start: Params, at: Params) => Promise<Float32Array[][]>;
+  /** ProMP: every task's end-of-step statistics at `at` (iteration.ts `prompTaskDiagnostics`), in task order. */
+  readonly diagnostics: (start: Params, at: Params) => Promise<number[][]>;
   /** Frees the loaded tasks' data in the workers. */
   readonly release: () => Promise<void>;
   readonly close: () => Promise<void>;
@@ -165,6 +169,14 @@ export const outerWorkers = async (setup: OuterWorkerSetup, count: number): Prom
       const out: Float32Array[][] = new Array<Float32Array[]>(tasks);
       for (const a of answers) if (a.kind === 'terms') for (const t of a.terms) out[t.index] = [...t.values];
       for (let i = 0; i < tasks; i++) if (out[i] === undefined) throw new OuterWorkerError(`outer-step workers returned no term for task ${i}`);
+      return out;
+    },
+    diagnostics: async (startParams, at) => {
+      const message = { key, start: wire(startParams), at: wire(at) };
+      const answers = await Promise.all(active().map((w) => ask(w, { kind: 'diagnostics', id: nextId++, ...message })));
+      const out: number[][] = new Array<number[]>(tasks);
+      for (const a of answers) if (a.kind === 'diagnostics') for (const t of a.values) out[t.index] = [...t.values];
+      for (let i = 0; i < tasks; i++) if (out[i] === undefined) throw new OuterWorkerError(`outer-step workers returned no statistics for task ${i}`);
       return out;
     },
     release: async () => {
