@@ -703,7 +703,8 @@ const iterate = async (trainer: Trainer, params: Params, optimizerState: Optimiz
             const terms = await workers.terms(params, at);
             return lossAndGradientOf((i) => terms[i]!);
           };
-          if (workers !== undefined) await workers.load(sampled.trajectories, scoreWeights, stackOf);
+          // ProMP's per-level KL reads the parameters that sampled each level: the sampling phase's, sent along.
+          if (workers !== undefined) await workers.load(sampled.trajectories, scoreWeights, stackOf, withSampler ? levelParams.slice(1, adaptationSteps) : undefined);
           /** ProMP's end-of-step statistics per task, where the workers computed them. */
           let afterInWorkers: readonly (readonly number[])[] | undefined;
           try {

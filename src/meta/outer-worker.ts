@@ -83,14 +83,20 @@ try {
       switch (message.kind) {
         case 'load': {
           release();
+          const made: Params[] = [];
           held = {
             key: message.key,
             stack: message.stack,
-            tasks: message.tasks.map(({ index, levels, scoreWeight }) => {
+            tasks: message.tasks.map(({ index, levels, scoreWeight, sampledBy }) => {
               const data = levels.map((tr) => levelData(trainer, tr));
               const post = data.at(-1)!;
-              return { index, pre: data.slice(0, -1), post: scoreWeight === undefined ? post : { ...post, scoreWeight } };
+              // The sampling phase's parameters of levels 1 … K − 1, where the main thread sent them.
+              const by = sampledBy?.map(tensorsOf) ?? [];
+              made.push(...by);
+              const pre = data.slice(0, -1).map((d, j) => (j > 0 && by[j - 1] !== undefined ? { ...d, sampledBy: by[j - 1]! } : d));
+              return { index, pre, post: scoreWeight === undefined ? post : { ...post, scoreWeight } };
             }),
+            ...(message.tasks.some((t) => t.sampledBy !== undefined) ? { made } : {}),
           };
           reply({ kind: 'loaded', id: message.id });
           return;
@@ -101,7 +107,8 @@ try {
           const start = tensorsOf(message.start);
           const at = tensorsOf(message.at);
           try {
-            // ProMP's per-level KL: the sampling parameters of every level, computed once per iteration.
+            // ProMP's per-level KL: the sampling parameters of every level, computed once per iteration
+            // where the main thread did not send them.
             if (needsSamplingParams(trainer) && held.made === undefined) {
               const prepared = held.tasks.map((t) => ({ t, ...withSamplingParams(trainer, start, t.pre) }));
               held.tasks = prepared.map(({ t, pre }) => ({ ...t, pre }));

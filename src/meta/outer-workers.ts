@@ -33,7 +33,13 @@ export type ToOuterWorker =
       readonly id: number;
       readonly key: number;
       /** Each task's trajectories per level and (E-MAML as released) its post-update score weight. */
-      readonly tasks: readonly { readonly index: number; readonly levels: readonly Trajectories[]; readonly scoreWeight?: number }[];
+      readonly tasks: readonly {
+        readonly index: number;
+        readonly levels: readonly Trajectories[];
+        readonly scoreWeight?: number;
+        /** ProMP's per-level KL: the parameters that sampled levels 1 … K − 1 (the sampling phase's). */
+        readonly sampledBy?: readonly WireParams[];
+      }[];
       /** Tasks per stack: task i is in stack ⌊i / stack⌋ (iteration.ts outerStackSize); absent: task by task. */
       readonly stack?: number;
     }
@@ -59,7 +65,13 @@ export interface OuterWorkers {
    * Hands each worker its block of tasks: trajectories[level][task] (and E-MAML's score weight per task,
    * iteration.ts), whole stacks of `stack` tasks each (absent: the tasks are computed one by one).
    */
-  readonly load: (trajectories: readonly (readonly Trajectories[])[], scoreWeights: readonly number[] | undefined, stack: number | undefined) => Promise<void>;
+  readonly load: (
+    trajectories: readonly (readonly Trajectories[])[],
+    scoreWeights: readonly number[] | undefined,
+    stack: number | undefined,
+    /** Per level 1 … K − 1, each task's parameters that sampled it, where ProMP's KL reads them. */
+    sampledBy?: readonly (readonly Params[])[],
+  ) => Promise<void>;
   /** Every task's [loss term, ...gradients] at `at` (KL reference `start`), in task order. */
   readonly terms: (start: Params, at: Params) => Promise<Float32Array[][]>;
   /** ProMP: every task's end-of-step statistics at `at` (iteration.ts `prompTaskDiagnostics`), in task order. */
@@ -145,7 +157,7 @@ export const outerWorkers = async (setup: OuterWorkerSetup, count: number): Prom
 
   return {
     workers: pool.length,
-    load: async (trajectories, scoreWeights, stack) => {
+    load: async (trajectories, scoreWeights, stack, sampledBy) => {
       key++;
       tasks = trajectories[0]?.length ?? 0;
       // Whole stacks per worker (a stack is one computation).
@@ -157,7 +169,12 @@ export const outerWorkers = async (setup: OuterWorkerSetup, count: number): Prom
         active().map((w) => {
           const mine = [];
           for (let i = w.block.start; i < w.block.end; i++) {
-            mine.push({ index: i, levels: trajectories.map((level) => level[i]!), ...(scoreWeights !== undefined ? { scoreWeight: scoreWeights[i]! } : {}) });
+            mine.push({
+              index: i,
+              levels: trajectories.map((level) => level[i]!),
+              ...(scoreWeights !== undefined ? { scoreWeight: scoreWeights[i]! } : {}),
+              ...(sampledBy !== undefined ? { sampledBy: sampledBy.map((level) => wire(level[i]!)) } : {}),
+            });
           }
           return ask(w, { kind: 'load', id: nextId++, key, tasks: mine, ...(stack !== undefined ? { stack } : {}) });
         }),
