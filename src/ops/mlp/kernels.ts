@@ -11,8 +11,9 @@
  *                `secondOrderBackward` (the backward pass and its tangents: the hvp), which may take
  *                a further cotangent u′ whose vjp Σ_b u′_b ∇ℓ_b it adds in the same pass
  *
- * `vjp` and `secondOrder` may also take a cotangent dO [B, out] of the network's output O: then vjp is
- * Σ_b u_b ∇ℓ_b + Σ_b ∂O_bᵀdO_b (one backward pass from G_O + dO), secondOrder its derivative (the hvp
+ * `vjp` and the second order's forward half may also take a cotangent dO [B, out] of the network's
+ * output O: then vjp is Σ_b u_b ∇ℓ_b + Σ_b ∂O_bᵀdO_b (one backward pass from G_O + dO), the second order
+ * its derivative (the hvp
  * with G_O + dO, and, besides the jvp, the output's tangent Ȯ = ∂O·v [B, out]: the derivative with
  * respect to dO). That is the gradient of an op whose outputs are ℓ and O together (log-prob-op.ts),
  * for a caller that reads both at the same θ (ProMP's KL at an inner step's parameters and data).
@@ -23,11 +24,12 @@
  * bookkeeping of one (the outer step stacks tasks this way: iteration.ts).
  *
  * `vjp` also returns its backward pass's cotangents before each hidden layer's activation slope,
- * G_l W_lᵀ for l = L−1 … 1 ([B, width_l] each): `secondOrder` at the same θ and u needs exactly these
- * (its backward pass is the vjp's and its tangent), so it takes them instead of recomputing them — one
+ * G_l W_lᵀ for l = L−1 … 1 ([B, width_l] each): the second order's backward half at the same θ and u
+ * needs exactly these (its backward pass is the vjp's and its tangent), so it takes them instead of
+ * recomputing them — one
  * [B, width]·[width, width] product per hidden layer fewer.
  *
- * `secondOrder` is the derivative of `vjp` (with respect to θ, and to u): forward-mode tangents along v
+ * The second order is the derivative of `vjp` (with respect to θ, and to u): forward-mode tangents along v
  * pushed through the forward pass and the backward pass (forward-over-reverse), written out by hand.
  * This module's implementation runs them as tfjs kernels (every backend has them, and on the native
  * TensorFlow backends they are the fast ones); matrix products with a transposed operand are
@@ -142,34 +144,6 @@ export interface MlpKernels {
     extra?: MlpExtraCotangent,
   ) => tf.Tensor;
 }
-
-/** `secondOrder`'s results: the derivative of `vjp` along v with respect to θ, to u, and (given dO) to dO. */
-export interface MlpSecondOrder {
-  /** θ's shape. */
-  readonly hvp: tf.Tensor;
-  readonly jvp: tf.Tensor1D;
-  /** Ȯ [B, out], when the vjp had an output cotangent dO. */
-  readonly outputTangent?: tf.Tensor2D;
-}
-
-/** The derivative of `vjp` along v (θ's shape), the two halves in one call: hvp = Σ_b u_b ∇²ℓ_b·v, jvp = ∇ℓ_b·v (and Ȯ, given dO). */
-export const secondOrder = (
-  kernels: MlpKernels,
-  spec: MlpSpec,
-  theta: tf.Tensor,
-  activations: readonly tf.Tensor[],
-  cotangents: readonly tf.Tensor[],
-  x: tf.Tensor2D,
-  a: tf.Tensor,
-  u: tf.Tensor1D,
-  v: tf.Tensor,
-  dO?: tf.Tensor2D,
-): MlpSecondOrder => {
-  const forward = kernels.tangents(spec, theta, activations, x, a, u, v, dO);
-  const hvp = kernels.secondOrderBackward(spec, theta, activations, cotangents, x, v, forward.tangents);
-  disposeTangents(forward.tangents);
-  return forward.outputTangent === undefined ? { hvp, jvp: forward.jvp } : { hvp, jvp: forward.jvp, outputTangent: forward.outputTangent };
-};
 
 /** Frees the tensors of a forward half's state. */
 export const disposeTangents = (t: MlpTangents): void => {
