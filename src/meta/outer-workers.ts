@@ -154,6 +154,21 @@ export const outerWorkers = async (setup: OuterWorkerSetup, count: number): Prom
     });
   };
   const active = () => pool.filter((w) => w.block.end > w.block.start);
+  /** Asks every active worker for `kind` at `at` (KL reference `start`) and puts the per-task answers in task order. */
+  const perTask = async <T>(
+    kind: 'terms' | 'diagnostics',
+    startParams: Params,
+    at: Params,
+    answersOf: (a: FromOuterWorker) => readonly { readonly index: number; readonly values: readonly T[] }[],
+    what: string,
+  ): Promise<T[][]> => {
+    const message = { key, start: wire(startParams), at: wire(at) };
+    const answers = await Promise.all(active().map((w) => ask(w, { kind, id: nextId++, ...message })));
+    const out: T[][] = new Array<T[]>(tasks);
+    for (const a of answers) for (const t of answersOf(a)) out[t.index] = [...t.values];
+    for (let i = 0; i < tasks; i++) if (out[i] === undefined) throw new OuterWorkerError(`outer-step workers returned no ${what} for task ${i}`);
+    return out;
+  };
 
   return {
     workers: pool.length,
@@ -180,22 +195,8 @@ export const outerWorkers = async (setup: OuterWorkerSetup, count: number): Prom
         }),
       );
     },
-    terms: async (startParams, at) => {
-      const message = { key, start: wire(startParams), at: wire(at) };
-      const answers = await Promise.all(active().map((w) => ask(w, { kind: 'terms', id: nextId++, ...message })));
-      const out: Float32Array[][] = new Array<Float32Array[]>(tasks);
-      for (const a of answers) if (a.kind === 'terms') for (const t of a.terms) out[t.index] = [...t.values];
-      for (let i = 0; i < tasks; i++) if (out[i] === undefined) throw new OuterWorkerError(`outer-step workers returned no term for task ${i}`);
-      return out;
-    },
-    diagnostics: async (startParams, at) => {
-      const message = { key, start: wire(startParams), at: wire(at) };
-      const answers = await Promise.all(active().map((w) => ask(w, { kind: 'diagnostics', id: nextId++, ...message })));
-      const out: number[][] = new Array<number[]>(tasks);
-      for (const a of answers) if (a.kind === 'diagnostics') for (const t of a.values) out[t.index] = [...t.values];
-      for (let i = 0; i < tasks; i++) if (out[i] === undefined) throw new OuterWorkerError(`outer-step workers returned no statistics for task ${i}`);
-      return out;
-    },
+    terms: (startParams, at) => perTask('terms', startParams, at, (a) => (a.kind === 'terms' ? a.terms : []), 'term'),
+    diagnostics: (startParams, at) => perTask('diagnostics', startParams, at, (a) => (a.kind === 'diagnostics' ? a.values : []), 'statistics'),
     release: async () => {
       await Promise.all(active().map((w) => ask(w, { kind: 'release', id: nextId++ })));
     },
