@@ -405,22 +405,6 @@ export const needsSamplingParams = (trainer: Trainer): boolean =>
   trainer.algorithm.optimizer === 'promp' && trainer.config.prompKlLevels === 'every-level' && trainer.adaptationSteps > 1;
 
 /**
- * `pre` with each level after the first carrying the parameters that sampled it (θo's adaptation, the
- * same numbers the sampling phase computed, in the policy's named parameters), so that `prompKl` does
- * not rebuild them at every outer step; dispose `made` when done.
- */
-export const withSamplingParams = (trainer: Trainer, start: Params, pre: readonly LevelData[]): { pre: LevelData[]; made: Params[] } => {
-  const { toGraph, fromGraph } = trainer.parameters;
-  const copy = copyParams(start);
-  try {
-    const made = tf.tidy(() => trainer.meta.adapt(toGraph(copy), pre).slice(0, -1).map((g) => keepParams(fromGraph(g))));
-    return { pre: pre.map((d, j) => (j === 0 ? d : { ...d, sampledBy: made[j - 1]! })), made };
-  } finally {
-    disposeParams(copy);
-  }
-};
-
-/**
  * One task's term of the outer loss (to minimise) at θ: −its meta-surrogate on its pre- and
  * post-update data, plus for ProMP η·`prompKl`. The outer loss is the mean of these over tasks.
  * Parameters in the policy's named form; the graph's form is made once per call.

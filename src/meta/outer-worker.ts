@@ -20,7 +20,6 @@ import {
   prompDiagnostics,
   prompTaskDiagnostics,
   withSamplingDistributions,
-  withSamplingParams,
   type Trainer,
 } from './iteration.ts';
 import { disposeStackedTasks, stackTasks } from './task-stack.ts';
@@ -107,13 +106,8 @@ try {
           const start = tensorsOf(message.start);
           const at = tensorsOf(message.at);
           try {
-            // ProMP's per-level KL: the sampling parameters of every level, computed once per iteration
-            // where the main thread did not send them.
-            if (needsSamplingParams(trainer) && held.made === undefined) {
-              const prepared = held.tasks.map((t) => ({ t, ...withSamplingParams(trainer, start, t.pre) }));
-              held.tasks = prepared.map(({ t, pre }) => ({ ...t, pre }));
-              held.made = prepared.flatMap(({ made }) => made);
-            }
+            // ProMP's per-level KL reads the parameters that sampled every level: the main thread's (load).
+            if (needsSamplingParams(trainer) && held.made === undefined) throw new Error("ProMP's per-level KL needs the parameters that sampled each level, and the load sent none");
             // ProMP's KL reference distributions, once per iteration (as the main thread does).
             if (trainer.algorithm.optimizer === 'promp' && held.prepared === undefined) {
               const withFixed = held.tasks.map((t) => ({ t, ...withSamplingDistributions(trainer, start, t.pre) }));
