@@ -7,7 +7,7 @@
  * derivation); that module's tfjs implementation is the oracle these are tested against.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { MlpExtraCotangent, MlpForward, MlpForwardTangents, MlpKernels, MlpTangents, MlpVjp } from './kernels.ts';
+import type { MlpForward, MlpForwardTangents, MlpKernels, MlpTangents, MlpVjp } from './kernels.ts';
 import { layerCount, parameterSizes, type MlpSpec } from './spec.ts';
 import { kernelMemory, matrixAt, newWasmMemory, type CallMemory, type Matrix, type WasmMemory } from './kernel-memory.ts';
 import { chosenMlpKernelBuild, mlpKernelBytes } from './wasm-module.ts';
@@ -501,16 +501,7 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
    * results, Ȯ too given dO), then the head's G_O and Ġ_O (results) with the JVP and the log-std's
    * HVP part.
    */
-  const tangents = (
-    spec: MlpSpec,
-    theta: tf.Tensor,
-    activations: readonly tf.Tensor[],
-    x: tf.Tensor2D,
-    a: tf.Tensor,
-    u: tf.Tensor1D,
-    v: tf.Tensor,
-    dO?: tf.Tensor2D,
-  ): MlpForwardTangents => {
+  const tangents: MlpKernels['tangents'] = (spec, theta, activations, x, a, u, v, dO): MlpForwardTangents => {
     const rows = x.shape[0];
     const blocks = blocksOf(theta, rows);
     return withMemory(floatsFor(spec, rows, blocks.count), (ws) => {
@@ -579,16 +570,7 @@ export const wasmMlpKernels = (bytes: Uint8Array = mlpKernelsWasm()): MlpKernels
    * state, written into the hvp; an extra cotangent's G_O (and dO′) joins Ġ_O first, its log-std
    * gradient the log-std's part.
    */
-  const secondOrderBackward = (
-    spec: MlpSpec,
-    theta: tf.Tensor,
-    activations: readonly tf.Tensor[],
-    cotangents: readonly tf.Tensor[],
-    x: tf.Tensor2D,
-    v: tf.Tensor,
-    state: MlpTangents,
-    extra?: MlpExtraCotangent,
-  ): tf.Tensor => {
+  const secondOrderBackward: MlpKernels['secondOrderBackward'] = (spec, theta, activations, cotangents, x, v, state, extra) => {
     const rows = x.shape[0];
     const blocks = blocksOf(theta, rows);
     return withMemory(floatsFor(spec, rows, blocks.count), (ws) => {
